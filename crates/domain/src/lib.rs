@@ -1,0 +1,17 @@
+//! Stonepot's domain: pure types and rules with no I/O.
+//!
+//! Ids and money validate on construction; menus, tenants, themes and the demo data
+//! live here so every other crate (store, server, agent) shares one vocabulary.
+
+pub mod demo;
+pub mod finance;
+pub mod ids;
+pub mod menu;
+pub mod money;
+pub mod tenant;
+pub mod theme;
+
+pub use ids::{IdError, SessionId, TenantId};
+pub use money::{Currency, Money, MoneyError};
+pub use tenant::{Category, Tenant};
+pub use theme::Theme;

@@ -1,1 +1,68 @@
-//! placeholder
+//! Durable state behind one interface: SQLite by default, PostgreSQL for scale-out.
+//!
+//! Both backends share the SQL text (numbered `$N` parameters work in both) and differ
+//! only in their migrations and connection setup. Every query on tenant-owned data names
+//! the tenant.
+
+mod backup;
+mod finance;
+mod menu;
+mod pool;
+mod tenants;
+#[cfg(feature = "testing")]
+pub mod testing;
+
+pub use backup::{BackupError, BackupReport};
+pub use pool::{Backend, Store};
+pub use tenants::hash_api_key;
+
+/// What can go wrong talking to the store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("database error: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("stored data is corrupt: {0}")]
+    Corrupt(String),
+    #[error("not found: {0}")]
+    NotFound(String),
+    #[error("invalid database url: {0}")]
+    BadUrl(String),
+    #[error("i/o error: {0}")]
+    Io(#[from] std::io::Error),
+}
+
+impl From<serde_json::Error> for StoreError {
+    fn from(e: serde_json::Error) -> Self {
+        StoreError::Corrupt(e.to_string())
+    }
+}
+
+pub type Result<T, E = StoreError> = std::result::Result<T, E>;
+
+/// Row counts for `/api/session/stats` and the smoke check.
+#[derive(Debug, Clone, Default, serde::Serialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct Counts {
+    pub tenants: i64,
+    pub menu_items: i64,
+    pub api_keys: i64,
+}
+
+/// Milliseconds since the Unix epoch, the store's time unit.
+pub(crate) fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Runs `$body` with `$p` bound to whichever concrete pool the store has, so one piece
+/// of SQL code serves both backends with full static typing.
+macro_rules! with_pool {
+    ($store:expr, |$p:ident| $body:expr) => {
+        match &$store.pool {
+            $crate::pool::AnyPool::Sqlite($p) => $body,
+            $crate::pool::AnyPool::Postgres($p) => $body,
+        }
+    };
+}
+pub(crate) use with_pool;

@@ -1,0 +1,225 @@
+//! Connecting, migrating and health-checking either backend.
+
+use crate::{Counts, Result, StoreError, with_pool};
+use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
+use sqlx::sqlite::{
+    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
+};
+use sqlx::{ConnectOptions, Row};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+use std::time::Duration;
+
+/// Which database a store talks to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    Postgres,
+}
+
+impl Backend {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Backend::Sqlite => "sqlite",
+            Backend::Postgres => "postgres",
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub(crate) enum AnyPool {
+    Sqlite(SqlitePool),
+    Postgres(PgPool),
+}
+
+/// A handle to the database; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pub(crate) pool: AnyPool,
+    /// The connection url with any password removed (for logs and errors).
+    url_redacted: String,
+    /// Where the SQLite file lives (None for PostgreSQL and in-memory databases).
+    sqlite_path: Option<PathBuf>,
+    /// The url as given, kept for `pg_dump`/`pg_restore`; never logged.
+    url: String,
+}
+
+/// The SQLite file a `sqlite:` url names, or None for an in-memory database.
+pub fn sqlite_file(url: &str) -> Option<PathBuf> {
+    let rest = url
+        .strip_prefix("sqlite://")
+        .or_else(|| url.strip_prefix("sqlite:"))?;
+    let path = rest.split('?').next().unwrap_or_default();
+    if path.is_empty() || path == ":memory:" || url.contains("mode=memory") {
+        return None;
+    }
+    Some(PathBuf::from(path))
+}
+
+fn redact(url: &str) -> String {
+    // postgres://user:password@host/db → postgres://user:***@host/db
+    if let Some((scheme, rest)) = url.split_once("://")
+        && let Some((auth, host)) = rest.split_once('@')
+        && let Some((user, _)) = auth.split_once(':')
+    {
+        return format!("{scheme}://{user}:***@{host}");
+    }
+    url.to_string()
+}
+
+impl Store {
+    /// Connects to `url` (`sqlite://path`, `sqlite::memory:`, `postgres://…`), creating
+    /// the SQLite file and its directory when missing. Does not migrate.
+    pub async fn connect(url: &str) -> Result<Self> {
+        let url_redacted = redact(url);
+        if url.starts_with("postgres://") || url.starts_with("postgresql://") {
+            let opts = PgConnectOptions::from_str(url)
+                .map_err(|e| StoreError::BadUrl(format!("{url_redacted}: {e}")))?
+                .log_statements(tracing::log::LevelFilter::Trace)
+                .log_slow_statements(tracing::log::LevelFilter::Warn, Duration::from_millis(500));
+            let pool = PgPoolOptions::new()
+                .max_connections(16)
+                .acquire_timeout(Duration::from_secs(3))
+                .connect_with(opts)
+                .await?;
+            return Ok(Store {
+                pool: AnyPool::Postgres(pool),
+                url_redacted,
+                sqlite_path: None,
+                url: url.to_string(),
+            });
+        }
+        if !url.starts_with("sqlite:") {
+            return Err(StoreError::BadUrl(format!(
+                "{url_redacted}: expected sqlite://PATH or postgres://…"
+            )));
+        }
+        let file = sqlite_file(url);
+        if let Some(parent) = file.as_deref().and_then(Path::parent)
+            && !parent.as_os_str().is_empty()
+        {
+            std::fs::create_dir_all(parent)?;
+        }
+        let opts = SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl(format!("{url_redacted}: {e}")))?
+            .create_if_missing(true)
+            .foreign_keys(true)
+            .busy_timeout(Duration::from_secs(5))
+            .log_statements(tracing::log::LevelFilter::Trace);
+        let (opts, max) = if file.is_some() {
+            // WAL + FULL: an acknowledged commit survives power loss.
+            let o = opts
+                .journal_mode(SqliteJournalMode::Wal)
+                .synchronous(SqliteSynchronous::Full);
+            (o, 8)
+        } else {
+            // Each in-memory connection is its own database: keep exactly one for ever.
+            (opts, 1)
+        };
+        let mut pool_opts = SqlitePoolOptions::new()
+            .max_connections(max)
+            .acquire_timeout(Duration::from_secs(5));
+        if file.is_none() {
+            pool_opts = pool_opts
+                .min_connections(1)
+                .idle_timeout(None)
+                .max_lifetime(None);
+        }
+        let pool = pool_opts.connect_with(opts).await?;
+        Ok(Store {
+            pool: AnyPool::Sqlite(pool),
+            url_redacted,
+            sqlite_path: file,
+            url: url.to_string(),
+        })
+    }
+
+    /// Applies this backend's pending migrations.
+    pub async fn migrate(&self) -> Result<()> {
+        match &self.pool {
+            AnyPool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            AnyPool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
+        }
+        Ok(())
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self.pool {
+            AnyPool::Sqlite(_) => Backend::Sqlite,
+            AnyPool::Postgres(_) => Backend::Postgres,
+        }
+    }
+
+    /// The url with its password masked.
+    pub fn url_redacted(&self) -> &str {
+        &self.url_redacted
+    }
+
+    pub(crate) fn url(&self) -> &str {
+        &self.url
+    }
+
+    /// The SQLite database file, when there is one.
+    pub fn sqlite_path(&self) -> Option<&Path> {
+        self.sqlite_path.as_deref()
+    }
+
+    /// A real round trip through the schema, for `/health`.
+    pub async fn ping(&self) -> Result<()> {
+        with_pool!(self, |p| {
+            sqlx::query("SELECT COUNT(*) AS n FROM tenants WHERE id = $1")
+                .bind("health-probe")
+                .fetch_one(p)
+                .await?;
+        });
+        Ok(())
+    }
+
+    /// Row counts of the main tables.
+    pub async fn counts(&self) -> Result<Counts> {
+        let sql = "SELECT (SELECT COUNT(*) FROM tenants) AS tenants, \
+                   (SELECT COUNT(*) FROM menu_items) AS items, \
+                   (SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL) AS keys";
+        with_pool!(self, |p| {
+            let row = sqlx::query(sql).fetch_one(p).await?;
+            Ok(Counts {
+                tenants: row.try_get("tenants")?,
+                menu_items: row.try_get("items")?,
+                api_keys: row.try_get("keys")?,
+            })
+        })
+    }
+
+    /// Closes every connection; later calls fail.
+    pub async fn close(&self) {
+        with_pool!(self, |p| p.close().await)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sqlite_urls_name_their_file() {
+        assert_eq!(
+            sqlite_file("sqlite://./data/stonepot.db"),
+            Some(PathBuf::from("./data/stonepot.db"))
+        );
+        assert_eq!(
+            sqlite_file("sqlite:///var/lib/x.db?mode=rwc"),
+            Some(PathBuf::from("/var/lib/x.db"))
+        );
+        assert_eq!(sqlite_file("sqlite::memory:"), None);
+        assert_eq!(sqlite_file("postgres://x"), None);
+    }
+
+    #[test]
+    fn passwords_are_masked() {
+        assert_eq!(
+            redact("postgres://app:hunter2@db:5432/x"),
+            "postgres://app:***@db:5432/x"
+        );
+        assert_eq!(redact("sqlite://a.db"), "sqlite://a.db");
+    }
+}

@@ -1,0 +1,264 @@
+//! Store behaviour, run once on SQLite and once on PostgreSQL.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+use stonepot_domain::{TenantId, demo};
+use stonepot_store::{Backend, Store, testing};
+
+/// A migrated store of the given backend, plus what keeps it alive.
+struct Fixture {
+    store: Store,
+    _dir: tempfile::TempDir,
+    pg_url: Option<String>,
+}
+
+impl Fixture {
+    async fn new(backend: Backend) -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let (url, pg_url) = match backend {
+            Backend::Sqlite => (
+                format!(
+                    "sqlite://{}",
+                    dir.path().join("nested/stonepot.db").display()
+                ),
+                None,
+            ),
+            Backend::Postgres => {
+                let url = testing::fresh_postgres_url("store")
+                    .await
+                    .expect("PostgreSQL is required for the store tests");
+                (url.clone(), Some(url))
+            }
+        };
+        let store = Store::connect(&url).await.unwrap();
+        store.migrate().await.unwrap();
+        assert_eq!(store.backend(), backend);
+        Fixture {
+            store,
+            _dir: dir,
+            pg_url,
+        }
+    }
+
+    async fn done(self) {
+        self.store.close().await;
+        if let Some(url) = self.pg_url {
+            testing::drop_postgres_database(&url).await.unwrap();
+        }
+    }
+}
+
+macro_rules! both_backends {
+    ($($name:ident),* $(,)?) => {
+        mod sqlite {
+            $(#[tokio::test] async fn $name() { super::$name(stonepot_store::Backend::Sqlite).await })*
+        }
+        mod postgres {
+            $(#[tokio::test] async fn $name() { super::$name(stonepot_store::Backend::Postgres).await })*
+        }
+    };
+}
+
+both_backends!(
+    tenants_round_trip_and_upsert,
+    api_keys_are_hashed_scoped_and_revocable,
+    menu_round_trips_exactly_and_is_tenant_scoped,
+    book_round_trips,
+    migrations_are_idempotent,
+    ping_and_counts,
+    backup_then_restore_round_trip,
+);
+
+async fn tenants_round_trip_and_upsert(b: Backend) {
+    let f = Fixture::new(b).await;
+    let mut t = demo::restaurant_tenant();
+    f.store.upsert_tenant(&t).await.unwrap();
+    assert_eq!(f.store.tenant(&t.id).await.unwrap(), Some(t.clone()));
+    t.name = "Renamed".into();
+    f.store.upsert_tenant(&t).await.unwrap();
+    assert_eq!(
+        f.store.tenant(&t.id).await.unwrap().unwrap().name,
+        "Renamed"
+    );
+    f.store
+        .upsert_tenant(&demo::finance_tenant())
+        .await
+        .unwrap();
+    let all = f.store.tenants().await.unwrap();
+    assert_eq!(
+        all.iter().map(|t| t.id.as_str()).collect::<Vec<_>>(),
+        ["demo-finance", "demo-restaurant"]
+    );
+    let missing = TenantId::new("nobody").unwrap();
+    assert_eq!(f.store.tenant(&missing).await.unwrap(), None);
+    f.done().await;
+}
+
+async fn api_keys_are_hashed_scoped_and_revocable(b: Backend) {
+    let f = Fixture::new(b).await;
+    let r = demo::restaurant_tenant();
+    let fin = demo::finance_tenant();
+    f.store.upsert_tenant(&r).await.unwrap();
+    f.store.upsert_tenant(&fin).await.unwrap();
+    f.store
+        .add_api_key(&r.id, "sp_first", "demo")
+        .await
+        .unwrap();
+    f.store
+        .add_api_key(&r.id, "sp_second", "demo")
+        .await
+        .unwrap();
+    f.store.add_api_key(&r.id, "sp_ops", "ops").await.unwrap();
+    assert_eq!(
+        f.store.tenant_for_api_key("sp_first").await.unwrap(),
+        Some(r.id.clone())
+    );
+    assert_eq!(f.store.tenant_for_api_key("sp_nope").await.unwrap(), None);
+    // A key cannot be moved to another tenant.
+    assert!(
+        f.store
+            .add_api_key(&fin.id, "sp_first", "demo")
+            .await
+            .is_err()
+    );
+    // Revoke the demo-labelled keys except the second; the ops key is untouched.
+    let n = f
+        .store
+        .revoke_api_keys(&r.id, "demo", Some("sp_second"))
+        .await
+        .unwrap();
+    assert_eq!(n, 1);
+    assert_eq!(f.store.tenant_for_api_key("sp_first").await.unwrap(), None);
+    assert!(
+        f.store
+            .tenant_for_api_key("sp_second")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    assert!(
+        f.store
+            .tenant_for_api_key("sp_ops")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    // Re-adding a revoked key re-activates it.
+    f.store
+        .add_api_key(&r.id, "sp_first", "demo")
+        .await
+        .unwrap();
+    assert!(
+        f.store
+            .tenant_for_api_key("sp_first")
+            .await
+            .unwrap()
+            .is_some()
+    );
+    f.done().await;
+}
+
+async fn menu_round_trips_exactly_and_is_tenant_scoped(b: Backend) {
+    let f = Fixture::new(b).await;
+    let r = demo::restaurant_tenant();
+    let fin = demo::finance_tenant();
+    f.store.upsert_tenant(&r).await.unwrap();
+    f.store.upsert_tenant(&fin).await.unwrap();
+    let menu = demo::restaurant_menu();
+    f.store.replace_menu(&r.id, &menu).await.unwrap();
+    assert_eq!(f.store.menu(&r.id).await.unwrap(), menu);
+    assert!(f.store.menu(&fin.id).await.unwrap().items.is_empty());
+    // Replacing is total, not a merge.
+    let mut smaller = menu.clone();
+    smaller.items.truncate(3);
+    f.store.replace_menu(&r.id, &smaller).await.unwrap();
+    assert_eq!(f.store.menu(&r.id).await.unwrap().items.len(), 3);
+    // An invalid menu is refused and leaves the stored one alone.
+    let mut bad = menu.clone();
+    bad.items[0].price = -1;
+    assert!(f.store.replace_menu(&r.id, &bad).await.is_err());
+    assert_eq!(f.store.menu(&r.id).await.unwrap(), smaller);
+    f.done().await;
+}
+
+async fn book_round_trips(b: Backend) {
+    let f = Fixture::new(b).await;
+    let fin = demo::finance_tenant();
+    f.store.upsert_tenant(&fin).await.unwrap();
+    let book = demo::finance_book();
+    f.store.replace_book(&fin.id, &book).await.unwrap();
+    assert_eq!(f.store.book(&fin.id).await.unwrap(), book);
+    f.done().await;
+}
+
+async fn migrations_are_idempotent(b: Backend) {
+    let f = Fixture::new(b).await;
+    f.store.migrate().await.unwrap();
+    f.store.migrate().await.unwrap();
+    f.done().await;
+}
+
+async fn ping_and_counts(b: Backend) {
+    let f = Fixture::new(b).await;
+    f.store.ping().await.unwrap();
+    let r = demo::restaurant_tenant();
+    f.store.upsert_tenant(&r).await.unwrap();
+    f.store
+        .replace_menu(&r.id, &demo::restaurant_menu())
+        .await
+        .unwrap();
+    f.store.add_api_key(&r.id, "k", "demo").await.unwrap();
+    let c = f.store.counts().await.unwrap();
+    assert_eq!(c.tenants, 1);
+    assert_eq!(c.api_keys, 1);
+    assert_eq!(
+        c.menu_items,
+        i64::try_from(demo::restaurant_menu().items.len()).unwrap()
+    );
+    f.store.close().await;
+    assert!(
+        f.store.ping().await.is_err(),
+        "a closed store must not ping"
+    );
+    if let Some(url) = f.pg_url {
+        testing::drop_postgres_database(&url).await.unwrap();
+    }
+}
+
+async fn backup_then_restore_round_trip(b: Backend) {
+    let f = Fixture::new(b).await;
+    let r = demo::restaurant_tenant();
+    f.store.upsert_tenant(&r).await.unwrap();
+    let menu = demo::restaurant_menu();
+    f.store.replace_menu(&r.id, &menu).await.unwrap();
+    f.store.add_api_key(&r.id, "sp_keep", "demo").await.unwrap();
+
+    let out = f._dir.path().join("backups/one.bak");
+    let rep = f.store.backup(&out).await.unwrap();
+    assert!(rep.bytes > 0);
+    // A second backup to the same path is refused, not overwritten.
+    assert!(f.store.backup(&out).await.is_err());
+
+    // Diverge: change the menu, add a tenant, revoke the key.
+    let mut changed = menu.clone();
+    changed.items.truncate(1);
+    f.store.replace_menu(&r.id, &changed).await.unwrap();
+    f.store
+        .upsert_tenant(&demo::finance_tenant())
+        .await
+        .unwrap();
+    f.store.revoke_api_keys(&r.id, "demo", None).await.unwrap();
+
+    f.store.restore(&out).await.unwrap();
+    assert_eq!(f.store.menu(&r.id).await.unwrap(), menu);
+    assert_eq!(f.store.tenants().await.unwrap(), vec![r.clone()]);
+    assert_eq!(
+        f.store.tenant_for_api_key("sp_keep").await.unwrap(),
+        Some(r.id.clone())
+    );
+    // Garbage is refused with the store untouched.
+    let junk = f._dir.path().join("junk.bak");
+    std::fs::write(&junk, b"not a database").unwrap();
+    assert!(f.store.restore(&junk).await.is_err());
+    assert_eq!(f.store.menu(&r.id).await.unwrap(), menu);
+    f.done().await;
+}

@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# The whole test suite: what the README's second command runs and what CI calls.
+#
+# Starts a throwaway PostgreSQL (unless STONEPOT_TEST_POSTGRES_URL is already set), checks
+# the deploy files with their real tools, then runs every Rust test on both store backends.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# shellcheck source=scripts/postgres.sh
+source scripts/postgres.sh
+if [ -z "${STONEPOT_TEST_POSTGRES_URL:-}" ]; then
+    pg_start
+    trap pg_stop EXIT
+fi
+
+echo "== deploy files"
+scripts/check-deploy.sh
+
+echo "== cargo test"
+cargo test --workspace --locked "$@"
+
+echo "== all tests passed"

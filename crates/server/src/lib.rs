@@ -1,1 +1,14 @@
+//! The `stonepot` server: configuration, CLI, HTTP routes, pages and assets.
 
+pub mod app;
+pub mod assets;
+pub mod cli;
+pub mod config;
+pub mod error;
+pub mod http;
+pub mod metrics;
+pub mod pages;
+pub mod routes;
+pub mod serve;
+pub mod smoke;
+pub mod telemetry;

@@ -13,7 +13,7 @@ mod tenants;
 pub mod testing;
 
 pub use backup::{BackupError, BackupReport};
-pub use pool::{Backend, Store};
+pub use pool::{Backend, Store, sqlite_file};
 pub use tenants::hash_api_key;
 
 /// What can go wrong talking to the store.

@@ -98,26 +98,20 @@ impl Store {
         })
     }
 
-    /// Stores the hash of `key` for `tenant` under `label`. Re-adding an existing key
-    /// re-activates it for that tenant.
+    /// Grants `key` (stored as its hash) access to `tenant` under `label`. Granting a
+    /// revoked key again re-activates it.
     pub async fn add_api_key(&self, tenant: &TenantId, key: &str, label: &str) -> Result<()> {
-        let sql = "INSERT INTO api_keys (key_hash, tenant_id, label, created_at, revoked_at) \
+        let sql = "INSERT INTO api_keys (tenant_id, key_hash, label, created_at, revoked_at) \
                    VALUES ($1, $2, $3, $4, NULL) \
-                   ON CONFLICT (key_hash) DO UPDATE SET revoked_at = NULL, label = excluded.label \
-                   WHERE api_keys.tenant_id = excluded.tenant_id";
+                   ON CONFLICT (tenant_id, key_hash) DO UPDATE SET revoked_at = NULL, label = excluded.label";
         with_pool!(self, |p| {
-            let done = sqlx::query(sql)
-                .bind(hash_api_key(key))
+            sqlx::query(sql)
                 .bind(tenant.as_str())
+                .bind(hash_api_key(key))
                 .bind(label)
                 .bind(now_ms())
                 .execute(p)
                 .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::Corrupt(
-                    "that API key already belongs to another tenant".into(),
-                ));
-            }
         });
         Ok(())
     }
@@ -144,19 +138,35 @@ impl Store {
         })
     }
 
-    /// The tenant an active API key belongs to.
-    pub async fn tenant_for_api_key(&self, key: &str) -> Result<Option<TenantId>> {
-        let sql = "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL";
+    /// Whether `key` is an active key of `tenant`.
+    pub async fn api_key_valid(&self, tenant: &TenantId, key: &str) -> Result<bool> {
+        let sql = "SELECT COUNT(*) AS n FROM api_keys \
+                   WHERE tenant_id = $1 AND key_hash = $2 AND revoked_at IS NULL";
         with_pool!(self, |p| {
             let row = sqlx::query(sql)
+                .bind(tenant.as_str())
                 .bind(hash_api_key(key))
-                .fetch_optional(p)
+                .fetch_one(p)
                 .await?;
-            row.map(|r| {
-                let id: String = r.try_get("tenant_id")?;
-                TenantId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))
-            })
-            .transpose()
+            Ok(row.try_get::<i64, _>("n")? > 0)
+        })
+    }
+
+    /// Every tenant an active key opens, ordered by id.
+    pub async fn api_key_tenants(&self, key: &str) -> Result<Vec<TenantId>> {
+        let sql = "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL \
+                   ORDER BY tenant_id";
+        with_pool!(self, |p| {
+            sqlx::query(sql)
+                .bind(hash_api_key(key))
+                .fetch_all(p)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let id: String = r.try_get("tenant_id")?;
+                    TenantId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect()
         })
     }
 }

@@ -108,52 +108,36 @@ async fn api_keys_are_hashed_scoped_and_revocable(b: Backend) {
         .await
         .unwrap();
     f.store.add_api_key(&r.id, "sp_ops", "ops").await.unwrap();
+    assert!(f.store.api_key_valid(&r.id, "sp_first").await.unwrap());
+    assert!(!f.store.api_key_valid(&fin.id, "sp_first").await.unwrap());
+    assert!(!f.store.api_key_valid(&r.id, "sp_nope").await.unwrap());
+    // One key may open two tenants; each grant is separate.
+    f.store
+        .add_api_key(&fin.id, "sp_first", "demo")
+        .await
+        .unwrap();
     assert_eq!(
-        f.store.tenant_for_api_key("sp_first").await.unwrap(),
-        Some(r.id.clone())
+        f.store.api_key_tenants("sp_first").await.unwrap(),
+        vec![fin.id.clone(), r.id.clone()]
     );
-    assert_eq!(f.store.tenant_for_api_key("sp_nope").await.unwrap(), None);
-    // A key cannot be moved to another tenant.
-    assert!(
-        f.store
-            .add_api_key(&fin.id, "sp_first", "demo")
-            .await
-            .is_err()
-    );
-    // Revoke the demo-labelled keys except the second; the ops key is untouched.
+    // Revoke the restaurant's demo keys except the second; the ops key and the
+    // finance grant are untouched.
     let n = f
         .store
         .revoke_api_keys(&r.id, "demo", Some("sp_second"))
         .await
         .unwrap();
     assert_eq!(n, 1);
-    assert_eq!(f.store.tenant_for_api_key("sp_first").await.unwrap(), None);
-    assert!(
-        f.store
-            .tenant_for_api_key("sp_second")
-            .await
-            .unwrap()
-            .is_some()
-    );
-    assert!(
-        f.store
-            .tenant_for_api_key("sp_ops")
-            .await
-            .unwrap()
-            .is_some()
-    );
-    // Re-adding a revoked key re-activates it.
+    assert!(!f.store.api_key_valid(&r.id, "sp_first").await.unwrap());
+    assert!(f.store.api_key_valid(&fin.id, "sp_first").await.unwrap());
+    assert!(f.store.api_key_valid(&r.id, "sp_second").await.unwrap());
+    assert!(f.store.api_key_valid(&r.id, "sp_ops").await.unwrap());
+    // Granting a revoked key again re-activates it.
     f.store
         .add_api_key(&r.id, "sp_first", "demo")
         .await
         .unwrap();
-    assert!(
-        f.store
-            .tenant_for_api_key("sp_first")
-            .await
-            .unwrap()
-            .is_some()
-    );
+    assert!(f.store.api_key_valid(&r.id, "sp_first").await.unwrap());
     f.done().await;
 }
 
@@ -251,10 +235,7 @@ async fn backup_then_restore_round_trip(b: Backend) {
     f.store.restore(&out).await.unwrap();
     assert_eq!(f.store.menu(&r.id).await.unwrap(), menu);
     assert_eq!(f.store.tenants().await.unwrap(), vec![r.clone()]);
-    assert_eq!(
-        f.store.tenant_for_api_key("sp_keep").await.unwrap(),
-        Some(r.id.clone())
-    );
+    assert!(f.store.api_key_valid(&r.id, "sp_keep").await.unwrap());
     // Garbage is refused with the store untouched.
     let junk = f._dir.path().join("junk.bak");
     std::fs::write(&junk, b"not a database").unwrap();

@@ -12,14 +12,16 @@ CREATE TABLE tenants (
     updated_at  BIGINT NOT NULL
 );
 
+-- A key may open several tenants (one operator, many venues); each grant is a row.
 CREATE TABLE api_keys (
-    key_hash    TEXT PRIMARY KEY NOT NULL,
     tenant_id   TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,
+    key_hash    TEXT NOT NULL,
     label       TEXT NOT NULL,
     created_at  BIGINT NOT NULL,
-    revoked_at  BIGINT
+    revoked_at  BIGINT,
+    PRIMARY KEY (tenant_id, key_hash)
 );
-CREATE INDEX api_keys_tenant ON api_keys (tenant_id, label);
+CREATE INDEX api_keys_hash ON api_keys (key_hash);
 
 CREATE TABLE menu_sections (
     tenant_id   TEXT NOT NULL REFERENCES tenants (id) ON DELETE CASCADE,

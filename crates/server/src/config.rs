@@ -1,0 +1,595 @@
+//! Configuration: built-in defaults, then `stonepot.toml`, then the environment, then
+//! command-line flags (each later source wins). Names follow DESIGN §5.
+
+use serde::Deserialize;
+use std::collections::HashMap;
+use std::fmt;
+use std::net::IpAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A secret value: usable by the code, invisible in `Debug`, `Display` and logs.
+#[derive(Clone, Deserialize, PartialEq, Eq)]
+#[serde(transparent)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(s: impl Into<String>) -> Self {
+        Secret(s.into())
+    }
+    /// The secret itself; call only where it is used, never to log.
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(***)")
+    }
+}
+
+/// Development generates what is missing; production refuses to start without it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Environment {
+    Development,
+    Production,
+}
+
+impl Environment {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Environment::Development => "development",
+            Environment::Production => "production",
+        }
+    }
+    fn parse(s: &str) -> Result<Self, ConfigError> {
+        match s.trim().to_ascii_lowercase().as_str() {
+            "development" | "dev" | "" => Ok(Environment::Development),
+            "production" | "prod" => Ok(Environment::Production),
+            other => Err(ConfigError::Invalid {
+                name: "ENVIRONMENT",
+                problem: format!("'{other}' is not development or production"),
+            }),
+        }
+    }
+}
+
+/// A trusted proxy: an address or a CIDR block.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct IpNet {
+    addr: IpAddr,
+    prefix: u8,
+}
+
+impl IpNet {
+    pub fn parse(s: &str) -> Option<IpNet> {
+        let (a, p) = match s.split_once('/') {
+            Some((a, p)) => (a, Some(p)),
+            None => (s, None),
+        };
+        let addr: IpAddr = a.trim().parse().ok()?;
+        let max = if addr.is_ipv4() { 32 } else { 128 };
+        let prefix = match p {
+            Some(p) => p.trim().parse::<u8>().ok().filter(|p| *p <= max)?,
+            None => max,
+        };
+        Some(IpNet { addr, prefix })
+    }
+
+    pub fn contains(&self, ip: IpAddr) -> bool {
+        let ip = match ip {
+            IpAddr::V6(v6) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+            v4 => v4,
+        };
+        match (self.addr, ip) {
+            (IpAddr::V4(net), IpAddr::V4(ip)) => {
+                let mask = u32::MAX
+                    .checked_shl(32 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u32::from(net) & mask == u32::from(ip) & mask
+            }
+            (IpAddr::V6(net), IpAddr::V6(ip)) => {
+                let mask = u128::MAX
+                    .checked_shl(128 - u32::from(self.prefix))
+                    .unwrap_or(0);
+                u128::from(net) & mask == u128::from(ip) & mask
+            }
+            _ => false,
+        }
+    }
+}
+
+/// Why configuration was refused; the message names the setting.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("{name} is required when ENVIRONMENT=production ({why})")]
+    MissingInProduction {
+        name: &'static str,
+        why: &'static str,
+    },
+    #[error("{name}: {problem}")]
+    Invalid { name: &'static str, problem: String },
+    #[error("config file {path}: {problem}")]
+    File { path: PathBuf, problem: String },
+}
+
+/// Everything the server needs to start.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub environment: Environment,
+    pub host: String,
+    pub port: u16,
+    pub database_url: String,
+    pub data_dir: PathBuf,
+    pub log_level: String,
+    pub allowed_origins: Vec<String>,
+    pub rate_limit_requests: u32,
+    pub rate_limit_window: Duration,
+    pub trusted_proxies: Vec<IpNet>,
+    pub body_limit: usize,
+    pub shutdown_grace: Duration,
+    pub signing_key: Secret,
+    pub jwt_secret: Secret,
+    /// Which secrets were generated for this run (development only).
+    pub generated_secrets: Vec<&'static str>,
+    pub nats_url: Option<String>,
+    pub nats_token: Option<Secret>,
+    pub object_store_url: Option<String>,
+    pub anthropic_api_key: Option<Secret>,
+    pub openai_api_key: Option<Secret>,
+    pub gemini_api_key: Option<Secret>,
+    pub grok_api_key: Option<Secret>,
+    pub stripe_secret_key: Option<Secret>,
+    pub stripe_webhook_secret: Option<Secret>,
+    pub slack_webhook_url: Option<Secret>,
+    pub theme_api_token: Option<Secret>,
+    pub cache_purge_token: Option<Secret>,
+    pub tracing_enabled: bool,
+    pub tracing_endpoint: Option<String>,
+    /// Seed the demo tenants and print their keys.
+    pub demo: bool,
+    /// A fixed demo API key (`STONEPOT_DEMO_KEY`).
+    pub demo_key: Option<Secret>,
+}
+
+/// The optional `stonepot.toml`; every field may be omitted.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    #[serde(default)]
+    pub server: FileServer,
+    #[serde(default)]
+    pub database: FileDatabase,
+    #[serde(default)]
+    pub http: FileHttp,
+    #[serde(default)]
+    pub secrets: HashMap<String, Secret>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileServer {
+    pub environment: Option<String>,
+    pub host: Option<String>,
+    pub port: Option<u16>,
+    pub data_dir: Option<PathBuf>,
+    pub log_level: Option<String>,
+    pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDatabase {
+    pub url: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileHttp {
+    pub allowed_origins: Option<Vec<String>>,
+    pub rate_limit_requests: Option<u32>,
+    pub rate_limit_window: Option<String>,
+    pub trusted_proxies: Option<Vec<String>>,
+    pub body_limit: Option<usize>,
+}
+
+/// Flags from the command line (highest precedence).
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    pub port: Option<u16>,
+    pub host: Option<String>,
+    pub database_url: Option<String>,
+    pub demo: bool,
+    /// A maintenance command (migrate, backup, restore): secrets are not needed.
+    pub tool: bool,
+}
+
+impl Overrides {
+    pub fn tool() -> Self {
+        Overrides {
+            tool: true,
+            ..Overrides::default()
+        }
+    }
+}
+
+/// Parses `90`, `90s`, `500ms`, `1m`, `2h` into a duration.
+pub fn parse_duration(s: &str) -> Option<Duration> {
+    let s = s.trim();
+    let split = s.find(|c: char| !c.is_ascii_digit()).unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let n: u64 = num.parse().ok()?;
+    match unit.trim() {
+        "" | "s" => Some(Duration::from_secs(n)),
+        "ms" => Some(Duration::from_millis(n)),
+        "m" => n.checked_mul(60).map(Duration::from_secs),
+        "h" => n.checked_mul(3600).map(Duration::from_secs),
+        _ => None,
+    }
+}
+
+fn split_list(s: &str) -> Vec<String> {
+    s.split(',')
+        .map(str::trim)
+        .filter(|x| !x.is_empty())
+        .map(String::from)
+        .collect()
+}
+
+fn random_hex(bytes: usize) -> String {
+    let mut buf = vec![0u8; bytes];
+    rand::fill(&mut buf[..]);
+    hex::encode(buf)
+}
+
+/// Where a relative SQLite database path must not point in production.
+fn is_temporary(url: &str) -> bool {
+    if url.contains(":memory:") || url.contains("mode=memory") {
+        return true;
+    }
+    match stonepot_store::sqlite_file(url) {
+        Some(path) => {
+            let abs = if path.is_absolute() {
+                path
+            } else {
+                std::env::current_dir().unwrap_or_default().join(path)
+            };
+            abs.starts_with(std::env::temp_dir()) || abs.starts_with("/tmp")
+        }
+        None => false,
+    }
+}
+
+impl Config {
+    /// Reads the file (if any), then `env`, then `flags`. `env` is passed in so tests
+    /// need not touch the process environment.
+    pub fn load(
+        file: Option<&Path>,
+        env: &HashMap<String, String>,
+        flags: &Overrides,
+    ) -> Result<Config, ConfigError> {
+        let fc = match file {
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|e| ConfigError::File {
+                    path: path.to_path_buf(),
+                    problem: e.to_string(),
+                })?;
+                toml::from_str::<FileConfig>(&text).map_err(|e| ConfigError::File {
+                    path: path.to_path_buf(),
+                    problem: e.message().to_string(),
+                })?
+            }
+            None => FileConfig::default(),
+        };
+        let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        let secret = |name: &str| {
+            get(name)
+                .or_else(|| {
+                    fc.secrets
+                        .get(&name.to_ascii_lowercase())
+                        .map(|s| s.0.clone())
+                })
+                .map(Secret)
+        };
+
+        let environment = Environment::parse(
+            &get("ENVIRONMENT")
+                .or(fc.server.environment.clone())
+                .unwrap_or_default(),
+        )?;
+        let port = match flags.port {
+            Some(p) => p,
+            None => match get("PORT").or_else(|| get("SERVER_PORT")) {
+                Some(p) => p.parse().map_err(|_| ConfigError::Invalid {
+                    name: "PORT",
+                    problem: format!("'{p}' is not a port number"),
+                })?,
+                None => fc.server.port.unwrap_or(8080),
+            },
+        };
+        let host = flags
+            .host
+            .clone()
+            .or_else(|| get("HOST"))
+            .or(fc.server.host.clone())
+            .unwrap_or_else(|| "127.0.0.1".into());
+        let data_dir = get("DATA_DIR")
+            .map(PathBuf::from)
+            .or(fc.server.data_dir.clone())
+            .unwrap_or_else(|| PathBuf::from("./data"));
+        let database_url = flags
+            .database_url
+            .clone()
+            .or_else(|| get("DATABASE_URL"))
+            .or(fc.database.url.clone())
+            .unwrap_or_else(|| format!("sqlite://{}", data_dir.join("stonepot.db").display()));
+        let rate_limit_requests = match get("RATE_LIMIT_REQUESTS") {
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| *n > 0)
+                .ok_or(ConfigError::Invalid {
+                    name: "RATE_LIMIT_REQUESTS",
+                    problem: format!("'{v}' is not a positive whole number"),
+                })?,
+            None => fc.http.rate_limit_requests.unwrap_or(60),
+        };
+        let window_text = get("RATE_LIMIT_WINDOW")
+            .or(fc.http.rate_limit_window.clone())
+            .unwrap_or_else(|| "1m".into());
+        let rate_limit_window = parse_duration(&window_text)
+            .filter(|d| !d.is_zero())
+            .ok_or(ConfigError::Invalid {
+                name: "RATE_LIMIT_WINDOW",
+                problem: format!("'{window_text}' is not a duration like 60s, 1m or 1h"),
+            })?;
+        let proxies = get("TRUSTED_PROXIES")
+            .map(|s| split_list(&s))
+            .or(fc.http.trusted_proxies.clone())
+            .unwrap_or_default();
+        let trusted_proxies = proxies
+            .iter()
+            .map(|p| {
+                IpNet::parse(p).ok_or(ConfigError::Invalid {
+                    name: "TRUSTED_PROXIES",
+                    problem: format!("'{p}' is not an IP address or CIDR block"),
+                })
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        let body_limit = match get("BODY_LIMIT") {
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                name: "BODY_LIMIT",
+                problem: format!("'{v}' is not a byte count"),
+            })?,
+            None => fc.http.body_limit.unwrap_or(1024 * 1024),
+        };
+        let grace_text = get("SHUTDOWN_GRACE")
+            .or(fc.server.shutdown_grace.clone())
+            .unwrap_or_else(|| "10s".into());
+        let shutdown_grace = parse_duration(&grace_text).ok_or(ConfigError::Invalid {
+            name: "SHUTDOWN_GRACE",
+            problem: format!("'{grace_text}' is not a duration"),
+        })?;
+
+        let mut generated_secrets = Vec::new();
+        let mut required = |name: &'static str, why: &'static str| match secret(name) {
+            Some(s) => Ok(s),
+            None if environment == Environment::Production && !flags.tool => {
+                Err(ConfigError::MissingInProduction { name, why })
+            }
+            None => {
+                generated_secrets.push(name);
+                Ok(Secret(random_hex(32)))
+            }
+        };
+        let signing_key = required("SIGNING_KEY", "it signs display links")?;
+        let jwt_secret = required("JWT_SECRET", "it signs access tokens")?;
+        if environment == Environment::Production && !flags.tool && is_temporary(&database_url) {
+            return Err(ConfigError::MissingInProduction {
+                name: "DATABASE_URL",
+                why: "the database must not be in memory or a temporary directory",
+            });
+        }
+
+        Ok(Config {
+            environment,
+            host,
+            port,
+            database_url,
+            data_dir,
+            log_level: get("LOG_LEVEL")
+                .or(fc.server.log_level.clone())
+                .unwrap_or_else(|| "info".into()),
+            allowed_origins: get("ALLOWED_ORIGINS")
+                .map(|s| split_list(&s))
+                .or(fc.http.allowed_origins.clone())
+                .unwrap_or_default(),
+            rate_limit_requests,
+            rate_limit_window,
+            trusted_proxies,
+            body_limit,
+            shutdown_grace,
+            signing_key,
+            jwt_secret,
+            generated_secrets,
+            nats_url: get("NATS_URL"),
+            nats_token: secret("NATS_TOKEN"),
+            object_store_url: get("OBJECT_STORE_URL"),
+            anthropic_api_key: secret("ANTHROPIC_API_KEY"),
+            openai_api_key: secret("OPENAI_API_KEY"),
+            gemini_api_key: secret("GEMINI_API_KEY").or_else(|| secret("GOOGLE_API_KEY")),
+            grok_api_key: secret("GROK_API_KEY"),
+            stripe_secret_key: secret("STRIPE_SECRET_KEY"),
+            stripe_webhook_secret: secret("STRIPE_WEBHOOK_SECRET"),
+            slack_webhook_url: secret("SLACK_WEBHOOK_URL"),
+            theme_api_token: secret("THEME_API_TOKEN"),
+            cache_purge_token: secret("CACHE_PURGE_TOKEN"),
+            tracing_enabled: get("TRACING_ENABLED")
+                .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
+                .unwrap_or(false),
+            tracing_endpoint: get("TRACING_ENDPOINT"),
+            demo: flags.demo,
+            demo_key: secret("STONEPOT_DEMO_KEY"),
+        })
+    }
+}
+
+/// The full commented `stonepot.toml` printed by `stonepot print-default-config`.
+pub const DEFAULT_CONFIG: &str = include_str!("../stonepot.default.toml");
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+        pairs
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect()
+    }
+
+    #[test]
+    fn defaults_are_development_on_sqlite() {
+        let c = Config::load(None, &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.environment, Environment::Development);
+        assert_eq!(c.port, 8080);
+        assert_eq!(c.database_url, "sqlite://./data/stonepot.db");
+        assert_eq!(c.rate_limit_requests, 60);
+        assert_eq!(c.rate_limit_window, Duration::from_secs(60));
+        assert_eq!(c.generated_secrets, vec!["SIGNING_KEY", "JWT_SECRET"]);
+    }
+
+    #[test]
+    fn production_names_the_missing_secret() {
+        let e = Config::load(
+            None,
+            &env(&[("ENVIRONMENT", "production")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("SIGNING_KEY is required"), "{e}");
+        let e = Config::load(
+            None,
+            &env(&[("ENVIRONMENT", "production"), ("SIGNING_KEY", "x")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("JWT_SECRET is required"), "{e}");
+        let e = Config::load(
+            None,
+            &env(&[
+                ("ENVIRONMENT", "production"),
+                ("SIGNING_KEY", "x"),
+                ("JWT_SECRET", "y"),
+                ("DATABASE_URL", "sqlite:///tmp/x.db"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(e.to_string().starts_with("DATABASE_URL is required"), "{e}");
+        let ok = Config::load(
+            None,
+            &env(&[
+                ("ENVIRONMENT", "production"),
+                ("SIGNING_KEY", "x"),
+                ("JWT_SECRET", "y"),
+                ("DATABASE_URL", "sqlite:///var/lib/stonepot/s.db"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert!(ok.generated_secrets.is_empty());
+    }
+
+    #[test]
+    fn flags_beat_env_beat_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stonepot.toml");
+        std::fs::write(
+            &path,
+            "[server]\nport = 7000\nlog_level = \"debug\"\n[http]\nrate_limit_requests = 5\n",
+        )
+        .unwrap();
+        let c = Config::load(Some(&path), &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!((c.port, c.rate_limit_requests), (7000, 5));
+        assert_eq!(c.log_level, "debug");
+        let c = Config::load(
+            Some(&path),
+            &env(&[("PORT", "7001")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.port, 7001);
+        let flags = Overrides {
+            port: Some(7002),
+            ..Overrides::default()
+        };
+        let c = Config::load(Some(&path), &env(&[("PORT", "7001")]), &flags).unwrap();
+        assert_eq!(c.port, 7002);
+    }
+
+    #[test]
+    fn the_default_config_file_parses_and_unknown_keys_are_refused() {
+        let parsed: FileConfig = toml::from_str(DEFAULT_CONFIG).unwrap();
+        assert_eq!(parsed.server.port, Some(8080));
+        assert!(toml::from_str::<FileConfig>("[server]\nprot = 1\n").is_err());
+    }
+
+    #[test]
+    fn secrets_never_show_in_debug() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("SIGNING_KEY", "super-secret-signing"),
+                ("OPENAI_API_KEY", "sk-live-x"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        let dbg = format!("{c:?}");
+        assert!(!dbg.contains("super-secret-signing"));
+        assert!(!dbg.contains("sk-live-x"));
+        assert!(dbg.contains("Secret(***)"));
+    }
+
+    #[test]
+    fn bad_values_name_their_setting() {
+        for (k, v) in [
+            ("PORT", "eighty"),
+            ("RATE_LIMIT_WINDOW", "soon"),
+            ("RATE_LIMIT_REQUESTS", "0"),
+            ("TRUSTED_PROXIES", "10.0.0.0/99"),
+            ("ENVIRONMENT", "staging"),
+        ] {
+            let e = Config::load(None, &env(&[(k, v)]), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().starts_with(k), "{k}: {e}");
+        }
+    }
+
+    #[test]
+    fn cidr_matching() {
+        let n = IpNet::parse("10.0.0.0/8").unwrap();
+        assert!(n.contains("10.1.2.3".parse().unwrap()));
+        assert!(!n.contains("11.0.0.1".parse().unwrap()));
+        assert!(n.contains("::ffff:10.0.0.9".parse().unwrap()));
+        let one = IpNet::parse("127.0.0.1").unwrap();
+        assert!(one.contains("127.0.0.1".parse().unwrap()));
+        assert!(!one.contains("127.0.0.2".parse().unwrap()));
+        assert!(
+            IpNet::parse("fd00::/8")
+                .unwrap()
+                .contains("fd12::1".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration("1m"), Some(Duration::from_secs(60)));
+        assert_eq!(parse_duration("250ms"), Some(Duration::from_millis(250)));
+        assert_eq!(parse_duration("2h"), Some(Duration::from_secs(7200)));
+        assert_eq!(parse_duration("15"), Some(Duration::from_secs(15)));
+        assert_eq!(parse_duration("1d"), None);
+        assert_eq!(parse_duration(""), None);
+    }
+}

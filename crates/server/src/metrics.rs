@@ -1,0 +1,194 @@
+//! A small Prometheus registry owned by the app (no global recorder, so several servers
+//! in one test process keep separate figures). Labels are low-cardinality: the matched
+//! route template, the method and the status code.
+
+use std::collections::BTreeMap;
+use std::fmt::Write;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicI64, Ordering};
+use std::time::Duration;
+
+/// Upper bounds of the latency buckets, in seconds.
+const BUCKETS: [f64; 14] = [
+    0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+#[derive(Default, Clone)]
+struct Histogram {
+    counts: [u64; BUCKETS.len()],
+    sum: f64,
+    count: u64,
+}
+
+impl Histogram {
+    fn observe(&mut self, secs: f64) {
+        for (i, upper) in BUCKETS.iter().enumerate() {
+            if secs <= *upper
+                && let Some(c) = self.counts.get_mut(i)
+            {
+                *c += 1;
+            }
+        }
+        self.sum += secs;
+        self.count += 1;
+    }
+}
+
+#[derive(PartialEq, Eq, PartialOrd, Ord, Clone)]
+struct Key {
+    route: String,
+    method: String,
+    status: u16,
+}
+
+/// Request figures plus gauges later capabilities register.
+#[derive(Default)]
+pub struct Metrics {
+    requests: Mutex<BTreeMap<Key, Histogram>>,
+    pub in_flight: AtomicI64,
+    pub rate_limited: AtomicI64,
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+/// Resident set size of this process in bytes, from `/proc/self/statm`.
+pub fn process_rss_bytes() -> Option<u64> {
+    let statm = std::fs::read_to_string("/proc/self/statm").ok()?;
+    let pages: u64 = statm.split_whitespace().nth(1)?.parse().ok()?;
+    Some(pages * 4096)
+}
+
+impl Metrics {
+    pub fn observe(&self, route: &str, method: &str, status: u16, took: Duration) {
+        let key = Key {
+            route: route.to_string(),
+            method: method.to_string(),
+            status,
+        };
+        if let Ok(mut map) = self.requests.lock() {
+            map.entry(key).or_default().observe(took.as_secs_f64());
+        }
+    }
+
+    /// Total requests seen for a route (all methods and statuses).
+    pub fn count_for(&self, route: &str) -> u64 {
+        self.requests
+            .lock()
+            .map(|m| {
+                m.iter()
+                    .filter(|(k, _)| k.route == route)
+                    .map(|(_, h)| h.count)
+                    .sum()
+            })
+            .unwrap_or(0)
+    }
+
+    /// The exposition text, with `extra` gauges appended (name, help, value).
+    pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
+        let snapshot: Vec<(Key, Histogram)> = self
+            .requests
+            .lock()
+            .map(|m| m.iter().map(|(k, h)| (k.clone(), h.clone())).collect())
+            .unwrap_or_default();
+        let mut out = String::with_capacity(4096);
+        let _ = writeln!(
+            out,
+            "# HELP stonepot_http_requests_total HTTP requests by matched route, method and status.\n# TYPE stonepot_http_requests_total counter"
+        );
+        for (k, h) in &snapshot {
+            let _ = writeln!(
+                out,
+                "stonepot_http_requests_total{{route=\"{}\",method=\"{}\",status=\"{}\"}} {}",
+                escape(&k.route),
+                k.method,
+                k.status,
+                h.count
+            );
+        }
+        let _ = writeln!(
+            out,
+            "# HELP stonepot_http_request_duration_seconds Time from request to response head.\n# TYPE stonepot_http_request_duration_seconds histogram"
+        );
+        for (k, h) in &snapshot {
+            let labels = format!(
+                "route=\"{}\",method=\"{}\",status=\"{}\"",
+                escape(&k.route),
+                k.method,
+                k.status
+            );
+            for (upper, c) in BUCKETS.iter().zip(h.counts.iter()) {
+                let _ = writeln!(
+                    out,
+                    "stonepot_http_request_duration_seconds_bucket{{{labels},le=\"{upper}\"}} {c}"
+                );
+            }
+            let _ = writeln!(
+                out,
+                "stonepot_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
+                h.count
+            );
+            let _ = writeln!(
+                out,
+                "stonepot_http_request_duration_seconds_sum{{{labels}}} {}",
+                h.sum
+            );
+            let _ = writeln!(
+                out,
+                "stonepot_http_request_duration_seconds_count{{{labels}}} {}",
+                h.count
+            );
+        }
+        let mut gauges: Vec<(&str, &str, f64)> = vec![
+            (
+                "stonepot_http_requests_in_flight",
+                "Requests being served now.",
+                self.in_flight.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "stonepot_http_rate_limited_total",
+                "Requests refused with 429.",
+                self.rate_limited.load(Ordering::Relaxed) as f64,
+            ),
+        ];
+        if let Some(rss) = process_rss_bytes() {
+            gauges.push((
+                "process_resident_memory_bytes",
+                "Resident memory of the stonepot process.",
+                rss as f64,
+            ));
+        }
+        gauges.extend_from_slice(extra);
+        for (name, help, value) in gauges {
+            let _ = writeln!(
+                out,
+                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+            );
+        }
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn renders_counts_and_cumulative_buckets() {
+        let m = Metrics::default();
+        m.observe("/health", "GET", 200, Duration::from_micros(300));
+        m.observe("/health", "GET", 200, Duration::from_millis(30));
+        let text = m.render(&[("stonepot_sessions_resident", "Sessions in memory.", 0.0)]);
+        assert!(text.contains(
+            "stonepot_http_requests_total{route=\"/health\",method=\"GET\",status=\"200\"} 2"
+        ));
+        assert!(text.contains("le=\"0.0005\"} 1"));
+        assert!(text.contains("le=\"0.05\"} 2"));
+        assert!(text.contains("le=\"+Inf\"} 2"));
+        assert!(text.contains("stonepot_sessions_resident 0"));
+        assert_eq!(m.count_for("/health"), 2);
+    }
+}

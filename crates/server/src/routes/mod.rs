@@ -1,0 +1,12 @@
+//! HTTP handlers, one module per area.
+
+pub mod ops;
+pub mod site;
+pub mod tenants;
+
+use crate::error::ApiError;
+
+/// The fallback for paths no route matches.
+pub async fn not_found(uri: axum::http::Uri) -> ApiError {
+    ApiError::not_found(format!("no route for {}", uri.path()))
+}

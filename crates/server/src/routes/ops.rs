@@ -1,0 +1,197 @@
+//! Operations endpoints: health, status, stats, metrics and the OpenAPI document.
+
+use crate::app::App;
+use crate::error::ApiResult;
+use axum::extract::State;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router};
+use serde::Serialize;
+use std::sync::Arc;
+use std::time::Duration;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+pub const GIT_COMMIT: &str = env!("STONEPOT_GIT_COMMIT");
+const BUILD_EPOCH: &str = env!("STONEPOT_BUILD_EPOCH");
+
+/// Unrate-limited routes: probes and scrapers must always get through.
+pub fn router(spec: Arc<utoipa::openapi::OpenApi>) -> Router<App> {
+    Router::new()
+        .route("/health", get(health))
+        .route("/metrics", get(metrics))
+        .route(
+            "/openapi.json",
+            get(move || {
+                let spec = spec.clone();
+                async move { Json(spec.as_ref().clone()) }
+            }),
+        )
+}
+
+/// Rate-limited JSON routes documented in OpenAPI.
+pub fn api_router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(status))
+        .routes(routes!(session_stats))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Health {
+    ok: bool,
+    /// `ok`, or `error` when a real query failed.
+    database: &'static str,
+    bus: &'static str,
+    storage: &'static str,
+    environment: &'static str,
+    version: &'static str,
+    /// The parts that failed, with why (absent when healthy).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    failing: Vec<String>,
+}
+
+async fn check_storage(app: &App) -> Result<(), String> {
+    let dir = app.config.data_dir.clone();
+    tokio::task::spawn_blocking(move || {
+        let meta = std::fs::metadata(&dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        if !meta.is_dir() {
+            return Err(format!("{} is not a directory", dir.display()));
+        }
+        if meta.permissions().readonly() {
+            return Err(format!("{} is read-only", dir.display()));
+        }
+        Ok(())
+    })
+    .await
+    .map_err(|e| e.to_string())?
+}
+
+/// Liveness and readiness: 200 when the database answers a real query and the bus and
+/// storage are usable, 503 naming what failed otherwise. Not rate limited.
+#[utoipa::path(get, path = "/health", tag = "ops",
+    responses((status = 200, body = Health), (status = 503, body = Health)))]
+pub async fn health(State(app): State<App>) -> Response {
+    let mut failing = Vec::new();
+    let database = match tokio::time::timeout(Duration::from_secs(2), app.store.ping()).await {
+        Ok(Ok(())) => "ok",
+        Ok(Err(e)) => {
+            failing.push(format!("database: {e}"));
+            "error"
+        }
+        Err(_) => {
+            failing.push("database: no answer within 2s".into());
+            "error"
+        }
+    };
+    let storage = match check_storage(&app).await {
+        Ok(()) => "ok",
+        Err(e) => {
+            failing.push(format!("storage: {e}"));
+            "error"
+        }
+    };
+    let body = Health {
+        ok: failing.is_empty(),
+        database,
+        // The in-process bus has no failure mode of its own; JetStream reports here later.
+        bus: "ok",
+        storage,
+        environment: app.config.environment.as_str(),
+        version: VERSION,
+        failing,
+    };
+    let status = if body.ok {
+        StatusCode::OK
+    } else {
+        tracing::warn!(failing = ?body.failing, "health check failed");
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    let mut res = (status, Json(body)).into_response();
+    res.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    res
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Status {
+    version: &'static str,
+    git_commit: &'static str,
+    /// RFC 3339.
+    build_time: String,
+    /// RFC 3339.
+    start_time: String,
+    uptime_seconds: f64,
+    environment: &'static str,
+    database: &'static str,
+}
+
+/// Build and run information.
+#[utoipa::path(get, path = "/api/status", tag = "ops", responses((status = 200, body = Status)))]
+async fn status(State(app): State<App>) -> Json<Status> {
+    let build_time = BUILD_EPOCH
+        .parse::<i64>()
+        .ok()
+        .and_then(|s| jiff::Timestamp::from_second(s).ok())
+        .map(|t| t.to_string())
+        .unwrap_or_else(|| "unknown".into());
+    Json(Status {
+        version: VERSION,
+        git_commit: GIT_COMMIT,
+        build_time,
+        start_time: app.started_at.to_string(),
+        uptime_seconds: app.started.elapsed().as_secs_f64(),
+        environment: app.config.environment.as_str(),
+        database: app.store.backend().as_str(),
+    })
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct SessionStats {
+    tenants: i64,
+    menu_items: i64,
+    api_keys: i64,
+    requests_in_flight: i64,
+}
+
+/// Counts of what the server holds.
+#[utoipa::path(get, path = "/api/session/stats", tag = "ops",
+    responses((status = 200, body = SessionStats)))]
+async fn session_stats(State(app): State<App>) -> ApiResult<Json<SessionStats>> {
+    let c = app.store.counts().await?;
+    Ok(Json(SessionStats {
+        tenants: c.tenants,
+        menu_items: c.menu_items,
+        api_keys: c.api_keys,
+        requests_in_flight: app
+            .metrics
+            .in_flight
+            .load(std::sync::atomic::Ordering::Relaxed),
+    }))
+}
+
+/// Prometheus text exposition. Not rate limited.
+#[utoipa::path(get, path = "/metrics", tag = "ops",
+    responses((status = 200, content_type = "text/plain", body = String)))]
+pub async fn metrics(State(app): State<App>) -> Response {
+    let uptime = app.started.elapsed().as_secs_f64();
+    let text = app.metrics.render(&[(
+        "stonepot_uptime_seconds",
+        "Seconds since the server started.",
+        uptime,
+    )]);
+    (
+        [(
+            header::CONTENT_TYPE,
+            "text/plain; version=0.0.4; charset=utf-8",
+        )],
+        text,
+    )
+        .into_response()
+}

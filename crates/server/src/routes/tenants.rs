@@ -1,0 +1,155 @@
+//! Tenant profiles and menus. Reads are public (display pages need them); writes need
+//! one of the tenant's API keys.
+
+use crate::app::App;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::json::Json as JsonBody;
+use axum::Json;
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use serde::Serialize;
+use stonepot_domain::menu::Menu;
+use stonepot_domain::{Tenant, TenantId};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(get_tenant))
+        .routes(routes!(get_menu, put_menu))
+        .routes(routes!(me))
+}
+
+/// Parses a tenant id from the path, refusing bad ones with 400.
+pub fn tenant_id(raw: &str) -> ApiResult<TenantId> {
+    TenantId::new(raw).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))
+}
+
+/// The API key from `Authorization: Bearer …` or `X-Api-Key`.
+pub fn api_key(headers: &HeaderMap) -> ApiResult<String> {
+    let bearer = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .map(str::trim);
+    let header = headers.get("x-api-key").and_then(|v| v.to_str().ok());
+    bearer
+        .or(header)
+        .filter(|k| !k.is_empty())
+        .map(String::from)
+        .ok_or_else(|| {
+            ApiError::unauthorized("send the tenant's API key as Authorization: Bearer <key>")
+        })
+}
+
+/// Checks that the request carries an active key of `tenant`.
+pub async fn authorize(app: &App, headers: &HeaderMap, tenant: &TenantId) -> ApiResult<()> {
+    let key = api_key(headers)?;
+    if app.store.api_key_valid(tenant, &key).await? {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(format!(
+            "the API key is not valid for tenant '{tenant}'"
+        )))
+    }
+}
+
+async fn load_tenant(app: &App, raw: &str) -> ApiResult<Tenant> {
+    let id = tenant_id(raw)?;
+    app.store
+        .tenant(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct TenantView {
+    id: String,
+    name: String,
+    /// `restaurant` or `financial`.
+    category: String,
+    currency: String,
+    timezone: String,
+    #[schema(value_type = Object)]
+    theme: stonepot_domain::Theme,
+}
+
+/// A tenant's public profile and theme.
+#[utoipa::path(get, path = "/api/tenants/{tenant}", tag = "tenants",
+    params(("tenant" = String, Path, description = "tenant id")),
+    responses((status = 200, body = TenantView), (status = 404, body = ErrorBody)))]
+async fn get_tenant(
+    State(app): State<App>,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<TenantView>> {
+    let t = load_tenant(&app, &raw).await?;
+    Ok(Json(TenantView {
+        id: t.id.to_string(),
+        name: t.name,
+        category: t.category.as_str().into(),
+        currency: t.currency.code().into(),
+        timezone: t.timezone,
+        theme: t.theme,
+    }))
+}
+
+/// The tenant's menu: sections and items, prices in integer minor units.
+#[utoipa::path(get, path = "/api/tenants/{tenant}/menu", tag = "tenants",
+    params(("tenant" = String, Path, description = "tenant id")),
+    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
+async fn get_menu(State(app): State<App>, Path(raw): Path<String>) -> ApiResult<Json<Menu>> {
+    let t = load_tenant(&app, &raw).await?;
+    Ok(Json(app.store.menu(&t.id).await?))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct MenuSaved {
+    sections: usize,
+    items: usize,
+}
+
+/// Replaces the whole menu (needs the tenant's API key). Invalid menus get 422 naming the
+/// field.
+#[utoipa::path(put, path = "/api/tenants/{tenant}/menu", tag = "tenants",
+    params(("tenant" = String, Path, description = "tenant id")),
+    request_body(content = Object, content_type = "application/json"),
+    responses((status = 200, body = MenuSaved), (status = 400, body = ErrorBody),
+        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
+        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_menu(
+    State(app): State<App>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    JsonBody(menu): JsonBody<Menu>,
+) -> ApiResult<Json<MenuSaved>> {
+    let t = load_tenant(&app, &raw).await?;
+    authorize(&app, &headers, &t.id).await?;
+    menu.validate()
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    app.store.replace_menu(&t.id, &menu).await?;
+    Ok(Json(MenuSaved {
+        sections: menu.sections.len(),
+        items: menu.items.len(),
+    }))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct Me {
+    tenants: Vec<String>,
+}
+
+/// The tenants the presented API key opens.
+#[utoipa::path(get, path = "/api/me", tag = "tenants",
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+async fn me(State(app): State<App>, headers: HeaderMap) -> ApiResult<Json<Me>> {
+    let key = api_key(&headers)?;
+    let tenants = app.store.api_key_tenants(&key).await?;
+    if tenants.is_empty() {
+        return Err(ApiError::unauthorized("unknown or revoked API key"));
+    }
+    Ok(Json(Me {
+        tenants: tenants.into_iter().map(|t| t.to_string()).collect(),
+    }))
+}

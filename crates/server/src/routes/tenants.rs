@@ -5,9 +5,11 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
 use axum::Json;
-use axum::extract::{Path, State};
+use axum::extract::{FromRequestParts, Path, State};
 use axum::http::HeaderMap;
+use axum::http::request::Parts;
 use serde::Serialize;
+use std::collections::HashMap;
 use stonepot_domain::menu::Menu;
 use stonepot_domain::{Tenant, TenantId};
 use utoipa::ToSchema;
@@ -43,15 +45,30 @@ pub fn api_key(headers: &HeaderMap) -> ApiResult<String> {
         })
 }
 
-/// Checks that the request carries an active key of `tenant`.
-pub async fn authorize(app: &App, headers: &HeaderMap, tenant: &TenantId) -> ApiResult<()> {
-    let key = api_key(headers)?;
-    if app.store.api_key_valid(tenant, &key).await? {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized(format!(
-            "the API key is not valid for tenant '{tenant}'"
-        )))
+/// Proof that the request carries an active API key of the `{tenant}` in its path.
+/// An extractor, so it runs before the body is read: unauthenticated callers learn
+/// nothing about what the body should look like.
+pub struct TenantKey(pub TenantId);
+
+impl FromRequestParts<App> for TenantKey {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+        let raw = params
+            .get("tenant")
+            .ok_or_else(|| ApiError::internal("route has no {tenant} parameter"))?;
+        let tenant = tenant_id(raw)?;
+        let key = api_key(&parts.headers)?;
+        if app.store.api_key_valid(&tenant, &key).await? {
+            Ok(TenantKey(tenant))
+        } else {
+            Err(ApiError::unauthorized(format!(
+                "the API key is not valid for tenant '{tenant}'"
+            )))
+        }
     }
 }
 
@@ -120,12 +137,10 @@ pub struct MenuSaved {
         (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_menu(
     State(app): State<App>,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
+    TenantKey(tenant): TenantKey,
     JsonBody(menu): JsonBody<Menu>,
 ) -> ApiResult<Json<MenuSaved>> {
-    let t = load_tenant(&app, &raw).await?;
-    authorize(&app, &headers, &t.id).await?;
+    let t = load_tenant(&app, tenant.as_str()).await?;
     menu.validate()
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
     app.store.replace_menu(&t.id, &menu).await?;

@@ -84,6 +84,8 @@ pub struct Proc {
     pub child: Child,
     pub addr: SocketAddr,
     pub stderr: std::sync::Arc<std::sync::Mutex<String>>,
+    /// Every stdout (JSON log) line so far.
+    pub stdout: std::sync::Arc<std::sync::Mutex<String>>,
 }
 
 impl Proc {
@@ -150,10 +152,13 @@ pub fn spawn_server(args: &[&str], env: &[(&str, &str)], cwd: &std::path::Path) 
             eb.lock().unwrap().push_str(&(line + "\n"));
         }
     });
+    let out_buf = std::sync::Arc::new(std::sync::Mutex::new(String::new()));
+    let ob = out_buf.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     std::thread::spawn(move || {
         let mut sent = false;
         for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            ob.lock().unwrap().push_str(&format!("{line}\n"));
             if !sent
                 && let Ok(v) = serde_json::from_str::<serde_json::Value>(&line)
                 && v["message"] == "listening"
@@ -170,5 +175,6 @@ pub fn spawn_server(args: &[&str], env: &[(&str, &str)], cwd: &std::path::Path) 
         child,
         addr,
         stderr: err_buf,
+        stdout: out_buf,
     }
 }

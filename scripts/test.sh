@@ -6,6 +6,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+scripts/install-test-deps.sh
+
 # shellcheck source=scripts/postgres.sh
 source scripts/postgres.sh
 if [ -z "${STONEPOT_TEST_POSTGRES_URL:-}" ]; then

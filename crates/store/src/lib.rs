@@ -5,6 +5,7 @@
 //! the tenant.
 
 mod backup;
+mod display;
 mod finance;
 mod menu;
 mod pool;
@@ -13,6 +14,7 @@ mod tenants;
 pub mod testing;
 
 pub use backup::{BackupError, BackupReport};
+pub use display::{ComponentChange, ComponentRecord, Created, SessionRecord, UpdateRecord};
 pub use pool::{Backend, Store, sqlite_file};
 pub use tenants::hash_api_key;
 
@@ -25,6 +27,8 @@ pub enum StoreError {
     Migrate(#[from] sqlx::migrate::MigrateError),
     #[error("stored data is corrupt: {0}")]
     Corrupt(String),
+    #[error("conflict: {0}")]
+    Conflict(String),
     #[error("not found: {0}")]
     NotFound(String),
     #[error("invalid database url: {0}")]

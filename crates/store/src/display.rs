@@ -1,0 +1,310 @@
+//! Display sessions: the durable half of the display hub. Each append assigns the next
+//! `seq` with an optimistic check on the previous one, writes the update and the
+//! component it changes, and trims the retained log, all in one transaction.
+
+use crate::{Result, Store, StoreError, now_ms, with_pool};
+use sqlx::Row;
+use stonepot_domain::{Category, TenantId};
+
+/// A stored display session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SessionRecord {
+    pub id: String,
+    pub tenant_id: TenantId,
+    pub category: Category,
+    /// The init body as JSON text.
+    pub init: String,
+    pub seq: u64,
+    pub created_at: i64,
+}
+
+/// One entry of a session's log.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UpdateRecord {
+    pub seq: u64,
+    /// The update envelope as JSON text.
+    pub body: String,
+    pub created_at: i64,
+}
+
+/// One current component of a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ComponentRecord {
+    pub key: String,
+    pub seq: u64,
+    pub body: String,
+}
+
+/// What an update does to the session's current components.
+#[derive(Debug, Clone)]
+pub enum ComponentChange {
+    Put { key: String, body: String },
+    Remove { key: String },
+}
+
+/// The outcome of creating a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Created {
+    New(SessionRecord),
+    Existing(SessionRecord),
+}
+
+fn to_u64(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative seq {v}")))
+}
+
+fn to_i64(v: u64) -> Result<i64> {
+    i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("seq {v} out of range")))
+}
+
+macro_rules! session_from_row {
+    ($r:expr) => {{
+        let r = $r;
+        let tenant: String = r.try_get("tenant_id")?;
+        let category: String = r.try_get("category")?;
+        SessionRecord {
+            id: r.try_get("id")?,
+            tenant_id: TenantId::new(tenant).map_err(|e| StoreError::Corrupt(e.to_string()))?,
+            category: Category::parse(&category)
+                .ok_or_else(|| StoreError::Corrupt(format!("category '{category}'")))?,
+            init: r.try_get("init")?,
+            seq: to_u64(r.try_get("seq")?)?,
+            created_at: r.try_get("created_at")?,
+        }
+    }};
+}
+
+impl Store {
+    /// Creates the session unless one with this id exists; either way returns the row.
+    pub async fn create_display_session(
+        &self,
+        id: &str,
+        tenant: &TenantId,
+        category: Category,
+        init: &str,
+    ) -> Result<Created> {
+        let now = now_ms();
+        with_pool!(self, |p| {
+            let done = sqlx::query(
+                "INSERT INTO display_sessions (id, tenant_id, category, init, seq, created_at, updated_at) \
+                 VALUES ($1, $2, $3, $4, 0, $5, $5) ON CONFLICT (id) DO NOTHING",
+            )
+            .bind(id)
+            .bind(tenant.as_str())
+            .bind(category.as_str())
+            .bind(init)
+            .bind(now)
+            .execute(p)
+            .await?;
+            let rec = self
+                .display_session(id)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("session {id}")))?;
+            Ok(if done.rows_affected() == 1 {
+                Created::New(rec)
+            } else {
+                Created::Existing(rec)
+            })
+        })
+    }
+
+    pub async fn display_session(&self, id: &str) -> Result<Option<SessionRecord>> {
+        with_pool!(self, |p| {
+            let row = sqlx::query(
+                "SELECT id, tenant_id, category, init, seq, created_at FROM display_sessions WHERE id = $1",
+            )
+            .bind(id)
+            .fetch_optional(p)
+            .await?;
+            Ok(match row {
+                Some(r) => Some(session_from_row!(r)),
+                None => None,
+            })
+        })
+    }
+
+    /// Appends `body` as `expected_seq + 1`, applies `change`, and keeps only the last
+    /// `retain` updates. Fails with [`StoreError::Conflict`] when another writer moved the
+    /// session's seq first: the caller reloads and retries, the log never forks.
+    pub async fn append_display_update(
+        &self,
+        session: &str,
+        tenant: &TenantId,
+        expected_seq: u64,
+        body: &str,
+        change: Option<&ComponentChange>,
+        retain: u64,
+    ) -> Result<u64> {
+        let next = expected_seq + 1;
+        let (expected, next_i) = (to_i64(expected_seq)?, to_i64(next)?);
+        let now = now_ms();
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let moved = sqlx::query(
+                "UPDATE display_sessions SET seq = $1, updated_at = $2 \
+                 WHERE id = $3 AND tenant_id = $4 AND seq = $5",
+            )
+            .bind(next_i)
+            .bind(now)
+            .bind(session)
+            .bind(tenant.as_str())
+            .bind(expected)
+            .execute(&mut *tx)
+            .await?;
+            if moved.rows_affected() != 1 {
+                tx.rollback().await?;
+                return Err(StoreError::Conflict(format!(
+                    "session {session} is no longer at seq {expected_seq}"
+                )));
+            }
+            sqlx::query(
+                "INSERT INTO display_updates (session_id, seq, tenant_id, body, created_at) \
+                 VALUES ($1, $2, $3, $4, $5)",
+            )
+            .bind(session)
+            .bind(next_i)
+            .bind(tenant.as_str())
+            .bind(body)
+            .bind(now)
+            .execute(&mut *tx)
+            .await?;
+            match change {
+                Some(ComponentChange::Put { key, body }) => {
+                    sqlx::query(
+                        "INSERT INTO display_components (session_id, key, tenant_id, seq, body) \
+                         VALUES ($1, $2, $3, $4, $5) \
+                         ON CONFLICT (session_id, key) DO UPDATE SET seq = excluded.seq, body = excluded.body",
+                    )
+                    .bind(session)
+                    .bind(key)
+                    .bind(tenant.as_str())
+                    .bind(next_i)
+                    .bind(body)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                Some(ComponentChange::Remove { key }) => {
+                    sqlx::query(
+                        "DELETE FROM display_components WHERE session_id = $1 AND key = $2 AND tenant_id = $3",
+                    )
+                    .bind(session)
+                    .bind(key)
+                    .bind(tenant.as_str())
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                None => {}
+            }
+            // Trim in batches: only when the log has grown a tenth past what is retained.
+            let slack = (retain / 10).max(1);
+            if retain > 0 && next > retain + slack && next % slack == 0 {
+                sqlx::query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
+                    .bind(session)
+                    .bind(to_i64(next - retain)?)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(next)
+        })
+    }
+
+    /// Updates with `seq > after`, in order, at most `limit`.
+    pub async fn display_updates_after(
+        &self,
+        session: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<UpdateRecord>> {
+        let after = to_i64(after)?;
+        with_pool!(self, |p| {
+            sqlx::query(
+                "SELECT seq, body, created_at FROM display_updates \
+                 WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
+            )
+            .bind(session)
+            .bind(after)
+            .bind(i64::from(limit))
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(UpdateRecord {
+                    seq: to_u64(r.try_get("seq")?)?,
+                    body: r.try_get("body")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    /// The last `n` updates, oldest first.
+    pub async fn display_updates_last(&self, session: &str, n: u32) -> Result<Vec<UpdateRecord>> {
+        let mut v: Vec<UpdateRecord> = with_pool!(self, |p| {
+            sqlx::query(
+                "SELECT seq, body, created_at FROM display_updates \
+                 WHERE session_id = $1 ORDER BY seq DESC LIMIT $2",
+            )
+            .bind(session)
+            .bind(i64::from(n))
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(UpdateRecord {
+                    seq: to_u64(r.try_get("seq")?)?,
+                    body: r.try_get("body")?,
+                    created_at: r.try_get("created_at")?,
+                })
+            })
+            .collect::<Result<Vec<_>>>()?
+        });
+        v.reverse();
+        Ok(v)
+    }
+
+    /// The smallest retained seq (None when the log is empty).
+    pub async fn display_oldest_seq(&self, session: &str) -> Result<Option<u64>> {
+        with_pool!(self, |p| {
+            let row =
+                sqlx::query("SELECT MIN(seq) AS s FROM display_updates WHERE session_id = $1")
+                    .bind(session)
+                    .fetch_one(p)
+                    .await?;
+            let v: Option<i64> = row.try_get("s")?;
+            v.map(to_u64).transpose()
+        })
+    }
+
+    /// The session's current components, in the order they were last set.
+    pub async fn display_components(&self, session: &str) -> Result<Vec<ComponentRecord>> {
+        with_pool!(self, |p| {
+            sqlx::query(
+                "SELECT key, seq, body FROM display_components WHERE session_id = $1 ORDER BY seq",
+            )
+            .bind(session)
+            .fetch_all(p)
+            .await?
+            .into_iter()
+            .map(|r| {
+                Ok(ComponentRecord {
+                    key: r.try_get("key")?,
+                    seq: to_u64(r.try_get("seq")?)?,
+                    body: r.try_get("body")?,
+                })
+            })
+            .collect()
+        })
+    }
+
+    /// How many display sessions exist.
+    pub async fn display_session_count(&self) -> Result<i64> {
+        with_pool!(self, |p| {
+            let r = sqlx::query("SELECT COUNT(*) AS n FROM display_sessions")
+                .fetch_one(p)
+                .await?;
+            Ok(r.try_get("n")?)
+        })
+    }
+}

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# Installs what the test suite needs from Debian and PyPI when it is missing:
+# PostgreSQL (store tests on the second backend), caddy, shellcheck and systemd-analyze
+# (deploy-file checks). Does nothing when everything is present.
+set -euo pipefail
+
+packages=(postgresql caddy shellcheck systemd)
+missing=()
+for p in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+    if ! command -v apt-get >/dev/null 2>&1; then
+        echo "error: missing ${missing[*]} and apt-get is not available; install them by hand" >&2
+        exit 1
+    fi
+    sudo=()
+    [ "$(id -u)" = 0 ] || sudo=(sudo)
+    echo "installing from Debian: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    "${sudo[@]}" apt-get update -qq
+    "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml

@@ -187,7 +187,9 @@ CONFIG
 fi
 
 # ---- service --------------------------------------------------------------------------
-env_vars=("ENVIRONMENT=production" "LOG_LEVEL=$LOG_LEVEL" "TRUSTED_PROXIES=$TRUSTED_PROXIES")
+# Cloud Run allows 10 seconds between SIGTERM and SIGKILL, so drain for less than that.
+env_vars=("ENVIRONMENT=production" "LOG_LEVEL=$LOG_LEVEL" "TRUSTED_PROXIES=$TRUSTED_PROXIES"
+    "SHUTDOWN_GRACE=8s")
 [ -n "$ALLOWED_ORIGINS" ] && env_vars+=("ALLOWED_ORIGINS=$ALLOWED_ORIGINS")
 [ -n "$NATS_URL" ] && env_vars+=("NATS_URL=$NATS_URL")
 

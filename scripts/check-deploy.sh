@@ -99,8 +99,10 @@ rc=0
 out="$(env -i PATH="$PATH" HOME="$HOME" deploy/cloudrun.sh --dry-run 2>&1)" || rc=$?
 [ "$rc" -eq 0 ] || fail "deploy/cloudrun.sh --dry-run exited $rc" "$out"
 for want in 'gcloud builds submit' 'gcloud run deploy' '--timeout 3600' '--session-affinity' \
-    '--port 8080' '--set-secrets SIGNING_KEY='; do
-    grep -qF -- "$want" <<<"$out" || fail "deploy/cloudrun.sh --dry-run does not print '$want'" "$out"
+    '--port 8080' '--set-secrets'; do
+    # Whole words only: --timeout 36000 or --session-affinity=false must not pass.
+    grep -qE -- "(^|[[:space:]])${want}([[:space:]]|\$)" <<<"$out" ||
+        fail "deploy/cloudrun.sh --dry-run does not print '$want'" "$out"
 done
 ok "deploy/cloudrun.sh --dry-run prints gcloud run deploy with --timeout 3600 and --session-affinity"
 

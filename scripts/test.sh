@@ -21,4 +21,7 @@ scripts/check-deploy.sh
 echo "== cargo test"
 cargo test --workspace --locked "$@"
 
+echo "== browser"
+scripts/browser-test.sh
+
 echo "== all tests passed"

@@ -4,6 +4,7 @@
 //! live here so every other crate (store, server, agent) shares one vocabulary.
 
 pub mod demo;
+pub mod display;
 pub mod finance;
 pub mod ids;
 pub mod menu;
@@ -11,6 +12,7 @@ pub mod money;
 pub mod tenant;
 pub mod theme;
 
+pub use display::{ComponentError, ComponentKind};
 pub use ids::{IdError, SessionId, TenantId};
 pub use money::{Currency, Money, MoneyError};
 pub use tenant::{Category, Tenant};

@@ -28,6 +28,8 @@ pub struct App {
     pub pages: Arc<Pages>,
     pub started: Instant,
     pub started_at: jiff::Timestamp,
+    pub hub: Arc<crate::display::Hub>,
+    pub tenant_cache: Arc<routes::ui::TenantCache>,
 }
 
 #[derive(OpenApi)]
@@ -44,7 +46,17 @@ struct ApiDoc;
 impl App {
     pub fn new(config: Config, store: Store) -> anyhow::Result<App> {
         let assets = Arc::new(Assets::load());
+        let hub = crate::display::Hub::new(
+            store.clone(),
+            crate::display::HubConfig {
+                retain: config.display_retain,
+                idle: config.session_idle,
+                ..Default::default()
+            },
+        );
         Ok(App {
+            hub,
+            tenant_cache: Arc::default(),
             limiter: ratelimit::limiter(config.rate_limit_requests, config.rate_limit_window),
             pages: Arc::new(Pages::new(assets.clone())?),
             assets,
@@ -58,14 +70,28 @@ impl App {
 
     /// The OpenAPI document of every JSON route.
     pub fn openapi() -> utoipa::openapi::OpenApi {
-        api_routes().split_for_parts().1
+        Self::documented(None).split_for_parts().1
+    }
+
+    /// Every documented route; with an app, the IP rate limit wraps the API routes
+    /// (display routes need a tenant key or a signed token and are not IP-limited).
+    fn documented(app: Option<&App>) -> OpenApiRouter<App> {
+        let limited = OpenApiRouter::with_openapi(ApiDoc::openapi())
+            .merge(routes::ops::api_router())
+            .merge(routes::tenants::router());
+        let limited = match app {
+            Some(app) => limited.layer(from_fn_with_state(app.clone(), ratelimit::limit)),
+            None => limited,
+        };
+        limited
+            .merge(routes::conversation::router())
+            .merge(routes::ui::router())
     }
 
     /// The full router with every layer.
     pub fn router(&self) -> Router {
-        let (api, spec) = api_routes().split_for_parts();
+        let (api, spec) = Self::documented(Some(self)).split_for_parts();
         let spec = Arc::new(spec);
-        let api = api.layer(from_fn_with_state(self.clone(), ratelimit::limit));
         let open = routes::ops::router(spec).merge(routes::site::router());
         Router::new()
             .merge(api)
@@ -80,11 +106,4 @@ impl App {
             .layer(from_fn_with_state(self.clone(), http::observe))
             .with_state(self.clone())
     }
-}
-
-/// Rate-limited API routes that appear in the OpenAPI document.
-fn api_routes() -> OpenApiRouter<App> {
-    OpenApiRouter::with_openapi(ApiDoc::openapi())
-        .merge(routes::ops::api_router())
-        .merge(routes::tenants::router())
 }

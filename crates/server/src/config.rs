@@ -129,6 +129,12 @@ pub struct Config {
     pub trusted_proxies: Vec<IpNet>,
     pub body_limit: usize,
     pub shutdown_grace: Duration,
+    /// Display updates kept resumable per session (`DISPLAY_RETAIN`).
+    pub display_retain: u64,
+    /// Idle time before a session leaves memory (`SESSION_IDLE`).
+    pub session_idle: Duration,
+    /// Lifetime of signed display tokens (`DISPLAY_TOKEN_TTL`).
+    pub display_token_ttl: Duration,
     pub signing_key: Secret,
     pub jwt_secret: Secret,
     /// Which secrets were generated for this run (development only).
@@ -164,7 +170,17 @@ pub struct FileConfig {
     #[serde(default)]
     pub http: FileHttp,
     #[serde(default)]
+    pub display: FileDisplay,
+    #[serde(default)]
     pub secrets: HashMap<String, Secret>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileDisplay {
+    pub retain: Option<u64>,
+    pub session_idle: Option<String>,
+    pub token_ttl: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -372,6 +388,29 @@ impl Config {
             problem: format!("'{grace_text}' is not a duration"),
         })?;
 
+        let duration = |name: &'static str, file: Option<String>, default: &str| {
+            let text = get(name).or(file).unwrap_or_else(|| default.to_string());
+            parse_duration(&text)
+                .filter(|d| !d.is_zero())
+                .ok_or(ConfigError::Invalid {
+                    name,
+                    problem: format!("'{text}' is not a duration like 10s or 5m"),
+                })
+        };
+        let session_idle = duration("SESSION_IDLE", fc.display.session_idle.clone(), "10s")?;
+        let display_token_ttl = duration("DISPLAY_TOKEN_TTL", fc.display.token_ttl.clone(), "24h")?;
+        let display_retain = match get("DISPLAY_RETAIN") {
+            Some(v) => v
+                .parse()
+                .ok()
+                .filter(|n| *n >= 1)
+                .ok_or(ConfigError::Invalid {
+                    name: "DISPLAY_RETAIN",
+                    problem: format!("'{v}' is not a positive whole number"),
+                })?,
+            None => fc.display.retain.unwrap_or(1000),
+        };
+
         let mut generated_secrets = Vec::new();
         let mut required = |name: &'static str, why: &'static str| match secret(name) {
             Some(s) => Ok(s),
@@ -410,6 +449,9 @@ impl Config {
             trusted_proxies,
             body_limit,
             shutdown_grace,
+            display_retain,
+            session_idle,
+            display_token_ttl,
             signing_key,
             jwt_secret,
             generated_secrets,

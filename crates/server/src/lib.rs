@@ -4,6 +4,7 @@ pub mod app;
 pub mod assets;
 pub mod cli;
 pub mod config;
+pub mod display;
 pub mod error;
 pub mod http;
 pub mod metrics;

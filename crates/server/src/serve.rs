@@ -3,12 +3,16 @@
 use crate::app::App;
 use crate::config::{Config, Environment};
 use anyhow::Context;
+use axum::serve::ListenerExt;
 use std::net::SocketAddr;
 use stonepot_domain::{TenantId, demo};
 use stonepot_store::Store;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// Kernel send buffer per accepted connection (Linux doubles it).
+const SEND_BUFFER: usize = 128 * 1024;
 
 /// The demo API keys in effect after seeding (tenant id, key).
 pub type DemoKeys = Vec<(String, String)>;
@@ -126,10 +130,18 @@ async fn run(app: App, listener: TcpListener, shutdown: CancellationToken) -> an
             }
         }
     });
+    app.hub.spawn_sweeper(shutdown.clone());
     let grace = app.config.shutdown_grace;
     let service = app
         .router()
         .into_make_service_with_connect_info::<SocketAddr>();
+    // A bounded kernel send buffer per connection: a display that stops reading fills it
+    // quickly, its send times out and it is closed, instead of the kernel quietly
+    // buffering megabytes for it. Also keeps memory per idle socket small.
+    let listener = listener.tap_io(|tcp| {
+        let _ = tcp.set_nodelay(true);
+        let _ = socket2::SockRef::from(&*tcp).set_send_buffer_size(SEND_BUFFER);
+    });
     let serve =
         axum::serve(listener, service).with_graceful_shutdown(shutdown.clone().cancelled_owned());
     tokio::select! {

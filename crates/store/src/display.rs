@@ -197,7 +197,7 @@ impl Store {
             }
             // Trim in batches: only when the log has grown a tenth past what is retained.
             let slack = (retain / 10).max(1);
-            if retain > 0 && next > retain + slack && next % slack == 0 {
+            if retain > 0 && next > retain + slack && next.is_multiple_of(slack) {
                 sqlx::query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
                     .bind(session)
                     .bind(to_i64(next - retain)?)

@@ -1,8 +1,10 @@
 //! HTTP handlers, one module per area.
 
+pub mod conversation;
 pub mod ops;
 pub mod site;
 pub mod tenants;
+pub mod ui;
 
 use crate::error::ApiError;
 

@@ -158,6 +158,9 @@ pub struct SessionStats {
     menu_items: i64,
     api_keys: i64,
     requests_in_flight: i64,
+    display_sessions: i64,
+    sessions_resident: usize,
+    display_sockets: i64,
 }
 
 /// Counts of what the server holds.
@@ -173,6 +176,9 @@ async fn session_stats(State(app): State<App>) -> ApiResult<Json<SessionStats>> 
             .metrics
             .in_flight
             .load(std::sync::atomic::Ordering::Relaxed),
+        display_sessions: app.store.display_session_count().await?,
+        sessions_resident: app.hub.resident(),
+        display_sockets: app.hub.sockets.load(std::sync::atomic::Ordering::Relaxed),
     }))
 }
 
@@ -181,11 +187,23 @@ async fn session_stats(State(app): State<App>) -> ApiResult<Json<SessionStats>> 
     responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(app): State<App>) -> Response {
     let uptime = app.started.elapsed().as_secs_f64();
-    let text = app.metrics.render(&[(
-        "stonepot_uptime_seconds",
-        "Seconds since the server started.",
-        uptime,
-    )]);
+    let text = app.metrics.render(&[
+        (
+            "stonepot_uptime_seconds",
+            "Seconds since the server started.",
+            uptime,
+        ),
+        (
+            "stonepot_sessions_resident",
+            "Display sessions held in memory (others are hibernated in the store).",
+            app.hub.resident() as f64,
+        ),
+        (
+            "stonepot_display_sockets_open",
+            "Open display WebSockets and SSE streams.",
+            app.hub.sockets.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        ),
+    ]);
     (
         [(
             header::CONTENT_TYPE,

@@ -27,7 +27,11 @@ impl TestServer {
 
 /// Starts the demo in-process on SQLite in a temp dir, with extra env settings.
 pub async fn start(extra: &[(&str, &str)]) -> TestServer {
-    let dir = tempfile::tempdir().unwrap();
+    start_in(tempfile::tempdir().unwrap(), extra).await
+}
+
+/// Like [`start`], in a given directory (to restart on the same data).
+pub async fn start_in(dir: tempfile::TempDir, extra: &[(&str, &str)]) -> TestServer {
     let mut env: HashMap<String, String> = HashMap::new();
     env.insert("DATA_DIR".into(), dir.path().display().to_string());
     for (k, v) in extra {

@@ -1,0 +1,230 @@
+//! Display fan-out: S sessions × K sockets on loopback. Posts updates over HTTP at a fixed
+//! total rate (open loop) and measures, at every socket, the time from just before the
+//! POST to the frame's arrival; counts delivered against expected; reports deliveries/s,
+//! server CPU per update, and resident memory per idle socket.
+
+use crate::server::{KEY, ms, pct, post, rss_kib, say, start_with};
+use anyhow::{Context, Result, bail};
+use futures::StreamExt;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+
+pub struct Params {
+    pub sessions: usize,
+    pub per_session: usize,
+    pub rate: u64,
+    pub seconds: u64,
+}
+
+/// utime + stime of a process, in clock ticks (100 Hz on Linux).
+fn cpu_ticks(pid: u32) -> Option<u64> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    let after = stat.rsplit_once(')')?.1;
+    let fields: Vec<&str> = after.split_whitespace().collect();
+    let utime: u64 = fields.get(11)?.parse().ok()?;
+    let stime: u64 = fields.get(12)?.parse().ok()?;
+    Some(utime + stime)
+}
+
+/// Extracts the send stamp (µs since the bench's epoch) from `..."text":"t123"...`.
+fn stamp(frame: &str) -> Option<u64> {
+    let i = frame.find("\"text\":\"t")? + 9;
+    let rest = frame.get(i..)?;
+    let end = rest.find('"')?;
+    rest.get(..end)?.parse().ok()
+}
+
+pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
+    let bin = std::fs::canonicalize(&bin).context("build with cargo build --release first")?;
+    let (server, _) = start_with(&bin, &[("SESSION_IDLE", "120s"), ("LOG_LEVEL", "warn")]).await?;
+    let addr = server.addr;
+    let pid = server.child.id();
+    let total = p.sessions * p.per_session;
+
+    // Sessions.
+    let mut http = TcpStream::connect(addr).await?;
+    let mut tokens = Vec::new();
+    for i in 0..p.sessions {
+        let (status, body) = post(
+            &mut http,
+            &format!("/conversation/bench-{i}/init"),
+            r#"{"tenantId":"demo-restaurant","category":"restaurant"}"#,
+        )
+        .await?;
+        if status != 200 {
+            bail!("init failed: {status} {}", String::from_utf8_lossy(&body));
+        }
+        let v: serde_json::Value = serde_json::from_slice(&body)?;
+        tokens.push(v["displayToken"].as_str().context("no token")?.to_string());
+    }
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let rss_before = rss_kib(pid).unwrap_or(0);
+
+    // Sockets.
+    let epoch = Instant::now();
+    let stop = Arc::new(AtomicBool::new(false));
+    let snapshots = Arc::new(AtomicU64::new(0));
+    let delivered = Arc::new(AtomicU64::new(0));
+    let targets: Vec<(usize, String)> = (0..total)
+        .map(|k| {
+            let s = k % p.sessions;
+            (s, tokens.get(s).cloned().unwrap_or_default())
+        })
+        .collect();
+    let connected: Vec<_> = futures::stream::iter(targets)
+        .map(|(s, tok)| async move {
+            let url = format!("ws://{addr}/conversation/bench-{s}/display?token={tok}");
+            tokio_tungstenite::connect_async(url)
+                .await
+                .map(|(ws, _)| ws)
+        })
+        .buffer_unordered(256)
+        .collect()
+        .await;
+    let mut readers = Vec::with_capacity(total);
+    for ws in connected {
+        let mut ws = ws.context("websocket connect (raise ulimit -n?)")?;
+        let (stop, snapshots, delivered) = (stop.clone(), snapshots.clone(), delivered.clone());
+        readers.push(tokio::spawn(async move {
+            let mut lat: Vec<Duration> = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                let Ok(msg) = tokio::time::timeout(Duration::from_millis(250), ws.next()).await
+                else {
+                    continue;
+                };
+                let Some(Ok(Message::Text(t))) = msg else {
+                    if msg.is_none() {
+                        break;
+                    }
+                    continue;
+                };
+                if t.starts_with("{\"type\":\"snapshot\"") {
+                    snapshots.fetch_add(1, Ordering::Relaxed);
+                } else if let Some(sent) = stamp(&t) {
+                    let now = epoch.elapsed().as_micros() as u64;
+                    lat.push(Duration::from_micros(now.saturating_sub(sent)));
+                    delivered.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            lat
+        }));
+    }
+    let wait = Instant::now();
+    while snapshots.load(Ordering::Relaxed) < total as u64 {
+        if wait.elapsed() > Duration::from_secs(60) {
+            bail!(
+                "only {} of {total} snapshots arrived",
+                snapshots.load(Ordering::Relaxed)
+            );
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    let rss_idle = rss_kib(pid).unwrap_or(0);
+
+    // Open-loop posting spread over a few keep-alive connections.
+    let posters = 8.min(p.sessions).max(1);
+    let sent = Arc::new(AtomicU64::new(0));
+    let failed = Arc::new(AtomicU64::new(0));
+    let cpu0 = cpu_ticks(pid).unwrap_or(0);
+    let t0 = Instant::now();
+    let mut tasks = Vec::new();
+    for k in 0..posters {
+        let (sent, failed) = (sent.clone(), failed.clone());
+        let sessions: Vec<usize> = (k..p.sessions).step_by(posters).collect();
+        let per_poster_rate = p.rate as f64 / posters as f64;
+        let seconds = p.seconds;
+        tasks.push(tokio::spawn(async move {
+            let mut conn = TcpStream::connect(addr).await?;
+            conn.set_nodelay(true)?;
+            let every = Duration::from_secs_f64(1.0 / per_poster_rate.max(0.001));
+            let mut tick = tokio::time::interval(every);
+            let deadline = Instant::now() + Duration::from_secs(seconds);
+            let mut i = 0usize;
+            while Instant::now() < deadline {
+                tick.tick().await;
+                let s = sessions
+                    .get(i % sessions.len().max(1))
+                    .copied()
+                    .unwrap_or(0);
+                i += 1;
+                let t = epoch.elapsed().as_micros();
+                let body = format!(r#"{{"type":"message","data":{{"text":"t{t}"}}}}"#);
+                match post(&mut conn, &format!("/conversation/bench-{s}/update"), &body).await {
+                    Ok((200, _)) => {
+                        sent.fetch_add(1, Ordering::Relaxed);
+                    }
+                    _ => {
+                        failed.fetch_add(1, Ordering::Relaxed);
+                        conn = TcpStream::connect(addr).await?;
+                    }
+                }
+            }
+            anyhow::Ok(())
+        }));
+    }
+    for t in tasks {
+        t.await??;
+    }
+    let post_secs = t0.elapsed().as_secs_f64();
+    let posted = sent.load(Ordering::Relaxed);
+    let expected = posted * p.per_session as u64;
+    let drain = Instant::now();
+    while delivered.load(Ordering::Relaxed) < expected && drain.elapsed() < Duration::from_secs(10)
+    {
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let cpu1 = cpu_ticks(pid).unwrap_or(0);
+    stop.store(true, Ordering::Relaxed);
+    let mut all = Vec::with_capacity(expected as usize);
+    for r in readers {
+        all.extend(r.await?);
+    }
+    all.sort();
+    let got = all.len() as u64;
+    let cpu_secs = (cpu1.saturating_sub(cpu0)) as f64 / 100.0;
+    say(&format!(
+        "display fan-out: {} sessions × {} sockets = {total} sockets, {} updates/s for {}s (durable SQLite, KEY {KEY})",
+        p.sessions, p.per_session, p.rate, p.seconds
+    ));
+    say(&format!(
+        "posted {posted} ({} failed); delivered {got} of {expected} ({:.3}%)",
+        failed.load(Ordering::Relaxed),
+        if expected == 0 {
+            100.0
+        } else {
+            got as f64 * 100.0 / expected as f64
+        }
+    ));
+    say(&format!(
+        "POST→socket latency: p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms",
+        ms(pct(&all, 0.5)),
+        ms(pct(&all, 0.99)),
+        ms(pct(&all, 0.999)),
+        ms(pct(&all, 1.0))
+    ));
+    say(&format!(
+        "deliveries/s: {:.0}; server CPU {:.2} s over {:.1} s = {:.0} µs per update ({} sockets each)",
+        got as f64 / post_secs,
+        cpu_secs,
+        post_secs,
+        if posted == 0 {
+            0.0
+        } else {
+            cpu_secs * 1e6 / posted as f64
+        },
+        p.per_session
+    ));
+    say(&format!(
+        "RSS: {:.1} MiB before sockets, {:.1} MiB with {total} idle sockets = {:.2} KiB per socket",
+        rss_before as f64 / 1024.0,
+        rss_idle as f64 / 1024.0,
+        rss_idle.saturating_sub(rss_before) as f64 / total.max(1) as f64
+    ));
+    drop(server);
+    Ok(())
+}

@@ -1,0 +1,528 @@
+//! The display hub: one single-owner session at a time per conversation, a totally
+//! ordered durable log, and in-process fan-out to display sockets.
+//!
+//! A command (init, update) locks the session, validates, commits the update to the store
+//! with the next `seq`, applies it to the in-memory state, and publishes the pre-serialized
+//! frame while still holding the lock, so every subscriber sees updates in `seq` order.
+//! Readers (sockets, SSE, `/state`) only read the log and the state. Sessions idle for
+//! `idle` leave memory ("hibernate"); their fan-out channels stay while sockets are open,
+//! and the next command rebuilds the session from the store.
+
+use serde_json::{Map, Value, json};
+use std::collections::{BTreeMap, HashMap};
+use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+use stonepot_domain::{Category, Currency, TenantId};
+use stonepot_store::{ComponentChange, Created, SessionRecord, Store, StoreError};
+use tokio::sync::broadcast;
+
+pub use axum::extract::ws::Utf8Bytes;
+
+/// One frame on a session's fan-out channel, serialized once for every socket.
+#[derive(Debug, Clone)]
+pub struct Frame {
+    /// The update's seq; None for presence frames.
+    pub seq: Option<u64>,
+    /// SSE event name: `update` or `presence`.
+    pub event: &'static str,
+    pub text: Utf8Bytes,
+}
+
+/// A display connected to a session.
+#[derive(Debug, Clone)]
+pub struct DisplayInfo {
+    pub id: u64,
+    pub kind: &'static str,
+    pub connected_at: String,
+    pub acked_seq: Option<u64>,
+}
+
+/// The fan-out side of a session; outlives hibernation while sockets are open.
+pub struct Channel {
+    pub tx: broadcast::Sender<Frame>,
+    displays: Mutex<HashMap<u64, DisplayInfo>>,
+}
+
+/// The in-memory state of a resident session.
+pub struct Loaded {
+    pub rec: SessionRecord,
+    pub currency: Currency,
+    /// Current components by key: (seq that set it, the update envelope).
+    pub components: BTreeMap<String, (u64, Value)>,
+}
+
+struct Cell {
+    state: tokio::sync::Mutex<Option<Loaded>>,
+    last_used_ms: AtomicI64,
+}
+
+/// Hub settings.
+#[derive(Debug, Clone)]
+pub struct HubConfig {
+    /// Updates kept resumable per session.
+    pub retain: u64,
+    /// Idle time before a session leaves memory.
+    pub idle: Duration,
+    /// Frames buffered per subscriber before it must catch up from the store.
+    pub channel_capacity: usize,
+}
+
+impl Default for HubConfig {
+    fn default() -> Self {
+        HubConfig {
+            retain: 1000,
+            idle: Duration::from_secs(10),
+            channel_capacity: 256,
+        }
+    }
+}
+
+/// Why a hub command failed.
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("no session '{0}'")]
+    NotFound(String),
+    #[error("session '{0}' has not been initialized; POST /conversation/{0}/init first")]
+    NotInitialized(String),
+    #[error("session '{id}' belongs to tenant '{tenant}'")]
+    OtherTenant { id: String, tenant: String },
+    #[error("no tenant '{0}'")]
+    UnknownTenant(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// What an update asks for, already parsed from its body.
+#[derive(Debug, Clone)]
+pub enum UpdateCommand {
+    Put {
+        kind: String,
+        data: Value,
+        key: Option<String>,
+    },
+    Remove {
+        key: String,
+    },
+}
+
+pub struct Hub {
+    store: Store,
+    config: HubConfig,
+    cells: Mutex<HashMap<String, Arc<Cell>>>,
+    channels: Mutex<HashMap<String, Arc<Channel>>>,
+    next_display: AtomicU64,
+    pub sockets: AtomicI64,
+}
+
+fn now_ms() -> i64 {
+    jiff::Timestamp::now().as_millisecond()
+}
+
+/// Kinds with one instance per session: an update replaces the previous one by default.
+fn singleton(kind: &str) -> bool {
+    matches!(kind, "cart" | "order_summary" | "quote" | "order_status")
+}
+
+impl Hub {
+    pub fn new(store: Store, config: HubConfig) -> Arc<Hub> {
+        Arc::new(Hub {
+            store,
+            config,
+            cells: Mutex::new(HashMap::new()),
+            channels: Mutex::new(HashMap::new()),
+            next_display: AtomicU64::new(1),
+            sockets: AtomicI64::new(0),
+        })
+    }
+
+    pub fn config(&self) -> &HubConfig {
+        &self.config
+    }
+
+    pub fn store(&self) -> &Store {
+        &self.store
+    }
+
+    /// Sessions currently in memory.
+    pub fn resident(&self) -> usize {
+        self.cells.lock().map(|c| c.len()).unwrap_or(0)
+    }
+
+    fn cell(&self, id: &str) -> Arc<Cell> {
+        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        let cell = cells
+            .entry(id.to_string())
+            .or_insert_with(|| {
+                Arc::new(Cell {
+                    state: tokio::sync::Mutex::new(None),
+                    last_used_ms: AtomicI64::new(now_ms()),
+                })
+            })
+            .clone();
+        cell.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        cell
+    }
+
+    async fn load(&self, id: &str) -> Result<Option<Loaded>, HubError> {
+        let Some(rec) = self.store.display_session(id).await? else {
+            return Ok(None);
+        };
+        let tenant = self
+            .store
+            .tenant(&rec.tenant_id)
+            .await?
+            .ok_or_else(|| HubError::UnknownTenant(rec.tenant_id.to_string()))?;
+        let mut components = BTreeMap::new();
+        for c in self.store.display_components(id).await? {
+            let v: Value = serde_json::from_str(&c.body).map_err(StoreError::from)?;
+            components.insert(c.key, (c.seq, v));
+        }
+        Ok(Some(Loaded {
+            rec,
+            currency: tenant.currency,
+            components,
+        }))
+    }
+
+    /// Runs `f` with the session's state locked (loading it from the store if needed).
+    async fn with_session<T>(
+        &self,
+        id: &str,
+        f: impl AsyncFnOnce(&mut Option<Loaded>) -> Result<T, HubError>,
+    ) -> Result<T, HubError> {
+        let cell = self.cell(id);
+        let mut guard = cell.state.lock().await;
+        if guard.is_none() {
+            *guard = self.load(id).await?;
+        }
+        let out = f(&mut guard).await;
+        cell.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        out
+    }
+
+    /// Creates the session, or returns the existing one when it belongs to `tenant`.
+    pub async fn init(
+        &self,
+        id: &str,
+        tenant: &TenantId,
+        category: Category,
+        init: &Value,
+    ) -> Result<(SessionRecord, bool), HubError> {
+        let body = serde_json::to_string(init).map_err(StoreError::from)?;
+        let created = self
+            .store
+            .create_display_session(id, tenant, category, &body)
+            .await?;
+        let (rec, new) = match created {
+            Created::New(r) => (r, true),
+            Created::Existing(r) => (r, false),
+        };
+        if &rec.tenant_id != tenant {
+            return Err(HubError::OtherTenant {
+                id: id.into(),
+                tenant: rec.tenant_id.to_string(),
+            });
+        }
+        Ok((rec, new))
+    }
+
+    /// The tenant a session belongs to (loading it if needed).
+    pub async fn tenant_of(&self, id: &str) -> Result<Option<TenantId>, HubError> {
+        self.with_session(id, async |s| {
+            Ok(s.as_ref().map(|l| l.rec.tenant_id.clone()))
+        })
+        .await
+    }
+
+    /// Validates and commits one update; returns its seq.
+    pub async fn update(&self, id: &str, cmd: UpdateCommand) -> Result<u64, HubError> {
+        let channel = self.channel_if_any(id);
+        self.with_session(id, async |state| {
+            let Some(loaded) = state.as_mut() else {
+                return Err(HubError::NotInitialized(id.into()));
+            };
+            let (envelope, change) = match cmd {
+                UpdateCommand::Put { kind, data, key } => {
+                    let normalized = stonepot_domain::display::normalize(
+                        loaded.rec.category,
+                        &kind,
+                        &data,
+                        loaded.currency,
+                    )
+                    .map_err(|e| HubError::Invalid(e.to_string()))?;
+                    let key = match key {
+                        Some(k) => k,
+                        None if singleton(&kind) => kind.clone(),
+                        None => format!("{kind}-{}", loaded.rec.seq + 1),
+                    };
+                    let env = json!({"type": kind, "key": key, "data": normalized});
+                    let body = env.to_string();
+                    (env, Some(ComponentChange::Put { key, body }))
+                }
+                UpdateCommand::Remove { key } => {
+                    if !loaded.components.contains_key(&key) {
+                        return Err(HubError::Invalid(format!("key: no component '{key}'")));
+                    }
+                    (
+                        json!({"op": "remove", "key": key}),
+                        Some(ComponentChange::Remove { key }),
+                    )
+                }
+            };
+            let body = envelope.to_string();
+            let seq = match self
+                .store
+                .append_display_update(
+                    id,
+                    &loaded.rec.tenant_id,
+                    loaded.rec.seq,
+                    &body,
+                    change.as_ref(),
+                    self.config.retain,
+                )
+                .await
+            {
+                Ok(seq) => seq,
+                Err(StoreError::Conflict(_)) => {
+                    // Another writer (another process) moved the session: reload, retry once.
+                    let fresh = self
+                        .load(id)
+                        .await?
+                        .ok_or_else(|| HubError::NotFound(id.into()))?;
+                    *loaded = fresh;
+                    self.store
+                        .append_display_update(
+                            id,
+                            &loaded.rec.tenant_id,
+                            loaded.rec.seq,
+                            &body,
+                            change.as_ref(),
+                            self.config.retain,
+                        )
+                        .await?
+                }
+                Err(e) => return Err(e.into()),
+            };
+            loaded.rec.seq = seq;
+            match change {
+                Some(ComponentChange::Put { key, .. }) => {
+                    loaded.components.insert(key, (seq, envelope.clone()));
+                }
+                Some(ComponentChange::Remove { key }) => {
+                    loaded.components.remove(&key);
+                }
+                None => {}
+            }
+            if let Some(ch) = channel.or_else(|| self.channel_if_any(id)) {
+                let text = json!({"type": "update", "seq": seq, "update": envelope}).to_string();
+                let _ = ch.tx.send(Frame {
+                    seq: Some(seq),
+                    event: "update",
+                    text: Utf8Bytes::from(text),
+                });
+            }
+            Ok(seq)
+        })
+        .await
+    }
+
+    /// `(seq, state)` of a session, consistent with each other; None if unknown.
+    pub async fn snapshot(&self, id: &str) -> Result<Option<(u64, Value)>, HubError> {
+        self.with_session(id, async |s| {
+            Ok(s.as_ref().map(|l| (l.rec.seq, state_json(l))))
+        })
+        .await
+    }
+
+    /// The full `/state` document.
+    pub async fn state(&self, id: &str, last: u32) -> Result<Option<Value>, HubError> {
+        let snap = self
+            .with_session(id, async |s| {
+                Ok(s.as_ref().map(|l| {
+                    let init: Value = serde_json::from_str(&l.rec.init).unwrap_or(Value::Null);
+                    (l.rec.clone(), init, state_json(l))
+                }))
+            })
+            .await?;
+        let Some((rec, init, state)) = snap else {
+            return Ok(None);
+        };
+        let updates: Vec<Value> = self
+            .store
+            .display_updates_last(id, last)
+            .await?
+            .into_iter()
+            .map(|u| {
+                let update: Value = serde_json::from_str(&u.body).unwrap_or(Value::Null);
+                json!({"seq": u.seq, "update": update, "at": jiff::Timestamp::from_millisecond(u.created_at).map(|t| t.to_string()).unwrap_or_default()})
+            })
+            .collect();
+        let displays: Vec<Value> = self
+            .displays(id)
+            .into_iter()
+            .map(|d| json!({"id": d.id, "kind": d.kind, "connectedAt": d.connected_at, "ackedSeq": d.acked_seq}))
+            .collect();
+        Ok(Some(json!({
+            "sessionId": rec.id,
+            "tenantId": rec.tenant_id,
+            "category": rec.category.as_str(),
+            "init": init,
+            "seq": rec.seq,
+            "components": state["components"],
+            "order": state["order"],
+            "updates": updates,
+            "displays": displays,
+        })))
+    }
+
+    fn channel_if_any(&self, id: &str) -> Option<Arc<Channel>> {
+        self.channels.lock().ok().and_then(|c| c.get(id).cloned())
+    }
+
+    /// Subscribes a display: returns its id, the receiver, and the channel.
+    pub fn subscribe(
+        &self,
+        id: &str,
+        kind: &'static str,
+    ) -> (u64, broadcast::Receiver<Frame>, Arc<Channel>) {
+        let ch = {
+            let mut chans = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+            chans
+                .entry(id.to_string())
+                .or_insert_with(|| {
+                    Arc::new(Channel {
+                        tx: broadcast::channel(self.config.channel_capacity).0,
+                        displays: Mutex::new(HashMap::new()),
+                    })
+                })
+                .clone()
+        };
+        let rx = ch.tx.subscribe();
+        let display = self.next_display.fetch_add(1, Ordering::Relaxed);
+        let count = {
+            let mut d = ch.displays.lock().unwrap_or_else(|p| p.into_inner());
+            d.insert(
+                display,
+                DisplayInfo {
+                    id: display,
+                    kind,
+                    connected_at: jiff::Timestamp::now().to_string(),
+                    acked_seq: None,
+                },
+            );
+            d.len()
+        };
+        self.sockets.fetch_add(1, Ordering::Relaxed);
+        presence(&ch, "join", display, count);
+        (display, rx, ch)
+    }
+
+    /// Removes a display; drops the channel when it was the last.
+    pub fn unsubscribe(&self, id: &str, display: u64) {
+        self.sockets.fetch_sub(1, Ordering::Relaxed);
+        let Some(ch) = self.channel_if_any(id) else {
+            return;
+        };
+        let count = {
+            let mut d = ch.displays.lock().unwrap_or_else(|p| p.into_inner());
+            d.remove(&display);
+            d.len()
+        };
+        presence(&ch, "leave", display, count);
+        if count == 0 {
+            let mut chans = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(c) = chans.get(id)
+                && Arc::ptr_eq(c, &ch)
+                && c.displays.lock().map(|d| d.is_empty()).unwrap_or(false)
+            {
+                chans.remove(id);
+            }
+        }
+    }
+
+    /// Records a display receipt.
+    pub fn ack(&self, id: &str, display: u64, seq: u64) {
+        if let Some(ch) = self.channel_if_any(id)
+            && let Ok(mut d) = ch.displays.lock()
+            && let Some(info) = d.get_mut(&display)
+        {
+            info.acked_seq = Some(info.acked_seq.map_or(seq, |a| a.max(seq)));
+        }
+    }
+
+    pub fn displays(&self, id: &str) -> Vec<DisplayInfo> {
+        let mut v: Vec<DisplayInfo> = self
+            .channel_if_any(id)
+            .and_then(|ch| {
+                ch.displays
+                    .lock()
+                    .ok()
+                    .map(|d| d.values().cloned().collect())
+            })
+            .unwrap_or_default();
+        v.sort_by_key(|d| d.id);
+        v
+    }
+
+    /// Drops sessions idle for longer than the configured time. Returns how many left.
+    pub fn hibernate_idle(&self) -> usize {
+        let cutoff = now_ms() - i64::try_from(self.config.idle.as_millis()).unwrap_or(i64::MAX);
+        let mut cells = self.cells.lock().unwrap_or_else(|p| p.into_inner());
+        let before = cells.len();
+        cells.retain(|_, cell| {
+            if cell.last_used_ms.load(Ordering::Relaxed) > cutoff {
+                return true;
+            }
+            // Busy sessions stay; an idle one is only a cache of the store.
+            cell.state.try_lock().is_err()
+        });
+        before - cells.len()
+    }
+
+    /// Runs [`Hub::hibernate_idle`] periodically until `stop`.
+    pub fn spawn_sweeper(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        let hub = self.clone();
+        let every = (self.config.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tokio::select! {
+                    _ = tick.tick() => { hub.hibernate_idle(); }
+                    _ = stop.cancelled() => break,
+                }
+            }
+        });
+    }
+}
+
+fn presence(ch: &Channel, event: &str, display: u64, count: usize) {
+    let text =
+        json!({"type": "presence", "event": event, "display": display, "count": count}).to_string();
+    let _ = ch.tx.send(Frame {
+        seq: None,
+        event: "presence",
+        text: Utf8Bytes::from(text),
+    });
+}
+
+/// `{"components": {key: envelope+seq}, "order": [keys by seq]}`.
+fn state_json(l: &Loaded) -> Value {
+    let mut comps = Map::new();
+    let mut order: Vec<(u64, &String)> = Vec::new();
+    for (k, (seq, env)) in &l.components {
+        let mut e = env.clone();
+        if let Some(o) = e.as_object_mut() {
+            o.insert("seq".into(), json!(seq));
+        }
+        comps.insert(k.clone(), e);
+        order.push((*seq, k));
+    }
+    order.sort();
+    json!({
+        "components": comps,
+        "order": order.into_iter().map(|(_, k)| k.clone()).collect::<Vec<_>>(),
+    })
+}

@@ -1,0 +1,9 @@
+//! The live display hub: sessions, their ordered log, sockets, SSE and signed tokens.
+
+pub mod feed;
+pub mod hub;
+pub mod sse;
+pub mod token;
+pub mod ws;
+
+pub use hub::{Hub, HubConfig, HubError};

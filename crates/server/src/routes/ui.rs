@@ -1,0 +1,222 @@
+//! Themed display pages and the theme/cache admin API.
+
+use crate::app::App;
+use crate::config::Secret;
+use crate::display::token;
+use crate::error::{ApiError, ApiResult, ErrorBody};
+use crate::http::json::Json as JsonBody;
+use axum::Json;
+use axum::extract::{Path, Query, State};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
+use axum::response::{Html, IntoResponse, Response};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use stonepot_domain::{Tenant, TenantId, Theme};
+use subtle::ConstantTimeEq;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+pub fn router() -> OpenApiRouter<App> {
+    OpenApiRouter::new()
+        .routes(routes!(conversation_page))
+        .routes(routes!(get_theme, put_theme))
+        .routes(routes!(purge))
+}
+
+/// Tenants as last read for page renders; purged on theme writes and by the purge API.
+#[derive(Default)]
+pub struct TenantCache(std::sync::Mutex<HashMap<String, Tenant>>);
+
+impl TenantCache {
+    pub async fn get(&self, app: &App, id: &TenantId) -> ApiResult<Option<Tenant>> {
+        if let Some(t) = self.0.lock().ok().and_then(|m| m.get(id.as_str()).cloned()) {
+            return Ok(Some(t));
+        }
+        let t = app.store.tenant(id).await?;
+        if let (Some(t), Ok(mut m)) = (&t, self.0.lock()) {
+            m.insert(id.to_string(), t.clone());
+        }
+        Ok(t)
+    }
+    pub fn purge(&self, id: Option<&str>) -> usize {
+        let Ok(mut m) = self.0.lock() else { return 0 };
+        match id {
+            Some(id) => usize::from(m.remove(id).is_some()),
+            None => {
+                let n = m.len();
+                m.clear();
+                n
+            }
+        }
+    }
+}
+
+fn admin(headers: &HeaderMap, secret: &Option<Secret>, name: &str) -> ApiResult<()> {
+    let Some(secret) = secret else {
+        return Err(ApiError::forbidden(format!(
+            "this admin API is disabled; set {name} to enable it"
+        )));
+    };
+    let given = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if bool::from(secret.expose().as_bytes().ct_eq(given.as_bytes())) {
+        Ok(())
+    } else {
+        Err(ApiError::unauthorized(format!(
+            "send {name} as Authorization: Bearer <token>"
+        )))
+    }
+}
+
+/// The display page for one session, server-rendered in the tenant's theme.
+#[utoipa::path(get, path = "/ui/conversation", tag = "display",
+    params(("session" = String, Query), ("tenant" = String, Query),
+        ("category" = Option<String>, Query), ("token" = String, Query)),
+    responses((status = 200, content_type = "text/html", body = String),
+        (status = 304, description = "unchanged (ETag)"), (status = 401, body = ErrorBody)))]
+async fn conversation_page(
+    State(app): State<App>,
+    Query(q): Query<HashMap<String, String>>,
+    headers: HeaderMap,
+) -> ApiResult<Response> {
+    let need = |k: &str| {
+        q.get(k)
+            .filter(|v| !v.is_empty())
+            .ok_or_else(|| ApiError::bad_request("missing_parameter", format!("{k}: required")))
+    };
+    let session = need("session")?;
+    let tok = need("token")?;
+    let claims = token::verify(
+        app.config.signing_key.expose().as_bytes(),
+        tok,
+        session,
+        jiff::Timestamp::now().as_second(),
+    )
+    .map_err(|e| ApiError::unauthorized(e.to_string()))?;
+    if let Some(t) = q.get("tenant")
+        && t != &claims.t
+    {
+        return Err(ApiError::unauthorized(
+            "the display token is for another tenant",
+        ));
+    }
+    let tenant_id = TenantId::new(claims.t.clone())
+        .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    let tenant = app
+        .tenant_cache
+        .get(&app, &tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant_id}'")))?;
+    let category = tenant.category.as_str();
+    if let Some(c) = q.get("category")
+        && c != category
+    {
+        return Err(ApiError::bad_request(
+            "invalid_category",
+            format!("category: tenant '{tenant_id}' is {category}"),
+        ));
+    }
+    tenant.theme.validate().map_err(ApiError::internal)?;
+    let html = app
+        .pages
+        .render(
+            "display.html",
+            minijinja::context! {
+                tenant => json!({"id": tenant.id, "name": tenant.name, "currency": tenant.currency.code()}),
+                theme => tenant.theme,
+                category => category,
+                session => session,
+                token => tok,
+            },
+        )
+        .map_err(ApiError::internal)?;
+    let etag = format!(
+        "\"{}\"",
+        hex::encode(
+            Sha256::digest(html.as_bytes())
+                .get(..12)
+                .unwrap_or_default()
+        )
+    );
+    let mut res = if headers
+        .get(header::IF_NONE_MATCH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.split(',').any(|t| t.trim() == etag))
+    {
+        StatusCode::NOT_MODIFIED.into_response()
+    } else {
+        Html(html).into_response()
+    };
+    let h = res.headers_mut();
+    if let Ok(v) = HeaderValue::from_str(&etag) {
+        h.insert(header::ETAG, v);
+    }
+    h.insert(
+        header::CACHE_CONTROL,
+        HeaderValue::from_static("private, no-cache"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("no-referrer"),
+    );
+    Ok(res)
+}
+
+/// A tenant's theme (needs `THEME_API_TOKEN`).
+#[utoipa::path(get, path = "/api/admin/tenants/{tenant}/theme", tag = "admin",
+    params(("tenant" = String, Path)),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_theme(
+    State(app): State<App>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+) -> ApiResult<Json<Theme>> {
+    admin(&headers, &app.config.theme_api_token, "THEME_API_TOKEN")?;
+    let id = crate::routes::tenants::tenant_id(&raw)?;
+    let t = app
+        .store
+        .tenant(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))?;
+    Ok(Json(t.theme))
+}
+
+/// Replaces a tenant's theme (needs `THEME_API_TOKEN`); pages render it on next load.
+#[utoipa::path(put, path = "/api/admin/tenants/{tenant}/theme", tag = "admin",
+    params(("tenant" = String, Path)),
+    request_body(content = Object),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_theme(
+    State(app): State<App>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    JsonBody(theme): JsonBody<Theme>,
+) -> ApiResult<Json<Theme>> {
+    admin(&headers, &app.config.theme_api_token, "THEME_API_TOKEN")?;
+    let id = crate::routes::tenants::tenant_id(&raw)?;
+    theme
+        .validate()
+        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
+    let mut t = app
+        .store
+        .tenant(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))?;
+    t.theme = theme;
+    app.store.upsert_tenant(&t).await?;
+    app.tenant_cache.purge(Some(id.as_str()));
+    Ok(Json(t.theme))
+}
+
+/// Drops every cached render input (needs `CACHE_PURGE_TOKEN`).
+#[utoipa::path(post, path = "/api/admin/cache/purge", tag = "admin",
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+async fn purge(State(app): State<App>, headers: HeaderMap) -> ApiResult<Json<Value>> {
+    admin(&headers, &app.config.cache_purge_token, "CACHE_PURGE_TOKEN")?;
+    let n = app.tenant_cache.purge(None);
+    Ok(Json(json!({ "purged": n })))
+}

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Runs the headless-Chromium display tests against a freshly started server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ ! -x /usr/bin/chromium ]; then
+    echo "error: Chromium is not installed (Debian: apt-get install chromium)" >&2
+    exit 1
+fi
+(cd tests/browser && npm install --no-audit --no-fund --silent)
+cargo build --locked -p stonepot-server
+dir="$(mktemp -d /tmp/stonepot-browser.XXXXXX)"
+port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
+key="sp_browser_$RANDOM$RANDOM"
+(cd "$dir" && STONEPOT_DEMO_KEY="$key" LOG_LEVEL=warn exec "$OLDPWD/target/debug/stonepot" serve --demo --port "$port" >"$dir/server.log" 2>&1) &
+server=$!
+cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$dir"; }
+trap cleanup EXIT
+for _ in $(seq 100); do
+    python3 -c "import urllib.request,sys; urllib.request.urlopen('http://127.0.0.1:$port/health', timeout=1)" 2>/dev/null && break
+    sleep 0.1
+done
+STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" node tests/browser/display.test.mjs

@@ -31,7 +31,7 @@ const browser = await chromium.launch({
 async function scenario(category, tenant, steps) {
   const id = `browser-${category}-${Date.now()}`;
   const init = await api(`/conversation/${id}/init`, { tenantId: tenant, category });
-  const page = await browser.newPage({ viewport: { width: 1280, height: 800 } });
+  const page = await browser.newPage({ viewport: { width: 1280, height: 800 }, reducedMotion: "reduce" });
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
   await page.goto(init.displayUrl);

@@ -102,7 +102,7 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
                     }
                     continue;
                 };
-                if t.starts_with("{\"type\":\"snapshot\"") {
+                if t.contains("\"type\":\"snapshot\"") {
                     snapshots.fetch_add(1, Ordering::Relaxed);
                 } else if let Some(sent) = stamp(&t) {
                     let now = epoch.elapsed().as_micros() as u64;

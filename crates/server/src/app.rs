@@ -30,7 +30,13 @@ pub struct App {
     pub started_at: jiff::Timestamp,
     pub hub: Arc<crate::display::Hub>,
     pub tenant_cache: Arc<routes::ui::TenantCache>,
+    /// Recently verified (tenant, key hash) pairs; see [`App::api_key_valid`].
+    key_cache: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), Instant>>>,
 }
+
+/// How long a verified API key is trusted without asking the store again; a revoked key
+/// stops working within this time.
+pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5);
 
 #[derive(OpenApi)]
 #[openapi(
@@ -57,6 +63,7 @@ impl App {
         Ok(App {
             hub,
             tenant_cache: Arc::default(),
+            key_cache: Arc::default(),
             limiter: ratelimit::limiter(config.rate_limit_requests, config.rate_limit_window),
             pages: Arc::new(Pages::new(assets.clone())?),
             assets,
@@ -66,6 +73,30 @@ impl App {
             started: Instant::now(),
             started_at: jiff::Timestamp::now(),
         })
+    }
+
+    /// Whether `key` is an active key of `tenant`. Hits are remembered for
+    /// [`KEY_CACHE_TTL`] so hot paths (display updates) skip a query per request; misses
+    /// always ask the store.
+    pub async fn api_key_valid(
+        &self,
+        tenant: &stonepot_domain::TenantId,
+        key: &str,
+    ) -> Result<bool, stonepot_store::StoreError> {
+        let k = (tenant.to_string(), stonepot_store::hash_api_key(key));
+        if let Ok(cache) = self.key_cache.lock()
+            && cache.get(&k).is_some_and(|t| t.elapsed() < KEY_CACHE_TTL)
+        {
+            return Ok(true);
+        }
+        let ok = self.store.api_key_valid(tenant, key).await?;
+        if ok && let Ok(mut cache) = self.key_cache.lock() {
+            if cache.len() > 10_000 {
+                cache.retain(|_, t| t.elapsed() < KEY_CACHE_TTL);
+            }
+            cache.insert(k, Instant::now());
+        }
+        Ok(ok)
     }
 
     /// The OpenAPI document of every JSON route.

@@ -83,6 +83,7 @@ impl Store {
         category: Category,
         init: &str,
     ) -> Result<Created> {
+        let _write = self.write_guard().await;
         let now = now_ms();
         with_pool!(self, |p| {
             let done = sqlx::query(
@@ -135,6 +136,7 @@ impl Store {
         change: Option<&ComponentChange>,
         retain: u64,
     ) -> Result<u64> {
+        let _write = self.write_guard().await;
         let next = expected_seq + 1;
         let (expected, next_i) = (to_i64(expected_seq)?, to_i64(next)?);
         let now = now_ms();

@@ -38,6 +38,7 @@ fn parse<T: DeserializeOwned>(bodies: &[(String, String)], kind: &str) -> Result
 impl Store {
     /// Replaces the tenant's whole book in one transaction.
     pub async fn replace_book(&self, tenant: &TenantId, book: &Book) -> Result<()> {
+        let _write = self.write_guard().await;
         let mut all = rows("client", &book.clients, |c| &c.id, |_| "")?;
         all.extend(rows(
             "account",

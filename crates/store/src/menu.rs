@@ -22,6 +22,7 @@ struct ItemBody {
 impl Store {
     /// Replaces the tenant's whole menu in one transaction.
     pub async fn replace_menu(&self, tenant: &TenantId, menu: &Menu) -> Result<()> {
+        let _write = self.write_guard().await;
         menu.validate()
             .map_err(|e| StoreError::Corrupt(format!("menu rejected: {e}")))?;
         let now = now_ms();

@@ -42,6 +42,10 @@ pub struct Store {
     sqlite_path: Option<PathBuf>,
     /// The url as given, kept for `pg_dump`/`pg_restore`; never logged.
     url: String,
+    /// SQLite allows one writer at a time and makes the others sleep in its busy handler
+    /// (1, 2, 5 … 100 ms); queueing writers here instead, fairly and without sleeping,
+    /// keeps write latency at the cost of the commit itself.
+    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
 }
 
 /// The SQLite file a `sqlite:` url names, or None for an in-memory database.
@@ -87,6 +91,7 @@ impl Store {
                 url_redacted,
                 sqlite_path: None,
                 url: url.to_string(),
+                write_lock: Default::default(),
             });
         }
         if !url.starts_with("sqlite:") {
@@ -131,6 +136,7 @@ impl Store {
             url_redacted,
             sqlite_path: file,
             url: url.to_string(),
+            write_lock: Default::default(),
         })
     }
 
@@ -153,6 +159,15 @@ impl Store {
     /// The url with its password masked.
     pub fn url_redacted(&self) -> &str {
         &self.url_redacted
+    }
+
+    /// Held for the length of a write transaction on SQLite (None on PostgreSQL, whose
+    /// row locks need no help).
+    pub(crate) async fn write_guard(&self) -> Option<tokio::sync::MutexGuard<'_, ()>> {
+        match self.pool {
+            AnyPool::Sqlite(_) => Some(self.write_lock.lock().await),
+            AnyPool::Postgres(_) => None,
+        }
     }
 
     pub(crate) fn url(&self) -> &str {

@@ -78,7 +78,7 @@ async fn require_key(app: &App, headers: &HeaderMap, tenant: &TenantId) -> ApiRe
     {
         return Ok(());
     }
-    if app.store.api_key_valid(tenant, key).await? {
+    if app.api_key_valid(tenant, key).await? {
         return Ok(());
     }
     Err(ApiError::unauthorized(format!(
@@ -380,7 +380,11 @@ async fn display_socket(
     let since = parse_since(q.get("since").map(String::as_str))?;
     let verdict = verify_token(&app, q.get("token"), id.as_str());
     let hub = app.hub.clone();
+    // Small per-socket buffers: displays send tiny acks and receive modest frames, and
+    // thousands of idle sockets should cost kilobytes each, not the 128 KiB defaults.
     Ok(upgrade
+        .read_buffer_size(4 * 1024)
+        .write_buffer_size(0)
         .max_message_size(64 * 1024)
         .on_upgrade(move |socket| async move {
             match verdict {

@@ -62,7 +62,7 @@ impl FromRequestParts<App> for TenantKey {
             .ok_or_else(|| ApiError::internal("route has no {tenant} parameter"))?;
         let tenant = tenant_id(raw)?;
         let key = api_key(&parts.headers)?;
-        if app.store.api_key_valid(&tenant, &key).await? {
+        if app.api_key_valid(&tenant, &key).await? {
             Ok(TenantKey(tenant))
         } else {
             Err(ApiError::unauthorized(format!(

@@ -1,0 +1,209 @@
+//! Themed display pages and the theme/cache admin API.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{client, error_code, start};
+use serde_json::{Value, json};
+
+const KEY: &str = "sp_ui_test";
+
+async fn session(s: &common::TestServer, id: &str, tenant: &str) -> Value {
+    client()
+        .post(s.url(&format!("/conversation/{id}/init")))
+        .bearer_auth(KEY)
+        .json(&json!({"tenantId": tenant}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_display_page_renders_in_the_tenant_theme_with_an_etag() {
+    let s = start(&[("STONEPOT_DEMO_KEY", KEY)]).await;
+    let i = session(&s, "ui-page", "demo-restaurant").await;
+    let url = i["displayUrl"].as_str().unwrap().to_string();
+    let res = client().get(&url).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    let etag = res.headers()["etag"].to_str().unwrap().to_string();
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("--primary: #b3261e"),
+        "restaurant theme color"
+    );
+    assert!(html.contains("Stonepot Trattoria"));
+    assert!(html.contains("category-restaurant"));
+    assert!(
+        html.contains("assets&#x2f;display.") && html.contains(".js\""),
+        "hashed script link"
+    );
+    let res = client()
+        .get(&url)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 304);
+    // The finance tenant gets its own theme.
+    let f = session(&s, "ui-fin", "demo-finance").await;
+    let html = client()
+        .get(f["displayUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("category-financial"));
+    assert!(!html.contains("#b3261e"));
+    // A forged or foreign token is refused.
+    let other = url.replace("session=ui-page", "session=ui-fin");
+    let res = client().get(&other).send().await.unwrap();
+    assert_eq!(error_code(res, 401).await.0, "unauthorized");
+    let res = client()
+        .get(s.url("/ui/conversation?session=ui-page"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+}
+
+#[tokio::test]
+async fn theme_admin_needs_its_token_and_changes_the_page() {
+    let s = start(&[
+        ("STONEPOT_DEMO_KEY", KEY),
+        ("THEME_API_TOKEN", "theme-admin-secret"),
+        ("CACHE_PURGE_TOKEN", "purge-secret"),
+    ])
+    .await;
+    let c = client();
+    let theme_url = s.url("/api/admin/tenants/demo-restaurant/theme");
+    let res = c.get(&theme_url).send().await.unwrap();
+    assert_eq!(error_code(res, 401).await.0, "unauthorized");
+    let res = c.get(&theme_url).bearer_auth(KEY).send().await.unwrap();
+    assert_eq!(res.status(), 401, "a tenant key is not the admin token");
+    let mut theme: Value = c
+        .get(&theme_url)
+        .bearer_auth("theme-admin-secret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(theme["primary"], "#b3261e");
+
+    let i = session(&s, "ui-theme", "demo-restaurant").await;
+    let page = i["displayUrl"].as_str().unwrap().to_string();
+    let before = c.get(&page).send().await.unwrap();
+    let etag = before.headers()["etag"].to_str().unwrap().to_string();
+
+    // CSS injection is refused with the field named.
+    let mut bad = theme.clone();
+    bad["primary"] = json!("red; } body { display:none");
+    let res = c
+        .put(&theme_url)
+        .bearer_auth("theme-admin-secret")
+        .json(&bad)
+        .send()
+        .await
+        .unwrap();
+    let (_, msg) = error_code(res, 422).await;
+    assert!(msg.contains("primary"), "{msg}");
+
+    theme["primary"] = json!("#123456");
+    let res = c
+        .put(&theme_url)
+        .bearer_auth("theme-admin-secret")
+        .json(&theme)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let after = c
+        .get(&page)
+        .header("if-none-match", &etag)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(after.status(), 200, "the old ETag no longer matches");
+    assert!(after.text().await.unwrap().contains("--primary: #123456"));
+
+    // Purge needs its own token.
+    let res = c
+        .post(s.url("/api/admin/cache/purge"))
+        .bearer_auth("theme-admin-secret")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let v: Value = c
+        .post(s.url("/api/admin/cache/purge"))
+        .bearer_auth("purge-secret")
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(v["purged"].as_u64().unwrap() >= 1);
+}
+
+#[tokio::test]
+async fn admin_apis_are_off_without_their_tokens() {
+    let s = start(&[("STONEPOT_DEMO_KEY", KEY)]).await;
+    let res = client()
+        .get(s.url("/api/admin/tenants/demo-restaurant/theme"))
+        .bearer_auth("anything")
+        .send()
+        .await
+        .unwrap();
+    let (code, msg) = error_code(res, 403).await;
+    assert_eq!(code, "forbidden");
+    assert!(msg.contains("THEME_API_TOKEN"));
+}
+
+#[tokio::test]
+async fn the_landing_page_opens_a_seeded_demo_display() {
+    let s = start(&[("STONEPOT_DEMO_KEY", KEY)]).await;
+    let html = client()
+        .get(s.url("/"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(html.contains("/demo/demo-restaurant") && html.contains("/demo/demo-finance"));
+    for tenant in ["demo-restaurant", "demo-finance"] {
+        let res = client()
+            .get(s.url(&format!("/demo/{tenant}")))
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(res.status(), 200, "followed the redirect to the page");
+        assert!(res.url().path().starts_with("/ui/conversation"));
+        let session = res
+            .url()
+            .query_pairs()
+            .find(|(k, _)| k == "session")
+            .unwrap()
+            .1
+            .to_string();
+        let st: Value = client()
+            .get(s.url(&format!("/conversation/{session}/state")))
+            .bearer_auth(KEY)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        assert!(st["seq"].as_u64().unwrap() >= 2, "seeded: {st}");
+    }
+    let res = client().get(s.url("/demo/nobody")).send().await.unwrap();
+    assert_eq!(res.status(), 404);
+}

@@ -208,6 +208,22 @@ impl Store {
                 .collect::<Result<_, _>>()?;
                 sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
                 let copy_all = async {
+                    // Triggers (e.g. the display log's seq check) must not re-run on rows
+                    // that are already consistent: drop them for the copy and recreate
+                    // them in the same transaction.
+                    let triggers: Vec<(String, String)> = sqlx::query(
+                        "SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger'",
+                    )
+                    .fetch_all(&mut *conn)
+                    .await?
+                    .into_iter()
+                    .map(|r| Ok((r.try_get("name")?, r.try_get("sql")?)))
+                    .collect::<Result<_, sqlx::Error>>()?;
+                    for (name, _) in &triggers {
+                        sqlx::query(&format!("DROP TRIGGER main.\"{name}\""))
+                            .execute(&mut *conn)
+                            .await?;
+                    }
                     for t in &names {
                         let cols: Vec<String> =
                             sqlx::query(&format!("SELECT name FROM pragma_table_info('{t}')"))
@@ -229,6 +245,9 @@ impl Store {
                         ))
                         .execute(&mut *conn)
                         .await?;
+                    }
+                    for (_, sql) in &triggers {
+                        sqlx::query(sql).execute(&mut *conn).await?;
                     }
                     Ok::<_, sqlx::Error>(())
                 }

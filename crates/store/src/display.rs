@@ -2,6 +2,7 @@
 //! `seq` with an optimistic check on the previous one, writes the update and the
 //! component it changes, and trims the retained log, all in one transaction.
 
+use crate::pool::AnyPool;
 use crate::{Result, Store, StoreError, now_ms, with_pool};
 use sqlx::Row;
 use stonepot_domain::{Category, TenantId};
@@ -124,7 +125,9 @@ impl Store {
         })
     }
 
-    /// Appends `body` as `expected_seq + 1`, applies `change`, and keeps only the last
+    /// Appends `body` (the update envelope, whose `key` and `op` name the component it
+    /// sets or removes) as `expected_seq + 1`, applies that change to the session's
+    /// components, and keeps only the last
     /// `retain` updates. Fails with [`StoreError::Conflict`] when another writer moved the
     /// session's seq first: the caller reloads and retries, the log never forks.
     pub async fn append_display_update(
@@ -133,82 +136,135 @@ impl Store {
         tenant: &TenantId,
         expected_seq: u64,
         body: &str,
-        change: Option<&ComponentChange>,
         retain: u64,
     ) -> Result<u64> {
         let _write = self.write_guard().await;
         let next = expected_seq + 1;
         let (expected, next_i) = (to_i64(expected_seq)?, to_i64(next)?);
         let now = now_ms();
-        with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            let moved = sqlx::query(
-                "UPDATE display_sessions SET seq = $1, updated_at = $2 \
-                 WHERE id = $3 AND tenant_id = $4 AND seq = $5",
-            )
-            .bind(next_i)
-            .bind(now)
-            .bind(session)
-            .bind(tenant.as_str())
-            .bind(expected)
-            .execute(&mut *tx)
-            .await?;
-            if moved.rows_affected() != 1 {
-                tx.rollback().await?;
-                return Err(StoreError::Conflict(format!(
-                    "session {session} is no longer at seq {expected_seq}"
-                )));
-            }
-            sqlx::query(
-                "INSERT INTO display_updates (session_id, seq, tenant_id, body, created_at) \
-                 VALUES ($1, $2, $3, $4, $5)",
-            )
-            .bind(session)
-            .bind(next_i)
-            .bind(tenant.as_str())
-            .bind(body)
-            .bind(now)
-            .execute(&mut *tx)
-            .await?;
-            match change {
-                Some(ComponentChange::Put { key, body }) => {
-                    sqlx::query(
-                        "INSERT INTO display_components (session_id, key, tenant_id, seq, body) \
-                         VALUES ($1, $2, $3, $4, $5) \
-                         ON CONFLICT (session_id, key) DO UPDATE SET seq = excluded.seq, body = excluded.body",
-                    )
-                    .bind(session)
-                    .bind(key)
-                    .bind(tenant.as_str())
-                    .bind(next_i)
-                    .bind(body)
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                Some(ComponentChange::Remove { key }) => {
-                    sqlx::query(
-                        "DELETE FROM display_components WHERE session_id = $1 AND key = $2 AND tenant_id = $3",
-                    )
-                    .bind(session)
-                    .bind(key)
-                    .bind(tenant.as_str())
-                    .execute(&mut *tx)
-                    .await?;
-                }
-                None => {}
-            }
+        let trim_from = {
             // Trim in batches: only when the log has grown a tenth past what is retained.
             let slack = (retain / 10).max(1);
-            if retain > 0 && next > retain + slack && next.is_multiple_of(slack) {
-                sqlx::query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
-                    .bind(session)
-                    .bind(to_i64(next - retain)?)
-                    .execute(&mut *tx)
-                    .await?;
+            (retain > 0 && next > retain + slack && next.is_multiple_of(slack))
+                .then(|| to_i64(next - retain))
+                .transpose()?
+        };
+        match &self.pool {
+            AnyPool::Sqlite(p) => {
+                // Triggers (migration 0003) check the seq and apply the component change
+                // inside this one statement's transaction; `body` is the envelope whose
+                // `key`/`op` drive them.
+                let done = sqlx::query(
+                    "INSERT INTO display_updates (session_id, seq, tenant_id, body, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(session)
+                .bind(next_i)
+                .bind(tenant.as_str())
+                .bind(body)
+                .bind(now)
+                .execute(p)
+                .await;
+                match done {
+                    Ok(_) => {}
+                    Err(sqlx::Error::Database(e))
+                        if e.message().contains("seq_conflict")
+                            || e.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+                    {
+                        return Err(StoreError::Conflict(format!(
+                            "session {session} is no longer at seq {expected_seq}"
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+                if let Some(upto) = trim_from {
+                    sqlx::query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
+                        .bind(session)
+                        .bind(upto)
+                        .execute(p)
+                        .await?;
+                }
+                Ok(next)
             }
-            tx.commit().await?;
-            Ok(next)
-        })
+            AnyPool::Postgres(p) => {
+                let envelope: serde_json::Value = serde_json::from_str(body)?;
+                let change = match (envelope["key"].as_str(), envelope["op"].as_str()) {
+                    (Some(key), Some("remove")) => {
+                        Some(ComponentChange::Remove { key: key.into() })
+                    }
+                    (Some(key), None) => Some(ComponentChange::Put {
+                        key: key.into(),
+                        body: body.to_string(),
+                    }),
+                    _ => None,
+                };
+                let mut tx = p.begin().await?;
+                let moved = sqlx::query(
+                    "UPDATE display_sessions SET seq = $1, updated_at = $2 \
+                     WHERE id = $3 AND tenant_id = $4 AND seq = $5",
+                )
+                .bind(next_i)
+                .bind(now)
+                .bind(session)
+                .bind(tenant.as_str())
+                .bind(expected)
+                .execute(&mut *tx)
+                .await?;
+                if moved.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Err(StoreError::Conflict(format!(
+                        "session {session} is no longer at seq {expected_seq}"
+                    )));
+                }
+                sqlx::query(
+                    "INSERT INTO display_updates (session_id, seq, tenant_id, body, created_at) \
+                     VALUES ($1, $2, $3, $4, $5)",
+                )
+                .bind(session)
+                .bind(next_i)
+                .bind(tenant.as_str())
+                .bind(body)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+                match change {
+                    Some(ComponentChange::Put { key, body }) => {
+                        sqlx::query(
+                            "INSERT INTO display_components (session_id, key, tenant_id, seq, body) \
+                             VALUES ($1, $2, $3, $4, $5) \
+                             ON CONFLICT (session_id, key) DO UPDATE SET seq = excluded.seq, body = excluded.body",
+                        )
+                        .bind(session)
+                        .bind(key)
+                        .bind(tenant.as_str())
+                        .bind(next_i)
+                        .bind(body)
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    Some(ComponentChange::Remove { key }) => {
+                        sqlx::query(
+                            "DELETE FROM display_components WHERE session_id = $1 AND key = $2 AND tenant_id = $3",
+                        )
+                        .bind(session)
+                        .bind(key)
+                        .bind(tenant.as_str())
+                        .execute(&mut *tx)
+                        .await?;
+                    }
+                    None => {}
+                }
+                if let Some(upto) = trim_from {
+                    sqlx::query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
+                        .bind(session)
+                        .bind(upto)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(next)
+            }
+        }
     }
 
     /// Updates with `seq > after`, in order, at most `limit`.

@@ -2,7 +2,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 use stonepot_domain::{TenantId, demo};
-use stonepot_store::{Backend, Store, testing};
+use stonepot_store::{Backend, Created, Store, StoreError, testing};
 
 /// A migrated store of the given backend, plus what keeps it alive.
 struct Fixture {
@@ -66,6 +66,7 @@ both_backends!(
     migrations_are_idempotent,
     ping_and_counts,
     backup_then_restore_round_trip,
+    display_log_appends_in_order_with_components_and_trimming,
 );
 
 async fn tenants_round_trip_and_upsert(b: Backend) {
@@ -215,6 +216,17 @@ async fn backup_then_restore_round_trip(b: Backend) {
     let menu = demo::restaurant_menu();
     f.store.replace_menu(&r.id, &menu).await.unwrap();
     f.store.add_api_key(&r.id, "sp_keep", "demo").await.unwrap();
+    f.store
+        .create_display_session("bk", &r.id, r.category, "{}")
+        .await
+        .unwrap();
+    for n in 0..3u64 {
+        let body = format!("{{\"data\":{{}},\"key\":\"k{n}\",\"type\":\"message\"}}");
+        f.store
+            .append_display_update("bk", &r.id, n, &body, 100)
+            .await
+            .unwrap();
+    }
 
     let out = f._dir.path().join("backups/one.bak");
     let rep = f.store.backup(&out).await.unwrap();
@@ -232,8 +244,21 @@ async fn backup_then_restore_round_trip(b: Backend) {
         .unwrap();
     f.store.revoke_api_keys(&r.id, "demo", None).await.unwrap();
 
+    let body = "{\"data\":{},\"key\":\"late\",\"type\":\"message\"}";
+    f.store
+        .append_display_update("bk", &r.id, 3, body, 100)
+        .await
+        .unwrap();
+
     f.store.restore(&out).await.unwrap();
     assert_eq!(f.store.menu(&r.id).await.unwrap(), menu);
+    // The display log comes back exactly, and appending continues from it.
+    assert_eq!(f.store.display_session("bk").await.unwrap().unwrap().seq, 3);
+    assert_eq!(f.store.display_components("bk").await.unwrap().len(), 3);
+    f.store
+        .append_display_update("bk", &r.id, 3, body, 100)
+        .await
+        .unwrap();
     assert_eq!(f.store.tenants().await.unwrap(), vec![r.clone()]);
     assert!(f.store.api_key_valid(&r.id, "sp_keep").await.unwrap());
     // Garbage is refused with the store untouched.
@@ -241,5 +266,85 @@ async fn backup_then_restore_round_trip(b: Backend) {
     std::fs::write(&junk, b"not a database").unwrap();
     assert!(f.store.restore(&junk).await.is_err());
     assert_eq!(f.store.menu(&r.id).await.unwrap(), menu);
+    f.done().await;
+}
+
+async fn display_log_appends_in_order_with_components_and_trimming(b: Backend) {
+    let f = Fixture::new(b).await;
+    let r = demo::restaurant_tenant();
+    let fin = demo::finance_tenant();
+    f.store.upsert_tenant(&r).await.unwrap();
+    f.store.upsert_tenant(&fin).await.unwrap();
+    let created = f
+        .store
+        .create_display_session("s1", &r.id, r.category, "{\"table\":1}")
+        .await
+        .unwrap();
+    assert!(matches!(created, Created::New(ref rec) if rec.seq == 0));
+    let again = f
+        .store
+        .create_display_session("s1", &fin.id, fin.category, "{}")
+        .await
+        .unwrap();
+    assert!(matches!(again, Created::Existing(ref rec) if rec.tenant_id == r.id));
+
+    let put = |key: &str, n: u64| {
+        format!("{{\"data\":{{\"n\":{n}}},\"key\":\"{key}\",\"type\":\"message\"}}")
+    };
+    let mut seq = 0;
+    for n in 1..=30u64 {
+        let key = if n % 2 == 0 { "even" } else { "odd" };
+        let body = put(key, n);
+        seq = f
+            .store
+            .append_display_update("s1", &r.id, seq, &body, 10)
+            .await
+            .unwrap();
+        assert_eq!(seq, n);
+    }
+    // A stale expected seq or the wrong tenant is a conflict, never a fork.
+    let body = put("odd", 99);
+    for (tenant, expected) in [(&r.id, 5), (&fin.id, 30)] {
+        let e = f
+            .store
+            .append_display_update("s1", tenant, expected, &body, 10)
+            .await
+            .unwrap_err();
+        assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    }
+    assert_eq!(
+        f.store.display_session("s1").await.unwrap().unwrap().seq,
+        30
+    );
+    // Components hold the latest per key.
+    let comps = f.store.display_components("s1").await.unwrap();
+    assert_eq!(comps.len(), 2);
+    assert_eq!(comps[1].key, "even");
+    assert_eq!(comps[1].seq, 30);
+    assert!(comps[1].body.contains("\"n\":30"));
+    // Removal.
+    let rm = "{\"key\":\"odd\",\"op\":\"remove\"}";
+    seq = f
+        .store
+        .append_display_update("s1", &r.id, seq, rm, 10)
+        .await
+        .unwrap();
+    assert_eq!(seq, 31);
+    let comps = f.store.display_components("s1").await.unwrap();
+    assert_eq!(
+        comps.iter().map(|c| c.key.as_str()).collect::<Vec<_>>(),
+        ["even"]
+    );
+    // The log is trimmed to about the last `retain` entries and reads are ordered.
+    let oldest = f.store.display_oldest_seq("s1").await.unwrap().unwrap();
+    assert!(oldest > 1 && oldest <= 31 - 10 + 1, "oldest {oldest}");
+    let after = f.store.display_updates_after("s1", 25, 100).await.unwrap();
+    assert_eq!(
+        after.iter().map(|u| u.seq).collect::<Vec<_>>(),
+        (26..=31).collect::<Vec<_>>()
+    );
+    let last = f.store.display_updates_last("s1", 3).await.unwrap();
+    assert_eq!(last.iter().map(|u| u.seq).collect::<Vec<_>>(), [29, 30, 31]);
+    assert_eq!(f.store.display_session_count().await.unwrap(), 1);
     f.done().await;
 }

@@ -280,7 +280,6 @@ impl Hub {
                     &loaded.rec.tenant_id,
                     loaded.rec.seq,
                     &body,
-                    change.as_ref(),
                     self.config.retain,
                 )
                 .await
@@ -299,7 +298,6 @@ impl Hub {
                             &loaded.rec.tenant_id,
                             loaded.rec.seq,
                             &body,
-                            change.as_ref(),
                             self.config.retain,
                         )
                         .await?

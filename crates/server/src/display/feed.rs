@@ -4,6 +4,7 @@
 //! losing frames.
 
 use super::hub::{Channel, Frame, Hub, HubError, Utf8Bytes};
+use super::log::update_frame;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
@@ -36,12 +37,12 @@ impl From<stonepot_store::StoreError> for FeedError {
     }
 }
 
-fn update_frame(seq: u64, body: &str) -> Frame {
-    let update: Value = serde_json::from_str(body).unwrap_or(Value::Null);
-    Frame {
-        seq: Some(seq),
-        event: "update",
-        text: Utf8Bytes::from(json!({"type": "update", "seq": seq, "update": update}).to_string()),
+impl From<super::log::LogError> for FeedError {
+    fn from(e: super::log::LogError) -> Self {
+        match e {
+            super::log::LogError::Store(s) => FeedError::Hub(HubError::Store(s)),
+            super::log::LogError::Conflict => FeedError::Closed,
+        }
     }
 }
 
@@ -79,7 +80,7 @@ impl Feed {
             Some(s) if s > seq => return Err(FeedError::SinceAhead { since: s, seq }),
             Some(s) if s == seq => {}
             Some(s) => {
-                let oldest = hub.store().display_oldest_seq(id).await?;
+                let oldest = hub.log().oldest(id).await?;
                 if oldest.is_none_or(|o| o > s + 1) {
                     frames.push(Frame {
                         seq: None,
@@ -94,14 +95,14 @@ impl Feed {
                 } else {
                     let mut after = s;
                     while after < seq {
-                        let batch = hub.store().display_updates_after(id, after, 500).await?;
+                        let batch = hub.log().read_after(id, after, 500).await?;
                         let Some(last) = batch.last() else { break };
                         after = last.seq;
                         frames.extend(
                             batch
                                 .iter()
                                 .filter(|u| u.seq <= seq)
-                                .map(|u| update_frame(u.seq, &u.body)),
+                                .map(|u| update_frame(u.seq, &u.envelope)),
                         );
                     }
                 }
@@ -131,11 +132,7 @@ impl Feed {
     }
 
     async fn catch_up(&mut self) -> Result<Vec<Frame>, FeedError> {
-        let batch = self
-            .hub
-            .store()
-            .display_updates_after(&self.id, self.last, 500)
-            .await?;
+        let batch = self.hub.log().read_after(&self.id, self.last, 500).await?;
         if batch.first().is_some_and(|u| u.seq != self.last + 1) {
             // Trimmed past us: start over from a snapshot.
             let (seq, state) = self
@@ -162,7 +159,10 @@ impl Feed {
                 },
             ]);
         }
-        let frames: Vec<Frame> = batch.iter().map(|u| update_frame(u.seq, &u.body)).collect();
+        let frames: Vec<Frame> = batch
+            .iter()
+            .map(|u| update_frame(u.seq, &u.envelope))
+            .collect();
         if let Some(l) = batch.last() {
             self.last = l.seq;
         }

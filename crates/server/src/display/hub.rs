@@ -8,6 +8,7 @@
 //! `idle` leave memory ("hibernate"); their fan-out channels stay while sockets are open,
 //! and the next command rebuilds the session from the store.
 
+use super::log::{LocalLog, LogError, SessionLog};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -38,9 +39,9 @@ pub struct DisplayInfo {
     pub acked_seq: Option<u64>,
 }
 
-/// The fan-out side of a session; outlives hibernation while sockets are open.
+/// The displays connected to a session; outlives hibernation while sockets are open.
+#[derive(Default)]
 pub struct Channel {
-    pub tx: broadcast::Sender<Frame>,
     displays: Mutex<HashMap<u64, DisplayInfo>>,
 }
 
@@ -110,6 +111,7 @@ pub enum UpdateCommand {
 
 pub struct Hub {
     store: Store,
+    log: Arc<dyn SessionLog>,
     config: HubConfig,
     cells: Mutex<HashMap<String, Arc<Cell>>>,
     channels: Mutex<HashMap<String, Arc<Channel>>>,
@@ -128,8 +130,14 @@ fn singleton(kind: &str) -> bool {
 
 impl Hub {
     pub fn new(store: Store, config: HubConfig) -> Arc<Hub> {
+        let log = Arc::new(LocalLog::new(
+            store.clone(),
+            config.retain,
+            config.channel_capacity,
+        ));
         Arc::new(Hub {
             store,
+            log,
             config,
             cells: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
@@ -142,8 +150,9 @@ impl Hub {
         &self.config
     }
 
-    pub fn store(&self) -> &Store {
-        &self.store
+    /// The session log updates go through.
+    pub fn log(&self) -> &Arc<dyn SessionLog> {
+        &self.log
     }
 
     /// Sessions currently in memory.
@@ -239,7 +248,6 @@ impl Hub {
 
     /// Validates and commits one update; returns its seq.
     pub async fn update(&self, id: &str, cmd: UpdateCommand) -> Result<u64, HubError> {
-        let channel = self.channel_if_any(id);
         self.with_session(id, async |state| {
             let Some(loaded) = state.as_mut() else {
                 return Err(HubError::NotInitialized(id.into()));
@@ -274,35 +282,29 @@ impl Hub {
             };
             let body = envelope.to_string();
             let seq = match self
-                .store
-                .append_display_update(
-                    id,
-                    &loaded.rec.tenant_id,
-                    loaded.rec.seq,
-                    &body,
-                    self.config.retain,
-                )
+                .log
+                .append(id, &loaded.rec.tenant_id, loaded.rec.seq, &body)
                 .await
             {
                 Ok(seq) => seq,
-                Err(StoreError::Conflict(_)) => {
+                Err(LogError::Conflict) => {
                     // Another writer (another process) moved the session: reload, retry once.
                     let fresh = self
                         .load(id)
                         .await?
                         .ok_or_else(|| HubError::NotFound(id.into()))?;
                     *loaded = fresh;
-                    self.store
-                        .append_display_update(
-                            id,
-                            &loaded.rec.tenant_id,
-                            loaded.rec.seq,
-                            &body,
-                            self.config.retain,
-                        )
-                        .await?
+                    self.log
+                        .append(id, &loaded.rec.tenant_id, loaded.rec.seq, &body)
+                        .await
+                        .map_err(|e| match e {
+                            LogError::Conflict => HubError::Invalid(
+                                "seq: the session is being written elsewhere; retry".into(),
+                            ),
+                            LogError::Store(s) => HubError::Store(s),
+                        })?
                 }
-                Err(e) => return Err(e.into()),
+                Err(LogError::Store(e)) => return Err(e.into()),
             };
             loaded.rec.seq = seq;
             match change {
@@ -313,14 +315,6 @@ impl Hub {
                     loaded.components.remove(&key);
                 }
                 None => {}
-            }
-            if let Some(ch) = channel.or_else(|| self.channel_if_any(id)) {
-                let text = json!({"type": "update", "seq": seq, "update": envelope}).to_string();
-                let _ = ch.tx.send(Frame {
-                    seq: Some(seq),
-                    event: "update",
-                    text: Utf8Bytes::from(text),
-                });
             }
             Ok(seq)
         })
@@ -349,13 +343,20 @@ impl Hub {
             return Ok(None);
         };
         let updates: Vec<Value> = self
-            .store
-            .display_updates_last(id, last)
-            .await?
+            .log
+            .read_last(id, last)
+            .await
+            .map_err(|e| match e {
+                LogError::Store(s) => HubError::Store(s),
+                LogError::Conflict => HubError::Invalid("conflict".into()),
+            })?
             .into_iter()
             .map(|u| {
-                let update: Value = serde_json::from_str(&u.body).unwrap_or(Value::Null);
-                json!({"seq": u.seq, "update": update, "at": jiff::Timestamp::from_millisecond(u.created_at).map(|t| t.to_string()).unwrap_or_default()})
+                let update: Value = serde_json::from_str(&u.envelope).unwrap_or(Value::Null);
+                let at = jiff::Timestamp::from_millisecond(u.at_ms)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default();
+                json!({"seq": u.seq, "update": update, "at": at})
             })
             .collect();
         let displays: Vec<Value> = self
@@ -380,7 +381,7 @@ impl Hub {
         self.channels.lock().ok().and_then(|c| c.get(id).cloned())
     }
 
-    /// Subscribes a display: returns its id, the receiver, and the channel.
+    /// Subscribes a display: returns its id, the receiver, and its presence record.
     pub fn subscribe(
         &self,
         id: &str,
@@ -388,17 +389,9 @@ impl Hub {
     ) -> (u64, broadcast::Receiver<Frame>, Arc<Channel>) {
         let ch = {
             let mut chans = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-            chans
-                .entry(id.to_string())
-                .or_insert_with(|| {
-                    Arc::new(Channel {
-                        tx: broadcast::channel(self.config.channel_capacity).0,
-                        displays: Mutex::new(HashMap::new()),
-                    })
-                })
-                .clone()
+            chans.entry(id.to_string()).or_default().clone()
         };
-        let rx = ch.tx.subscribe();
+        let rx = self.log.subscribe(id);
         let display = self.next_display.fetch_add(1, Ordering::Relaxed);
         let count = {
             let mut d = ch.displays.lock().unwrap_or_else(|p| p.into_inner());
@@ -414,7 +407,7 @@ impl Hub {
             d.len()
         };
         self.sockets.fetch_add(1, Ordering::Relaxed);
-        presence(&ch, "join", display, count);
+        self.presence(id, "join", display, count);
         (display, rx, ch)
     }
 
@@ -429,7 +422,7 @@ impl Hub {
             d.remove(&display);
             d.len()
         };
-        presence(&ch, "leave", display, count);
+        self.presence(id, "leave", display, count);
         if count == 0 {
             let mut chans = self.channels.lock().unwrap_or_else(|p| p.into_inner());
             if let Some(c) = chans.get(id)
@@ -438,6 +431,8 @@ impl Hub {
             {
                 chans.remove(id);
             }
+            drop(chans);
+            self.log.prune();
         }
     }
 
@@ -463,6 +458,19 @@ impl Hub {
             .unwrap_or_default();
         v.sort_by_key(|d| d.id);
         v
+    }
+
+    fn presence(&self, id: &str, event: &str, display: u64, count: usize) {
+        let text = json!({"type": "presence", "event": event, "display": display, "count": count})
+            .to_string();
+        self.log.publish_ephemeral(
+            id,
+            Frame {
+                seq: None,
+                event: "presence",
+                text: Utf8Bytes::from(text),
+            },
+        );
     }
 
     /// Drops sessions idle for longer than the configured time. Returns how many left.
@@ -494,16 +502,6 @@ impl Hub {
             }
         });
     }
-}
-
-fn presence(ch: &Channel, event: &str, display: u64, count: usize) {
-    let text =
-        json!({"type": "presence", "event": event, "display": display, "count": count}).to_string();
-    let _ = ch.tx.send(Frame {
-        seq: None,
-        event: "presence",
-        text: Utf8Bytes::from(text),
-    });
 }
 
 /// `{"components": {key: envelope+seq}, "order": [keys by seq]}`.

@@ -2,6 +2,7 @@
 
 pub mod feed;
 pub mod hub;
+pub mod log;
 pub mod sse;
 pub mod token;
 pub mod ws;

@@ -1,0 +1,245 @@
+//! The session log: the one interface through which display updates are appended, read
+//! from a seq and subscribed to. [`LocalLog`] is the single-machine implementation (the
+//! SQLite/PostgreSQL store for durability plus an in-process broadcast for fan-out); a
+//! NATS JetStream implementation slots in behind the same trait for scale-out.
+//!
+//! The contract, which every implementation keeps:
+//! - `append` assigns `expected + 1` or fails with [`LogError::Conflict`] when the session
+//!   has moved on (another writer won); it returns only after the entry is durable.
+//! - Subscribers receive committed entries in seq order, but may miss some (a slow
+//!   subscriber, a reconnect): they detect the gap by seq and fill it with `read_after`.
+//! - `read_after` returns retained entries in order; entries older than the retention
+//!   window are gone, which `oldest` reveals so the reader can reset.
+
+use super::hub::{Frame, Utf8Bytes};
+use async_trait::async_trait;
+use std::collections::HashMap;
+use std::sync::Mutex;
+use stonepot_domain::TenantId;
+use stonepot_store::{Store, StoreError};
+use tokio::sync::broadcast;
+
+/// One committed log entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Entry {
+    pub seq: u64,
+    /// The update envelope as JSON text.
+    pub envelope: String,
+    /// Commit time, Unix milliseconds.
+    pub at_ms: i64,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum LogError {
+    #[error("the session moved past the expected seq")]
+    Conflict,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// The update frame every subscriber receives for an entry, built once.
+pub fn update_frame(seq: u64, envelope: &str) -> Frame {
+    Frame {
+        seq: Some(seq),
+        event: "update",
+        text: Utf8Bytes::from(format!(
+            "{{\"seq\":{seq},\"type\":\"update\",\"update\":{envelope}}}"
+        )),
+    }
+}
+
+#[async_trait]
+pub trait SessionLog: Send + Sync + 'static {
+    /// Appends `envelope` as `expected + 1` once durable; publishes it to subscribers.
+    async fn append(
+        &self,
+        session: &str,
+        tenant: &TenantId,
+        expected: u64,
+        envelope: &str,
+    ) -> Result<u64, LogError>;
+    /// Retained entries with `seq > after`, in order, at most `limit`.
+    async fn read_after(
+        &self,
+        session: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Entry>, LogError>;
+    /// The last `n` entries, oldest first.
+    async fn read_last(&self, session: &str, n: u32) -> Result<Vec<Entry>, LogError>;
+    /// The oldest retained seq (None when nothing is retained).
+    async fn oldest(&self, session: &str) -> Result<Option<u64>, LogError>;
+    /// Committed entries (and ephemeral frames) of a session from now on.
+    fn subscribe(&self, session: &str) -> broadcast::Receiver<Frame>;
+    /// Sends a frame that is not part of the log (presence) to current subscribers.
+    fn publish_ephemeral(&self, session: &str, frame: Frame);
+    /// Forgets fan-out state of sessions nobody subscribes to.
+    fn prune(&self);
+}
+
+/// The store plus in-process broadcast.
+pub struct LocalLog {
+    store: Store,
+    retain: u64,
+    capacity: usize,
+    senders: Mutex<HashMap<String, broadcast::Sender<Frame>>>,
+}
+
+impl LocalLog {
+    pub fn new(store: Store, retain: u64, capacity: usize) -> LocalLog {
+        LocalLog {
+            store,
+            retain,
+            capacity,
+            senders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    fn sender_if_any(&self, session: &str) -> Option<broadcast::Sender<Frame>> {
+        self.senders.lock().ok()?.get(session).cloned()
+    }
+}
+
+fn entry(u: stonepot_store::UpdateRecord) -> Entry {
+    Entry {
+        seq: u.seq,
+        envelope: u.body,
+        at_ms: u.created_at,
+    }
+}
+
+#[async_trait]
+impl SessionLog for LocalLog {
+    async fn append(
+        &self,
+        session: &str,
+        tenant: &TenantId,
+        expected: u64,
+        envelope: &str,
+    ) -> Result<u64, LogError> {
+        let seq = match self
+            .store
+            .append_display_update(session, tenant, expected, envelope, self.retain)
+            .await
+        {
+            Ok(seq) => seq,
+            Err(StoreError::Conflict(_)) => return Err(LogError::Conflict),
+            Err(e) => return Err(e.into()),
+        };
+        // The caller holds the session's lock, so frames go out in seq order.
+        if let Some(tx) = self.sender_if_any(session) {
+            let _ = tx.send(update_frame(seq, envelope));
+        }
+        Ok(seq)
+    }
+
+    async fn read_after(
+        &self,
+        session: &str,
+        after: u64,
+        limit: u32,
+    ) -> Result<Vec<Entry>, LogError> {
+        Ok(self
+            .store
+            .display_updates_after(session, after, limit)
+            .await?
+            .into_iter()
+            .map(entry)
+            .collect())
+    }
+
+    async fn read_last(&self, session: &str, n: u32) -> Result<Vec<Entry>, LogError> {
+        Ok(self
+            .store
+            .display_updates_last(session, n)
+            .await?
+            .into_iter()
+            .map(entry)
+            .collect())
+    }
+
+    async fn oldest(&self, session: &str) -> Result<Option<u64>, LogError> {
+        Ok(self.store.display_oldest_seq(session).await?)
+    }
+
+    fn subscribe(&self, session: &str) -> broadcast::Receiver<Frame> {
+        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        senders
+            .entry(session.to_string())
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+
+    fn publish_ephemeral(&self, session: &str, frame: Frame) {
+        if let Some(tx) = self.sender_if_any(session) {
+            let _ = tx.send(frame);
+        }
+    }
+
+    fn prune(&self) {
+        if let Ok(mut senders) = self.senders.lock() {
+            senders.retain(|_, tx| tx.receiver_count() > 0);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use stonepot_domain::demo;
+
+    #[tokio::test]
+    async fn local_log_keeps_the_contract() {
+        let store = Store::connect("sqlite::memory:").await.unwrap();
+        store.migrate().await.unwrap();
+        let t = demo::restaurant_tenant();
+        store.upsert_tenant(&t).await.unwrap();
+        store
+            .create_display_session("s", &t.id, t.category, "{}")
+            .await
+            .unwrap();
+        let log = LocalLog::new(store, 5, 16);
+        let mut rx = log.subscribe("s");
+        let env = |n: u64| {
+            format!("{{\"data\":{{\"text\":\"{n}\"}},\"key\":\"k\",\"type\":\"message\"}}")
+        };
+        for n in 1..=12 {
+            assert_eq!(log.append("s", &t.id, n - 1, &env(n)).await.unwrap(), n);
+        }
+        // A stale writer is refused, never forks the log.
+        assert!(matches!(
+            log.append("s", &t.id, 3, &env(99)).await,
+            Err(LogError::Conflict)
+        ));
+        // Subscribers see committed entries in order, as ready-made frames.
+        for n in 1..=12u64 {
+            let f = rx.recv().await.unwrap();
+            assert_eq!(f.seq, Some(n));
+            let v: serde_json::Value = serde_json::from_str(f.text.as_str()).unwrap();
+            assert_eq!(v["update"]["data"]["text"], n.to_string());
+        }
+        // Retention: old entries go, `oldest` says where the log starts.
+        let oldest = log.oldest("s").await.unwrap().unwrap();
+        assert!(oldest > 1, "trimmed: oldest {oldest}");
+        let after = log.read_after("s", 9, 100).await.unwrap();
+        assert_eq!(
+            after.iter().map(|e| e.seq).collect::<Vec<_>>(),
+            [10, 11, 12]
+        );
+        assert_eq!(log.read_last("s", 1).await.unwrap()[0].seq, 12);
+        // Ephemeral frames reach subscribers but not the log.
+        log.publish_ephemeral(
+            "s",
+            Frame {
+                seq: None,
+                event: "presence",
+                text: Utf8Bytes::from_static("{}"),
+            },
+        );
+        assert_eq!(rx.recv().await.unwrap().seq, None);
+        assert_eq!(log.read_last("s", 1).await.unwrap()[0].seq, 12);
+        drop(rx);
+        log.prune();
+        assert!(log.sender_if_any("s").is_none());
+    }
+}

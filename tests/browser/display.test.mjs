@@ -89,5 +89,24 @@ await scenario("financial", "demo-finance", async ({ page, post }) => {
   assert.equal(await page.locator('section[data-type="comparison_table"] tbody tr').count(), 2);
 });
 
+// A phone: the same page, one column, still legible.
+{
+  const id = `browser-phone-${Date.now()}`;
+  const init = await api(`/conversation/${id}/init`, { tenantId: "demo-restaurant", category: "restaurant" });
+  const page = await browser.newPage({ viewport: { width: 390, height: 844 }, reducedMotion: "reduce" });
+  await page.goto(init.displayUrl);
+  await page.waitForSelector('#status[data-state="live"]');
+  await api(`/conversation/${id}/update`, { type: "dish_card", data: { name: "Tiramisu", price: 7.5, dietary: ["vegetarian"], allergens: ["eggs", "milk"] } });
+  await api(`/conversation/${id}/update`, { type: "cart", data: { lines: [{ name: "Tiramisu", quantity: 1, unitPrice: 7.5 }] } });
+  await waitSeq(page, 2);
+  const fits = await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth);
+  assert.ok(fits, "no horizontal scrolling on a phone");
+  const size = await page.evaluate(() => parseFloat(getComputedStyle(document.querySelector(".c h2")).fontSize));
+  assert.ok(size >= 18, `headings stay legible (${size}px)`);
+  await page.screenshot({ path: `${artifacts}restaurant-phone.png`, fullPage: true });
+  await page.close();
+  console.log("ok  phone");
+}
+
 await browser.close();
 console.log("browser tests passed; screenshots in tests/browser/artifacts/");

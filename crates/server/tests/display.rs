@@ -624,3 +624,87 @@ async fn a_restart_keeps_state_and_seq() {
     assert_eq!(after["components"], before["components"]);
     assert_eq!(post_ok(&s, "conv-restart", message(7)).await, 7);
 }
+
+/// The next presence frame.
+async fn next_presence(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("socket open")
+            .unwrap();
+        if let Message::Text(t) = msg {
+            let v: Value = serde_json::from_str(&t).unwrap();
+            if v["type"] == "presence" {
+                return v;
+            }
+        }
+    }
+}
+
+#[tokio::test]
+async fn presence_reaches_the_sessions_sockets() {
+    let s = server(&[]).await;
+    let i = init(&s, "conv-presence", "demo-restaurant").await;
+    let mut first = connect(&s, "conv-presence", &token(&i), None).await;
+    let joined = next_presence(&mut first).await;
+    assert_eq!(
+        (joined["event"].as_str(), joined["count"].as_u64()),
+        (Some("join"), Some(1))
+    );
+    let second = connect(&s, "conv-presence", &token(&i), None).await;
+    let joined = next_presence(&mut first).await;
+    assert_eq!(
+        (joined["event"].as_str(), joined["count"].as_u64()),
+        (Some("join"), Some(2))
+    );
+    drop(second);
+    let left = next_presence(&mut first).await;
+    assert_eq!(
+        (left["event"].as_str(), left["count"].as_u64()),
+        (Some("leave"), Some(1))
+    );
+    // An application-level ping gets a pong.
+    first
+        .send(Message::Text(r#"{"type":"ping"}"#.into()))
+        .await
+        .unwrap();
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(5), first.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Message::Text(t) = msg
+            && t.contains("pong")
+        {
+            break;
+        }
+    }
+}
+
+#[tokio::test]
+async fn expired_display_tokens_are_refused() {
+    let s = server(&[("DISPLAY_TOKEN_TTL", "1s")]).await;
+    let i = init(&s, "conv-expiry", "demo-restaurant").await;
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let mut ws = connect(&s, "conv-expiry", &token(&i), None).await;
+    match tokio::time::timeout(Duration::from_secs(5), ws.next())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
+        Message::Close(Some(frame)) => {
+            assert_eq!(u16::from(frame.code), 4401);
+            assert!(frame.reason.contains("expired"), "{}", frame.reason);
+        }
+        other => panic!("expected a 4401 close, got {other:?}"),
+    }
+    let res = client()
+        .get(i["displayUrl"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(res, 401).await.0, "unauthorized");
+}

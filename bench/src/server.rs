@@ -62,7 +62,17 @@ pub async fn start_with(bin: &PathBuf, env: &[(&str, &str)]) -> Result<(Server, 
     let dir = tempfile_dir::Dir::new()?;
     let port = free_port()?;
     let t0 = Instant::now();
-    let child = Command::new(bin)
+    // STONEPOT_BENCH_SERVER_CPUS=1 runs the server under `taskset -c 1`, so server and
+    // load client (pin it with `taskset -c 0`) do not steal each other's core.
+    let mut cmd = match std::env::var("STONEPOT_BENCH_SERVER_CPUS") {
+        Ok(cpus) if !cpus.is_empty() => {
+            let mut c = Command::new("taskset");
+            c.args(["-c", &cpus]).arg(bin);
+            c
+        }
+        _ => Command::new(bin),
+    };
+    let child = cmd
         .args(["serve", "--demo", "--port", &port.to_string()])
         .current_dir(&dir.0)
         .env("LOG_LEVEL", "warn")

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{TestServer, client, error_code, start, start_in};
+use common::{TestServer, client, error_code, get_json, start, start_in};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -113,15 +113,7 @@ async fn the_original_dish_card_is_accepted_with_an_exact_price() {
         .await
         .unwrap();
     assert_eq!(res.json::<Value>().await.unwrap()["seq"], 2);
-    let st: Value = client()
-        .get(s.url("/conversation/conv-dish/state"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let st: Value = get_json(s.url("/conversation/conv-dish/state"), Some(KEY)).await;
     assert_eq!(st["seq"], 2);
     assert_eq!(st["init"]["table"], 7);
     let comps = st["components"].as_object().unwrap();
@@ -216,14 +208,11 @@ async fn resume_after_a_dropped_socket_loses_and_repeats_nothing() {
     .await
     .unwrap();
     tokio::time::sleep(Duration::from_millis(100)).await;
-    let st: Value = client()
-        .get(s.url(&format!("/conversation/conv-resume/state?token={tok}")))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let st: Value = get_json(
+        s.url(&format!("/conversation/conv-resume/state?token={tok}")),
+        None,
+    )
+    .await;
     let displays = st["displays"].as_array().unwrap();
     assert_eq!(displays.len(), 1);
     assert_eq!(displays[0]["ackedSeq"], 10);
@@ -562,28 +551,12 @@ async fn keyed_updates_replace_and_remove_components() {
         json!({"type":"message","key":"hello","data":{"text":"hi"}}),
     )
     .await;
-    let st: Value = client()
-        .get(s.url("/conversation/conv-keys/state"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let st: Value = get_json(s.url("/conversation/conv-keys/state"), Some(KEY)).await;
     let comps = st["components"].as_object().unwrap();
     assert_eq!(comps.len(), 2, "the cart replaced itself: {st}");
     assert_eq!(comps["cart"]["data"]["lines"][0]["quantity"], 2);
     post_ok(&s, "conv-keys", json!({"op":"remove","key":"hello"})).await;
-    let st: Value = client()
-        .get(s.url("/conversation/conv-keys/state"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let st: Value = get_json(s.url("/conversation/conv-keys/state"), Some(KEY)).await;
     assert_eq!(st["components"].as_object().unwrap().len(), 1);
     assert_eq!(st["seq"], 4);
 }
@@ -598,28 +571,12 @@ async fn a_restart_keeps_state_and_seq() {
         post_ok(&s, "conv-restart", message(n)).await;
     }
     post_ok(&s, "conv-restart", json!({"type":"account_card","data":{"name":"Everyday Checking","balance":4823.17,"kind":"checking"}})).await;
-    let before: Value = client()
-        .get(s.url("/conversation/conv-restart/state"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: Value = get_json(s.url("/conversation/conv-restart/state"), Some(KEY)).await;
     let TestServer { running, dir, .. } = s;
     running.stop().await.unwrap();
     assert_eq!(dir.path(), path);
     let s = start_in(dir, &[("STONEPOT_DEMO_KEY", KEY)]).await;
-    let after: Value = client()
-        .get(s.url("/conversation/conv-restart/state"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after: Value = get_json(s.url("/conversation/conv-restart/state"), Some(KEY)).await;
     assert_eq!(after["seq"], 6);
     assert_eq!(after["components"], before["components"]);
     assert_eq!(post_ok(&s, "conv-restart", message(7)).await, 7);

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, error_code, start};
+use common::{client, error_code, get_json, start};
 use serde_json::{Value, json};
 
 #[tokio::test]
@@ -19,14 +19,7 @@ async fn health_status_and_stats() {
         json!({"ok":true,"database":"ok","bus":"ok","storage":"ok",
                "environment":"development","version":env!("CARGO_PKG_VERSION")})
     );
-    let v: Value = c
-        .get(s.url("/api/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(s.url("/api/status"), None).await;
     assert_eq!(v["version"], env!("CARGO_PKG_VERSION"));
     assert!(v["gitCommit"].as_str().unwrap().len() >= 7);
     for field in ["buildTime", "startTime"] {
@@ -34,14 +27,7 @@ async fn health_status_and_stats() {
         assert!(t.parse::<jiff::Timestamp>().is_ok(), "{field}: {t}");
     }
     assert!(v["uptimeSeconds"].as_f64().unwrap() >= 0.0);
-    let v: Value = c
-        .get(s.url("/api/session/stats"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(s.url("/api/session/stats"), None).await;
     assert_eq!(v["tenants"], 2);
     assert!(v["menuItems"].as_i64().unwrap() >= 20);
     s.running.stop().await.unwrap();
@@ -399,7 +385,7 @@ async fn menu_replace_round_trips_and_needs_the_right_key() {
     let s = start(&[("STONEPOT_DEMO_KEY", "sp_test_demo")]).await;
     let c = client();
     let url = s.url("/api/tenants/demo-restaurant/menu");
-    let mut menu: Value = c.get(&url).send().await.unwrap().json().await.unwrap();
+    let mut menu: Value = get_json(&url, None).await;
     let items = menu["items"].as_array().unwrap();
     let pizza = items
         .iter()
@@ -423,7 +409,7 @@ async fn menu_replace_round_trips_and_needs_the_right_key() {
         .await
         .unwrap();
     assert_eq!(res.status(), 200);
-    let after: Value = c.get(&url).send().await.unwrap().json().await.unwrap();
+    let after: Value = get_json(&url, None).await;
     assert_eq!(after, menu);
     // A key that is not the tenant's is refused before the body is looked at.
     let res = c
@@ -498,14 +484,7 @@ async fn assets_are_cached_by_content_hash() {
 #[tokio::test]
 async fn openapi_document_matches_the_snapshot() {
     let s = start(&[]).await;
-    let v: Value = client()
-        .get(s.url("/openapi.json"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(s.url("/openapi.json"), None).await;
     assert_eq!(
         v,
         serde_json::to_value(stonepot_server::app::App::openapi()).unwrap()

@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, start};
+use common::{client, get_json, start};
 use serde_json::Value;
 use stonepot_store::testing;
 
@@ -14,25 +14,11 @@ async fn health_turns_503_when_the_database_is_dropped() {
         .expect("PostgreSQL is required: run scripts/test.sh");
     let s = start(&[("DATABASE_URL", url.as_str())]).await;
     let c = client();
-    let v: Value = c
-        .get(s.url("/api/status"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = get_json(s.url("/api/status"), None).await;
     assert_eq!(v["database"], "postgres");
     let res = c.get(s.url("/health")).send().await.unwrap();
     assert_eq!(res.status(), 200);
-    let menu: Value = c
-        .get(s.url("/api/tenants/demo-restaurant/menu"))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let menu: Value = get_json(s.url("/api/tenants/demo-restaurant/menu"), None).await;
     assert!(menu["items"].as_array().unwrap().len() >= 20);
 
     testing::drop_postgres_database(&url).await.unwrap();

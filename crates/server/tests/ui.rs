@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{client, error_code, start};
+use common::{client, error_code, get_json, start};
 use serde_json::{Value, json};
 
 const KEY: &str = "sp_ui_test";
@@ -85,15 +85,7 @@ async fn theme_admin_needs_its_token_and_changes_the_page() {
     assert_eq!(error_code(res, 401).await.0, "unauthorized");
     let res = c.get(&theme_url).bearer_auth(KEY).send().await.unwrap();
     assert_eq!(res.status(), 401, "a tenant key is not the admin token");
-    let mut theme: Value = c
-        .get(&theme_url)
-        .bearer_auth("theme-admin-secret")
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let mut theme: Value = get_json(&theme_url, Some("theme-admin-secret")).await;
     assert_eq!(theme["primary"], "#b3261e");
 
     let i = session(&s, "ui-theme", "demo-restaurant").await;
@@ -193,15 +185,7 @@ async fn the_landing_page_opens_a_seeded_demo_display() {
             .unwrap()
             .1
             .to_string();
-        let st: Value = client()
-            .get(s.url(&format!("/conversation/{session}/state")))
-            .bearer_auth(KEY)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
+        let st: Value = get_json(s.url(&format!("/conversation/{session}/state")), Some(KEY)).await;
         assert!(st["seq"].as_u64().unwrap() >= 2, "seeded: {st}");
     }
     let res = client().get(s.url("/demo/nobody")).send().await.unwrap();

@@ -75,6 +75,17 @@ macro_rules! session_from_row {
     }};
 }
 
+/// Builds an [`UpdateRecord`] from a row of either backend.
+macro_rules! update_row {
+    ($r:expr) => {
+        UpdateRecord {
+            seq: to_u64($r.try_get("seq")?)?,
+            body: $r.try_get("body")?,
+            created_at: $r.try_get("created_at")?,
+        }
+    };
+}
+
 impl Store {
     /// Creates the session unless one with this id exists; either way returns the row.
     pub async fn create_display_session(
@@ -286,13 +297,7 @@ impl Store {
             .fetch_all(p)
             .await?
             .into_iter()
-            .map(|r| {
-                Ok(UpdateRecord {
-                    seq: to_u64(r.try_get("seq")?)?,
-                    body: r.try_get("body")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
+            .map(|r| Ok(update_row!(r)))
             .collect()
         })
     }
@@ -309,13 +314,7 @@ impl Store {
             .fetch_all(p)
             .await?
             .into_iter()
-            .map(|r| {
-                Ok(UpdateRecord {
-                    seq: to_u64(r.try_get("seq")?)?,
-                    body: r.try_get("body")?,
-                    created_at: r.try_get("created_at")?,
-                })
-            })
+            .map(|r| Ok(update_row!(r)))
             .collect::<Result<Vec<_>>>()?
         });
         v.reverse();

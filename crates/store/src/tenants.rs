@@ -29,6 +29,20 @@ fn tenant_from_parts(
     })
 }
 
+/// Builds a tenant from a row of either backend (selected with [`TENANT_COLUMNS`]).
+macro_rules! tenant_row {
+    ($r:expr) => {
+        tenant_from_parts(
+            $r.try_get("id")?,
+            $r.try_get("name")?,
+            $r.try_get("category")?,
+            $r.try_get("currency")?,
+            $r.try_get("timezone")?,
+            $r.try_get("theme")?,
+        )
+    };
+}
+
 const TENANT_COLUMNS: &str = "id, name, category, currency, timezone, theme";
 
 impl Store {
@@ -65,17 +79,7 @@ impl Store {
                 .bind(id.as_str())
                 .fetch_optional(p)
                 .await?;
-            row.map(|r| {
-                tenant_from_parts(
-                    r.try_get("id")?,
-                    r.try_get("name")?,
-                    r.try_get("category")?,
-                    r.try_get("currency")?,
-                    r.try_get("timezone")?,
-                    r.try_get("theme")?,
-                )
-            })
-            .transpose()
+            row.map(|r| tenant_row!(r)).transpose()
         })
     }
 
@@ -84,18 +88,7 @@ impl Store {
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id");
         with_pool!(self, |p| {
             let rows = sqlx::query(&sql).fetch_all(p).await?;
-            rows.into_iter()
-                .map(|r| {
-                    tenant_from_parts(
-                        r.try_get("id")?,
-                        r.try_get("name")?,
-                        r.try_get("category")?,
-                        r.try_get("currency")?,
-                        r.try_get("timezone")?,
-                        r.try_get("theme")?,
-                    )
-                })
-                .collect()
+            rows.into_iter().map(|r| tenant_row!(r)).collect()
         })
     }
 

@@ -61,6 +61,15 @@ pub fn client() -> reqwest::Client {
         .unwrap()
 }
 
+/// GETs `url` (with a bearer key when given) and parses the JSON body.
+pub async fn get_json(url: impl reqwest::IntoUrl, key: Option<&str>) -> serde_json::Value {
+    let mut req = client().get(url);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    req.send().await.unwrap().json().await.unwrap()
+}
+
 /// Asserts the standard error body and returns its code.
 pub async fn error_code(res: reqwest::Response, status: u16) -> (String, String) {
     assert_eq!(res.status().as_u16(), status, "unexpected status");

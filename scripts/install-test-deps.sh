@@ -1,10 +1,10 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian and PyPI when it is missing:
 # PostgreSQL (store tests on the second backend), caddy, shellcheck and systemd-analyze
-# (deploy-file checks), Chromium (display page tests). Does nothing when everything is present.
+# (deploy-file checks), Chromium (display page tests), procps (kill, for the signal tests). Does nothing when everything is present.
 set -euo pipefail
 
-packages=(postgresql caddy shellcheck systemd chromium)
+packages=(postgresql caddy shellcheck systemd chromium procps)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

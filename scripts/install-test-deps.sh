@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian and PyPI when it is missing:
 # PostgreSQL (store tests on the second backend), caddy, shellcheck and systemd-analyze
-# (deploy-file checks), Chromium (display page tests), procps (kill, for the signal tests). Does nothing when everything is present.
+# (deploy-file checks), Chromium (display page tests), procps (kill, for the signal
+# tests). Does nothing when everything is present.
 set -euo pipefail
 
 packages=(postgresql caddy shellcheck systemd chromium procps)

@@ -131,6 +131,20 @@ async fn run(app: App, listener: TcpListener, shutdown: CancellationToken) -> an
         }
     });
     app.hub.spawn_sweeper(shutdown.clone());
+    let (store, stop) = (app.store.clone(), shutdown.clone());
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if let Err(e) = store.checkpoint().await {
+                        tracing::warn!(error = %e, "WAL checkpoint failed");
+                    }
+                }
+                _ = stop.cancelled() => break,
+            }
+        }
+    });
     let grace = app.config.shutdown_grace;
     let service = app
         .router()

@@ -113,9 +113,12 @@ impl Store {
             .log_statements(tracing::log::LevelFilter::Trace);
         let (opts, max) = if file.is_some() {
             // WAL + FULL: an acknowledged commit survives power loss.
+            // Checkpoints run from a background task (see `checkpoint`), not inside
+            // whichever commit happens to cross the WAL threshold.
             let o = opts
                 .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Full);
+                .synchronous(SqliteSynchronous::Full)
+                .pragma("wal_autocheckpoint", "0");
             (o, 8)
         } else {
             // Each in-memory connection is its own database: keep exactly one for ever.
@@ -203,6 +206,20 @@ impl Store {
                 api_keys: row.try_get("keys")?,
             })
         })
+    }
+
+    /// Copies committed WAL pages into the SQLite database file without blocking writers
+    /// (a no-op on PostgreSQL). The server calls this periodically because SQLite's own
+    /// automatic checkpoint is turned off to keep it out of the commit path.
+    pub async fn checkpoint(&self) -> Result<()> {
+        if let AnyPool::Sqlite(p) = &self.pool
+            && self.sqlite_path.is_some()
+        {
+            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
+                .execute(p)
+                .await?;
+        }
+        Ok(())
     }
 
     /// Closes every connection; later calls fail.

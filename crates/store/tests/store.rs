@@ -185,6 +185,7 @@ async fn migrations_are_idempotent(b: Backend) {
 async fn ping_and_counts(b: Backend) {
     let f = Fixture::new(b).await;
     f.store.ping().await.unwrap();
+    f.store.checkpoint().await.unwrap();
     let r = demo::restaurant_tenant();
     f.store.upsert_tenant(&r).await.unwrap();
     f.store

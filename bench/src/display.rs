@@ -142,7 +142,9 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
             let mut conn = TcpStream::connect(addr).await?;
             conn.set_nodelay(true)?;
             let every = Duration::from_secs_f64(1.0 / per_poster_rate.max(0.001));
-            let mut tick = tokio::time::interval(every);
+            // Stagger the posters so arrivals are evenly spread, not bursts of `posters`.
+            let offset = every.mul_f64(k as f64 / posters as f64);
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + offset, every);
             let deadline = Instant::now() + Duration::from_secs(seconds);
             let mut i = 0usize;
             while Instant::now() < deadline {

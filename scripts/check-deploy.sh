@@ -153,5 +153,12 @@ esac
 [ -f "$dockerfile.dockerignore" ] || fail "$dockerfile.dockerignore is missing"
 grep -qE '^/?target/?$' "$dockerfile.dockerignore" || fail "$dockerfile.dockerignore does not exclude target/"
 ok "$dockerfile: $froms FROM stages, HEALTHCHECK, USER $user; $dockerfile.dockerignore excludes target/"
+# The dependency layer copies each member's manifest by hand: it must list them all.
+members="$(sed -nE 's/^members = \[(.*)\]/\1/p' Cargo.toml | tr -d '" ' | tr ',' ' ')"
+for member in $members; do
+    grep -qE "^COPY[[:space:]]+$member/Cargo.toml" "$dockerfile" ||
+        fail "$dockerfile does not copy $member/Cargo.toml (a workspace member) into its dependency layer"
+done
+ok "$dockerfile copies the manifest of every workspace member ($members)"
 
 echo "deploy checks passed"

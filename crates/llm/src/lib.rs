@@ -8,5 +8,6 @@
 pub mod openai;
 pub mod sse;
 mod types;
+pub mod wire;
 
 pub use types::*;

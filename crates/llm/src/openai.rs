@@ -2,11 +2,10 @@
 //! format that OpenAI, Ollama, vLLM, llama.cpp server, xAI Grok and many others speak;
 //! the base URL decides which.
 
-use crate::sse::SseParser;
 use crate::{ChatRequest, LlmError, Role, StopReason, StreamEvent, Usage};
-use futures::{Stream, StreamExt};
+use futures::Stream;
 use serde_json::{Value, json};
-use std::collections::{BTreeSet, VecDeque};
+use std::collections::BTreeSet;
 
 /// An OpenAI-compatible endpoint.
 #[derive(Clone)]
@@ -109,74 +108,8 @@ impl OpenAiChat {
             .send()
             .await
             .map_err(|e| LlmError::Transport(e.to_string()))?;
-        let status = res.status();
-        if status.as_u16() == 429 {
-            let retry_after = res
-                .headers()
-                .get("retry-after")
-                .and_then(|v| v.to_str().ok())
-                .and_then(|v| v.trim().parse().ok());
-            return Err(LlmError::RateLimited { retry_after });
-        }
-        if !status.is_success() {
-            let body = res.text().await.unwrap_or_default();
-            return Err(LlmError::Status {
-                status: status.as_u16(),
-                body: body.chars().take(500).collect(),
-            });
-        }
-        struct St<S> {
-            bytes: S,
-            parser: SseParser,
-            decoder: ChunkDecoder,
-            pending: VecDeque<Result<StreamEvent, LlmError>>,
-            ended: bool,
-        }
-        let st = St {
-            bytes: res.bytes_stream(),
-            parser: SseParser::new(),
-            decoder: ChunkDecoder::default(),
-            pending: VecDeque::new(),
-            ended: false,
-        };
-        Ok(futures::stream::unfold(st, |mut st| async move {
-            loop {
-                if let Some(ev) = st.pending.pop_front() {
-                    if ev.is_err() {
-                        st.ended = true;
-                        st.pending.clear();
-                    }
-                    return Some((ev, st));
-                }
-                if st.ended {
-                    return None;
-                }
-                match st.bytes.next().await {
-                    Some(Ok(chunk)) => {
-                        for e in st.parser.push(&chunk) {
-                            match st.decoder.decode(&e.data) {
-                                Ok(evs) => st.pending.extend(evs.into_iter().map(Ok)),
-                                Err(err) => st.pending.push_back(Err(err)),
-                            }
-                        }
-                    }
-                    Some(Err(e)) => st
-                        .pending
-                        .push_back(Err(LlmError::Transport(e.to_string()))),
-                    None => {
-                        st.ended = true;
-                        for e in st.parser.finish() {
-                            if let Ok(evs) = st.decoder.decode(&e.data) {
-                                st.pending.extend(evs.into_iter().map(Ok));
-                            }
-                        }
-                        if !st.decoder.done {
-                            st.pending.push_back(Err(LlmError::Truncated));
-                        }
-                    }
-                }
-            }
-        }))
+        let res = crate::wire::check(res).await?;
+        Ok(crate::wire::events(res, ChunkDecoder::default()))
     }
 }
 
@@ -200,8 +133,17 @@ fn stop_reason(s: &str) -> StopReason {
     }
 }
 
+impl crate::wire::Decoder for ChunkDecoder {
+    fn decode(&mut self, event: &crate::sse::SseEvent) -> Result<Vec<StreamEvent>, LlmError> {
+        self.decode_data(&event.data)
+    }
+    fn finished(&self) -> bool {
+        self.done
+    }
+}
+
 impl ChunkDecoder {
-    pub fn decode(&mut self, data: &str) -> Result<Vec<StreamEvent>, LlmError> {
+    pub fn decode_data(&mut self, data: &str) -> Result<Vec<StreamEvent>, LlmError> {
         let mut out = Vec::new();
         if data.trim() == "[DONE]" {
             self.close_calls(&mut out);

@@ -5,6 +5,7 @@
 //! interleave), usage and the stop reason — so the agent loop never sees a provider's
 //! wire format.
 
+pub mod anthropic;
 pub mod openai;
 pub mod sse;
 mod types;

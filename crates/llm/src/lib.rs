@@ -6,6 +6,7 @@
 //! wire format.
 
 pub mod anthropic;
+pub mod gemini;
 pub mod openai;
 pub mod sse;
 mod types;

@@ -8,6 +8,7 @@
 pub mod anthropic;
 pub mod gemini;
 pub mod openai;
+pub mod provider;
 pub mod sse;
 mod types;
 pub mod wire;

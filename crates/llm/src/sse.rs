@@ -34,7 +34,8 @@ impl SseParser {
     pub fn push(&mut self, chunk: &[u8]) -> Vec<SseEvent> {
         let mut out = Vec::new();
         let mut bytes = chunk;
-        if self.pending_cr {
+        // An empty read must not consume the pending `\r`: the `\n` may still come.
+        if self.pending_cr && !bytes.is_empty() {
             self.pending_cr = false;
             if let Some((b'\n', rest)) = bytes.split_first() {
                 bytes = rest;
@@ -143,10 +144,20 @@ mod tests {
         assert!(p.finish().is_empty());
     }
 
+    #[test]
+    fn an_empty_read_between_cr_and_lf_keeps_the_event() {
+        let mut p = SseParser::new();
+        let mut v = p.push(b"event: e\r");
+        v.extend(p.push(b""));
+        v.extend(p.push(b"\ndata: x\n\n"));
+        assert_eq!(v.len(), 1);
+        assert_eq!(v[0].event.as_deref(), Some("e"));
+    }
+
     proptest! {
         /// However the network splits the bytes, the same events come out.
         #[test]
-        fn chunking_does_not_matter(cuts in proptest::collection::vec(0usize..STREAM.len(), 0..12)) {
+        fn chunking_does_not_matter(cuts in proptest::collection::vec(0usize..STREAM.len(), 0..24)) {
             let bytes = STREAM.as_bytes();
             let mut cuts = cuts;
             cuts.sort();

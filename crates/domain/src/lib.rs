@@ -3,6 +3,7 @@
 //! Ids and money validate on construction; menus, tenants, themes and the demo data
 //! live here so every other crate (store, server, agent) shares one vocabulary.
 
+pub mod cart;
 pub mod demo;
 pub mod display;
 pub mod finance;
@@ -12,6 +13,7 @@ pub mod money;
 pub mod tenant;
 pub mod theme;
 
+pub use cart::{Cart, CartError, CartLine};
 pub use display::{ComponentError, ComponentKind};
 pub use ids::{IdError, SessionId, TenantId};
 pub use money::{Currency, Money, MoneyError};

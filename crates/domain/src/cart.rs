@@ -46,6 +46,9 @@ pub struct Cart {
     /// The number the next line gets.
     #[serde(default = "one")]
     pub next_line: u32,
+    /// The line most recently added to or changed ("make that three" refers to it).
+    #[serde(default)]
+    pub last_line: Option<String>,
 }
 
 fn one() -> u32 {
@@ -238,6 +241,7 @@ impl Cart {
         Cart {
             lines: Vec::new(),
             next_line: 1,
+            last_line: None,
         }
     }
 
@@ -262,6 +266,7 @@ impl Cart {
             let merged = self.lines.get(pos).map_or(0, |l| i64::from(l.quantity)) + i64::from(qty);
             let q = check_quantity(merged)?;
             if let Some(l) = self.lines.get_mut(pos) {
+                self.last_line = Some(l.line_id.clone());
                 l.quantity = q;
                 l.unit_price = unit;
                 l.line_total = unit.saturating_mul(i64::from(q));
@@ -275,6 +280,7 @@ impl Cart {
         }
         let line_id = format!("l{}", self.next_line.max(1));
         self.next_line = self.next_line.max(1) + 1;
+        self.last_line = Some(line_id.clone());
         self.lines.push(CartLine {
             line_id,
             item_id: item.id.clone(),
@@ -322,6 +328,7 @@ impl Cart {
             line.modifiers = c;
         }
         line.name = item.name.clone();
+        self.last_line = Some(line.line_id.clone());
         line.unit_price = priced(item, &line.modifiers);
         line.line_total = line.unit_price.saturating_mul(i64::from(line.quantity));
         Ok(line)
@@ -330,12 +337,16 @@ impl Cart {
     /// Removes a line and returns it.
     pub fn remove(&mut self, line_id: &str) -> Result<CartLine, CartError> {
         let pos = self.position(line_id)?;
+        if self.last_line.as_deref() == Some(line_id) {
+            self.last_line = None;
+        }
         Ok(self.lines.remove(pos))
     }
 
     /// Empties the cart (line numbers keep counting up).
     pub fn clear(&mut self) {
         self.lines.clear();
+        self.last_line = None;
     }
 
     pub fn subtotal(&self) -> i64 {

@@ -5,6 +5,7 @@
 //! the tenant.
 
 mod backup;
+mod conversations;
 mod display;
 mod finance;
 mod menu;
@@ -14,6 +15,7 @@ mod tenants;
 pub mod testing;
 
 pub use backup::{BackupError, BackupReport};
+pub use conversations::{ConversationRecord, ToolCallRow, TurnRow};
 pub use display::{ComponentChange, ComponentRecord, Created, SessionRecord, UpdateRecord};
 pub use pool::{Backend, Store, sqlite_file};
 pub use tenants::hash_api_key;

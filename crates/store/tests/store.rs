@@ -67,6 +67,7 @@ both_backends!(
     ping_and_counts,
     backup_then_restore_round_trip,
     display_log_appends_in_order_with_components_and_trimming,
+    conversations_record_tool_calls_once_and_keep_the_transcript,
 );
 
 async fn tenants_round_trip_and_upsert(b: Backend) {
@@ -347,5 +348,118 @@ async fn display_log_appends_in_order_with_components_and_trimming(b: Backend) {
     let last = f.store.display_updates_last("s1", 3).await.unwrap();
     assert_eq!(last.iter().map(|u| u.seq).collect::<Vec<_>>(), [29, 30, 31]);
     assert_eq!(f.store.display_session_count().await.unwrap(), 1);
+    f.done().await;
+}
+
+async fn conversations_record_tool_calls_once_and_keep_the_transcript(b: Backend) {
+    use stonepot_domain::Category;
+    use stonepot_store::{ToolCallRow, TurnRow};
+    let f = Fixture::new(b).await;
+    let s = &f.store;
+    let r = demo::restaurant_tenant();
+    let other = demo::finance_tenant();
+    s.upsert_tenant(&r).await.unwrap();
+    s.upsert_tenant(&other).await.unwrap();
+    let (c, created) = s
+        .create_conversation(
+            "conv-1",
+            &r.id,
+            Category::Restaurant,
+            Some("guest-7"),
+            "en",
+            "{}",
+        )
+        .await
+        .unwrap();
+    assert!(created);
+    assert_eq!((c.turns, c.user_id.as_deref()), (0, Some("guest-7")));
+    let (_, again) = s
+        .create_conversation("conv-1", &r.id, Category::Restaurant, None, "en", "{}")
+        .await
+        .unwrap();
+    assert!(!again, "the same tenant gets the existing conversation");
+    let clash = s
+        .create_conversation("conv-1", &other.id, Category::Financial, None, "en", "{}")
+        .await;
+    assert!(matches!(clash, Err(StoreError::Conflict(_))), "{clash:?}");
+
+    assert_eq!(s.begin_turn(&r.id, "conv-1").await.unwrap(), 1);
+    assert_eq!(s.begin_turn(&r.id, "conv-1").await.unwrap(), 2);
+    assert!(matches!(
+        s.begin_turn(&other.id, "conv-1").await,
+        Err(StoreError::NotFound(_))
+    ));
+
+    let call = ToolCallRow {
+        call_id: "call_a".into(),
+        position: 0,
+        name: "add_to_cart".into(),
+        arguments: r#"{"item":"margherita"}"#.into(),
+        ok: true,
+        result: serde_json::json!({"added": "l1"}),
+    };
+    assert!(
+        s.record_tool_call(&r.id, "conv-1", 2, &call, Some("{\"lines\":[1]}"))
+            .await
+            .unwrap()
+    );
+    let replay = ToolCallRow {
+        result: serde_json::json!({"added": "l2"}),
+        ..call.clone()
+    };
+    assert!(
+        !s.record_tool_call(&r.id, "conv-1", 2, &replay, Some("{\"lines\":[1,2]}"))
+            .await
+            .unwrap(),
+        "a replayed call id is refused"
+    );
+    assert_eq!(
+        s.conversation("conv-1").await.unwrap().unwrap().cart,
+        "{\"lines\":[1]}"
+    );
+    assert_eq!(
+        s.tool_call(&r.id, "conv-1", 2, "call_a").await.unwrap(),
+        Some(call.clone())
+    );
+    assert_eq!(
+        s.tool_call(&other.id, "conv-1", 2, "call_a").await.unwrap(),
+        None
+    );
+
+    let turn = TurnRow {
+        turn: 2,
+        user_text: "a margherita".into(),
+        assistant_text: "Added.".into(),
+        model: "gpt-4o-mini".into(),
+        target: "fast".into(),
+        status: "ok".into(),
+        error: None,
+        input_tokens: 800,
+        output_tokens: 12,
+        cached_tokens: 512,
+        cost_micros: 130,
+        ttft_ms: Some(210),
+        latency_ms: 640,
+        created_at: 0,
+        tool_calls: Vec::new(),
+    };
+    s.save_turn(&r.id, "conv-1", &turn).await.unwrap();
+    let got = s.turns(&r.id, "conv-1").await.unwrap();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].tool_calls, vec![call]);
+    assert_eq!((got[0].cached_tokens, got[0].ttft_ms), (512, Some(210)));
+    assert!(s.turns(&other.id, "conv-1").await.unwrap().is_empty());
+
+    assert_eq!(s.agent_profile(&r.id).await.unwrap(), None);
+    s.set_agent_profile(&r.id, "Gia", "Be brief.")
+        .await
+        .unwrap();
+    s.set_agent_profile(&r.id, "Gia", "Be briefer.")
+        .await
+        .unwrap();
+    assert_eq!(
+        s.agent_profile(&r.id).await.unwrap(),
+        Some(("Gia".into(), "Be briefer.".into()))
+    );
     f.done().await;
 }

@@ -5,6 +5,8 @@
 //! - [`offline`]: a deterministic order-taking agent for when no model is configured
 //!   (or every model failed), driving the same tools.
 
+pub mod offline;
 pub mod tools;
+pub mod turn;
 
 pub use tools::{DisplayOp, ToolOutcome, Workspace};

@@ -30,6 +30,7 @@ pub struct App {
     pub started_at: jiff::Timestamp,
     pub hub: Arc<crate::display::Hub>,
     pub tenant_cache: Arc<routes::ui::TenantCache>,
+    pub engine: Arc<crate::agent::Engine>,
     /// Recently verified (tenant, key hash) pairs; see [`App::api_key_valid`].
     key_cache: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), Instant>>>,
 }
@@ -60,7 +61,9 @@ impl App {
                 ..Default::default()
             },
         );
+        let engine = crate::agent::Engine::new(store.clone(), hub.clone(), None);
         Ok(App {
+            engine,
             hub,
             tenant_cache: Arc::default(),
             key_cache: Arc::default(),
@@ -116,6 +119,7 @@ impl App {
         };
         limited
             .merge(routes::conversation::router())
+            .merge(routes::chat::router())
             .merge(routes::ui::router())
     }
 
@@ -123,7 +127,11 @@ impl App {
     pub fn router(&self) -> Router {
         let (api, spec) = Self::documented(Some(self)).split_for_parts();
         let spec = Arc::new(spec);
-        let open = routes::ops::router(spec).merge(routes::site::router());
+        let open = routes::ops::router(spec)
+            .merge(routes::site::router())
+            .merge(
+                routes::kiosk::router().layer(from_fn_with_state(self.clone(), ratelimit::limit)),
+            );
         Router::new()
             .merge(api)
             .merge(open)

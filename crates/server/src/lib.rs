@@ -1,5 +1,6 @@
 //! The `stonepot` server: configuration, CLI, HTTP routes, pages and assets.
 
+pub mod agent;
 pub mod app;
 pub mod assets;
 pub mod cli;

@@ -53,11 +53,11 @@ impl From<HubError> for ApiError {
     }
 }
 
-fn session_id(raw: &str) -> ApiResult<SessionId> {
+pub(crate) fn session_id(raw: &str) -> ApiResult<SessionId> {
     SessionId::new(raw).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|v| v.to_str().ok())
@@ -67,7 +67,11 @@ fn bearer(headers: &HeaderMap) -> Option<&str> {
 }
 
 /// The admin token (`THEME_API_TOKEN`) or an active key of `tenant`.
-async fn require_key(app: &App, headers: &HeaderMap, tenant: &TenantId) -> ApiResult<()> {
+pub(crate) async fn require_key(
+    app: &App,
+    headers: &HeaderMap,
+    tenant: &TenantId,
+) -> ApiResult<()> {
     let Some(key) = bearer(headers) else {
         return Err(ApiError::unauthorized(
             "send the tenant's API key as Authorization: Bearer <key>",

@@ -1,6 +1,8 @@
 //! HTTP handlers, one module per area.
 
+pub mod chat;
 pub mod conversation;
+pub mod kiosk;
 pub mod ops;
 pub mod site;
 pub mod tenants;

@@ -1,0 +1,476 @@
+//! One conversation turn: the guest's text in, a streamed reply and tool calls out.
+//!
+//! With a model, the loop asks it for a reply, runs the tool calls it makes (each one
+//! validated, recorded durably and idempotently, and turned into display updates),
+//! hands the results back, and repeats until the model answers in words. Without one —
+//! or when every model target fails before its first token — the offline agent plans
+//! the same tool calls. Once the model has started answering, a failure is reported as
+//! an `error` event, never swallowed.
+
+use crate::offline;
+use crate::tools::{DisplayOp, ToolOutcome, Workspace};
+use async_trait::async_trait;
+use futures::StreamExt;
+use serde::{Deserialize, Serialize};
+use serde_json::{Value, json};
+use std::time::Instant;
+use stonepot_domain::Cart;
+use stonepot_llm::provider::{EventStream, Price};
+use stonepot_llm::{ChatRequest, Collected, LlmError, Message, Role, StreamEvent, ToolCall, Usage};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The most model round-trips in one turn (each may run several tools).
+pub const MAX_STEPS: usize = 6;
+
+/// What the guest's client sees during a turn, in order.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum TurnEvent {
+    AssistantDelta {
+        text: String,
+    },
+    ToolCall {
+        id: String,
+        name: String,
+        arguments: Value,
+    },
+    ToolResult {
+        id: String,
+        name: String,
+        ok: bool,
+        result: Value,
+    },
+    AssistantDone {
+        turn: u32,
+        text: String,
+        model: String,
+        usage: Usage,
+    },
+    Error {
+        code: String,
+        message: String,
+    },
+}
+
+impl TurnEvent {
+    /// The event's `type`, as on the wire.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            TurnEvent::AssistantDelta { .. } => "assistant_delta",
+            TurnEvent::ToolCall { .. } => "tool_call",
+            TurnEvent::ToolResult { .. } => "tool_result",
+            TurnEvent::AssistantDone { .. } => "assistant_done",
+            TurnEvent::Error { .. } => "error",
+        }
+    }
+
+    pub fn to_json(&self) -> Value {
+        serde_json::to_value(self).unwrap_or_else(|_| json!({"type": "error"}))
+    }
+}
+
+/// A model stream chosen by whatever routes requests (the router, or a test double).
+pub struct ModelStream {
+    /// The configured target that answered (for the transcript).
+    pub target: String,
+    /// The model name as the provider knows it.
+    pub model: String,
+    pub price: Option<Price>,
+    pub events: EventStream,
+}
+
+/// Something that answers chat requests.
+#[async_trait]
+pub trait Model: Send + Sync {
+    /// Starts a streamed answer. An error here means nothing was said yet, so the turn
+    /// may still fall back to the offline agent.
+    async fn stream(&self, conversation: &str, req: ChatRequest) -> Result<ModelStream, LlmError>;
+}
+
+/// A tool call as kept in the transcript and replayed on a retry.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct RecordedCall {
+    pub id: String,
+    pub name: String,
+    /// The arguments as the model wrote them.
+    pub arguments: String,
+    pub ok: bool,
+    pub result: Value,
+}
+
+/// The durable side of a conversation, implemented by the server over its store and
+/// display hub.
+#[async_trait]
+pub trait Ledger: Send + Sync {
+    /// The call already recorded for (this conversation, `turn`, `call_id`), if any.
+    async fn recorded(&self, turn: u32, call_id: &str) -> Result<Option<RecordedCall>, String>;
+    /// Records a call and, when it changed, the new cart — in one transaction.
+    async fn record(
+        &self,
+        turn: u32,
+        call: &RecordedCall,
+        cart: Option<&Cart>,
+    ) -> Result<(), String>;
+    /// Appends display updates through the session log.
+    async fn show(&self, ops: &[DisplayOp]) -> Result<(), String>;
+}
+
+/// What the turn needs besides the workspace.
+pub struct TurnInput {
+    pub conversation: String,
+    pub turn: u32,
+    /// The tenant's persona and instructions.
+    pub system: String,
+    /// Earlier turns, as model messages.
+    pub history: Vec<Message>,
+    pub user_text: String,
+}
+
+/// How a turn ended.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum TurnStatus {
+    Ok,
+    Error,
+    Cancelled,
+}
+
+impl TurnStatus {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            TurnStatus::Ok => "ok",
+            TurnStatus::Error => "error",
+            TurnStatus::Cancelled => "cancelled",
+        }
+    }
+}
+
+/// The turn as it goes into the transcript.
+#[derive(Debug, Clone, Serialize)]
+pub struct TurnRecord {
+    pub turn: u32,
+    pub user_text: String,
+    pub assistant_text: String,
+    pub tool_calls: Vec<RecordedCall>,
+    pub model: String,
+    pub target: String,
+    pub usage: Usage,
+    pub cost_micros: u64,
+    pub ttft_ms: Option<u64>,
+    pub latency_ms: u64,
+    pub status: TurnStatus,
+    pub error: Option<String>,
+}
+
+struct Turn<'a> {
+    ws: &'a mut Workspace,
+    ledger: &'a dyn Ledger,
+    tx: &'a mpsc::Sender<TurnEvent>,
+    rec: TurnRecord,
+    started: Instant,
+}
+
+impl Turn<'_> {
+    async fn emit(&self, ev: TurnEvent) {
+        // A closed receiver means the client left; cancellation handles the rest.
+        let _ = self.tx.send(ev).await;
+    }
+
+    fn first_output(&mut self) {
+        if self.rec.ttft_ms.is_none() {
+            self.rec.ttft_ms = Some(ms(self.started));
+        }
+    }
+
+    /// Runs one call at most once per (turn, id): a replayed id returns what was
+    /// recorded and changes nothing.
+    async fn call(
+        &mut self,
+        id: &str,
+        name: &str,
+        arguments: &str,
+    ) -> Result<RecordedCall, String> {
+        let shown_args = serde_json::from_str::<Value>(arguments)
+            .unwrap_or_else(|_| Value::String(arguments.to_string()));
+        self.emit(TurnEvent::ToolCall {
+            id: id.into(),
+            name: name.into(),
+            arguments: shown_args,
+        })
+        .await;
+        let turn = self.rec.turn;
+        let rec = match self.ledger.recorded(turn, id).await? {
+            Some(done) => done,
+            None => {
+                let before = self.ws.clone();
+                let out: ToolOutcome = self.ws.run(name, arguments);
+                let rec = RecordedCall {
+                    id: id.into(),
+                    name: name.into(),
+                    arguments: arguments.into(),
+                    ok: out.ok,
+                    result: out.result.clone(),
+                };
+                let cart = if out.cart_changed {
+                    self.ws.cart()
+                } else {
+                    None
+                };
+                if let Err(e) = self.ledger.record(turn, &rec, cart).await {
+                    *self.ws = before;
+                    return Err(e);
+                }
+                if !out.display.is_empty() {
+                    self.ledger.show(&out.display).await?;
+                }
+                rec
+            }
+        };
+        self.emit(TurnEvent::ToolResult {
+            id: rec.id.clone(),
+            name: rec.name.clone(),
+            ok: rec.ok,
+            result: rec.result.clone(),
+        })
+        .await;
+        self.rec.tool_calls.push(rec.clone());
+        Ok(rec)
+    }
+
+    async fn say(&mut self, text: &str) {
+        self.first_output();
+        self.rec.assistant_text.push_str(text);
+        self.emit(TurnEvent::AssistantDelta { text: text.into() })
+            .await;
+    }
+
+    async fn fail(&mut self, code: &str, message: String) {
+        self.rec.status = TurnStatus::Error;
+        self.rec.error = Some(message.clone());
+        self.emit(TurnEvent::Error {
+            code: code.into(),
+            message,
+        })
+        .await;
+    }
+}
+
+fn ms(t: Instant) -> u64 {
+    u64::try_from(t.elapsed().as_millis()).unwrap_or(u64::MAX)
+}
+
+/// Runs one turn to its end (or until `cancel` fires) and returns what to store.
+/// Events stream on `tx`; the last one is `assistant_done` or `error`.
+pub async fn run_turn(
+    ws: &mut Workspace,
+    model: Option<&dyn Model>,
+    ledger: &dyn Ledger,
+    input: TurnInput,
+    tx: &mpsc::Sender<TurnEvent>,
+    cancel: &CancellationToken,
+) -> TurnRecord {
+    let mut t = Turn {
+        ws,
+        ledger,
+        tx,
+        started: Instant::now(),
+        rec: TurnRecord {
+            turn: input.turn,
+            user_text: input.user_text.clone(),
+            assistant_text: String::new(),
+            tool_calls: Vec::new(),
+            model: String::new(),
+            target: String::new(),
+            usage: Usage::default(),
+            cost_micros: 0,
+            ttft_ms: None,
+            latency_ms: 0,
+            status: TurnStatus::Ok,
+            error: None,
+        },
+    };
+    let ran = tokio::select! {
+        biased;
+        () = cancel.cancelled() => None,
+        r = drive(&mut t, model, &input) => Some(r),
+    };
+    match ran {
+        None => {
+            t.rec.status = TurnStatus::Cancelled;
+            t.rec.error = Some("the client went away".into());
+        }
+        Some(Err(e)) => t.fail("internal", e).await,
+        Some(Ok(())) => {}
+    }
+    t.rec.latency_ms = ms(t.started);
+    if t.rec.status == TurnStatus::Ok {
+        t.emit(TurnEvent::AssistantDone {
+            turn: t.rec.turn,
+            text: t.rec.assistant_text.clone(),
+            model: t.rec.model.clone(),
+            usage: t.rec.usage,
+        })
+        .await;
+    }
+    t.rec
+}
+
+async fn drive(
+    t: &mut Turn<'_>,
+    model: Option<&dyn Model>,
+    input: &TurnInput,
+) -> Result<(), String> {
+    let Some(model) = model else {
+        return offline_turn(t, &input.user_text).await;
+    };
+    let mut messages = Vec::with_capacity(input.history.len() + 2);
+    messages.push(Message::system(input.system.clone()));
+    messages.extend(input.history.iter().cloned());
+    messages.push(Message::user(input.user_text.clone()));
+    for step in 0..MAX_STEPS {
+        let req = ChatRequest {
+            model: String::new(),
+            messages: messages.clone(),
+            tools: t.ws.specs(),
+            max_tokens: Some(1024),
+            temperature: Some(0.2),
+        };
+        let stream = match model.stream(&input.conversation, req).await {
+            Ok(s) => s,
+            Err(e) if step == 0 && t.rec.assistant_text.is_empty() => {
+                tracing::warn!(error = %e, "every model target failed; the offline agent takes this turn");
+                return offline_turn(t, &input.user_text).await;
+            }
+            Err(e) => {
+                t.fail("model_unavailable", e.to_string()).await;
+                return Ok(());
+            }
+        };
+        t.rec.model.clone_from(&stream.model);
+        t.rec.target.clone_from(&stream.target);
+        let price = stream.price;
+        let mut events = stream.events;
+        let mut got = Collected::default();
+        let mut open = Vec::new();
+        while let Some(ev) = events.next().await {
+            match ev {
+                Ok(StreamEvent::TextDelta(text)) => {
+                    got.text.push_str(&text);
+                    t.say(&text).await;
+                }
+                Ok(ev) => {
+                    t.first_output();
+                    got.push(&ev, &mut open);
+                }
+                Err(e) => {
+                    t.fail("model_stream", format!("the model's answer broke off: {e}"))
+                        .await;
+                    return Ok(());
+                }
+            }
+        }
+        add_usage(&mut t.rec, &got.usage, price);
+        if got.tool_calls.is_empty() {
+            return Ok(());
+        }
+        messages.push(Message {
+            role: Role::Assistant,
+            content: got.text.clone(),
+            tool_calls: got.tool_calls.clone(),
+            tool_call_id: None,
+        });
+        for ToolCall {
+            id,
+            name,
+            arguments,
+        } in &got.tool_calls
+        {
+            let rec = t.call(id, name, arguments).await?;
+            messages.push(Message::tool_result(id.clone(), rec.result.to_string()));
+        }
+    }
+    t.fail(
+        "too_many_steps",
+        format!("the model kept calling tools after {MAX_STEPS} rounds"),
+    )
+    .await;
+    Ok(())
+}
+
+fn add_usage(rec: &mut TurnRecord, u: &Usage, price: Option<Price>) {
+    rec.usage.input_tokens += u.input_tokens;
+    rec.usage.output_tokens += u.output_tokens;
+    rec.usage.cached_input_tokens += u.cached_input_tokens;
+    if let Some(p) = price {
+        rec.cost_micros += p.cost_micros(u);
+    }
+}
+
+async fn offline_turn(t: &mut Turn<'_>, text: &str) -> Result<(), String> {
+    t.rec.model = "offline".into();
+    t.rec.target = "offline".into();
+    let plan = offline::plan(t.ws, text);
+    let mut outcomes = Vec::with_capacity(plan.calls.len());
+    for (i, c) in plan.calls.iter().enumerate() {
+        let id = format!("offline-{}-{i}", t.rec.turn);
+        let rec = t.call(&id, &c.name, &c.arguments.to_string()).await?;
+        outcomes.push(ToolOutcome {
+            ok: rec.ok,
+            result: rec.result,
+            display: Vec::new(),
+            cart_changed: false,
+        });
+    }
+    let reply = offline::reply(t.ws, &plan, &outcomes);
+    // Stream it word by word so clients render it the same way as a model's reply.
+    let mut rest = reply.as_str();
+    while !rest.is_empty() {
+        let cut = rest
+            .char_indices()
+            .skip(1)
+            .find(|(_, c)| *c == ' ')
+            .map_or(rest.len(), |(i, _)| i);
+        let (piece, tail) = rest.split_at(cut);
+        t.say(piece).await;
+        rest = tail;
+    }
+    Ok(())
+}
+
+/// Rebuilds model messages from stored turns (user text, the tool calls and their
+/// results, then the reply).
+pub fn history(turns: &[TurnRecord]) -> Vec<Message> {
+    let mut out = Vec::new();
+    for t in turns {
+        out.push(Message::user(t.user_text.clone()));
+        if !t.tool_calls.is_empty() {
+            out.push(Message {
+                role: Role::Assistant,
+                content: String::new(),
+                tool_calls: t
+                    .tool_calls
+                    .iter()
+                    .map(|c| ToolCall {
+                        id: c.id.clone(),
+                        name: c.name.clone(),
+                        arguments: c.arguments.clone(),
+                    })
+                    .collect(),
+                tool_call_id: None,
+            });
+            for c in &t.tool_calls {
+                out.push(Message::tool_result(c.id.clone(), c.result.to_string()));
+            }
+        }
+        if !t.assistant_text.is_empty() {
+            out.push(Message {
+                role: Role::Assistant,
+                content: t.assistant_text.clone(),
+                tool_calls: Vec::new(),
+                tool_call_id: None,
+            });
+        }
+    }
+    out
+}

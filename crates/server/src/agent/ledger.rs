@@ -1,0 +1,84 @@
+//! The durable side of a turn: tool calls and the cart in the store (one transaction),
+//! display updates through the hub's ordered log.
+
+use crate::display::Hub;
+use crate::display::hub::UpdateCommand;
+use async_trait::async_trait;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use stonepot_agent::DisplayOp;
+use stonepot_agent::turn::{Ledger, RecordedCall};
+use stonepot_domain::{Cart, TenantId};
+use stonepot_store::{Store, ToolCallRow};
+
+pub struct StoreLedger {
+    pub store: Store,
+    pub hub: Arc<Hub>,
+    pub tenant: TenantId,
+    pub conversation: String,
+    /// Position of the next call within the turn (for the transcript's order).
+    pub position: AtomicU32,
+}
+
+#[async_trait]
+impl Ledger for StoreLedger {
+    async fn recorded(&self, turn: u32, call_id: &str) -> Result<Option<RecordedCall>, String> {
+        let row = self
+            .store
+            .tool_call(&self.tenant, &self.conversation, turn, call_id)
+            .await
+            .map_err(|e| e.to_string())?;
+        Ok(row.map(|r| RecordedCall {
+            id: r.call_id,
+            name: r.name,
+            arguments: r.arguments,
+            ok: r.ok,
+            result: r.result,
+        }))
+    }
+
+    async fn record(
+        &self,
+        turn: u32,
+        call: &RecordedCall,
+        cart: Option<&Cart>,
+    ) -> Result<(), String> {
+        let cart = cart
+            .map(serde_json::to_string)
+            .transpose()
+            .map_err(|e| e.to_string())?;
+        let row = ToolCallRow {
+            call_id: call.id.clone(),
+            position: self.position.fetch_add(1, Ordering::Relaxed),
+            name: call.name.clone(),
+            arguments: call.arguments.clone(),
+            ok: call.ok,
+            result: call.result.clone(),
+        };
+        self.store
+            .record_tool_call(
+                &self.tenant,
+                &self.conversation,
+                turn,
+                &row,
+                cart.as_deref(),
+            )
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
+    }
+
+    async fn show(&self, ops: &[DisplayOp]) -> Result<(), String> {
+        for op in ops {
+            let cmd = match op.clone() {
+                DisplayOp::Put { kind, key, data } => UpdateCommand::Put { kind, data, key },
+                DisplayOp::Remove { key } => UpdateCommand::Remove { key },
+            };
+            self.hub
+                .update(&self.conversation, cmd)
+                .await
+                .map_err(|e| e.to_string())?;
+        }
+        Ok(())
+    }
+}

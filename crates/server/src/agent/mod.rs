@@ -1,0 +1,282 @@
+//! Conversations on the server: creating them (with their display session), running
+//! one turn at a time per conversation, and the durable side of each turn — the store
+//! for tool calls, cart and transcript, the display hub for what the guest sees.
+
+mod ledger;
+mod persona;
+
+use crate::display::Hub;
+use crate::display::hub::UpdateCommand;
+use ledger::StoreLedger;
+pub use persona::welcome;
+use serde_json::{Value, json};
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use stonepot_agent::turn::{self, Model, TurnEvent, TurnInput, TurnRecord};
+use stonepot_agent::{DisplayOp, Workspace};
+use stonepot_domain::{Cart, Category, Tenant, TenantId};
+use stonepot_store::{ConversationRecord, Store, StoreError, TurnRow};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// The longest guest message accepted, in characters.
+pub const MAX_TEXT: usize = 4_000;
+/// How many earlier turns are replayed to the model.
+pub const HISTORY_TURNS: usize = 20;
+
+/// Why a conversation action was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    #[error("no conversation '{0}'")]
+    NotFound(String),
+    #[error("{0}")]
+    Invalid(String),
+    #[error("conversation '{0}' belongs to another tenant")]
+    OtherTenant(String),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("display: {0}")]
+    Display(String),
+}
+
+/// Runs conversations.
+pub struct Engine {
+    store: Store,
+    hub: Arc<Hub>,
+    model: Option<Arc<dyn Model>>,
+    /// One lock per busy conversation, so its turns run one after another.
+    busy: Mutex<HashMap<String, Arc<tokio::sync::Mutex<()>>>>,
+}
+
+impl Engine {
+    pub fn new(store: Store, hub: Arc<Hub>, model: Option<Arc<dyn Model>>) -> Arc<Engine> {
+        Arc::new(Engine {
+            store,
+            hub,
+            model,
+            busy: Mutex::new(HashMap::new()),
+        })
+    }
+
+    /// Whether a model is configured (otherwise every turn is the offline agent's).
+    pub fn has_model(&self) -> bool {
+        self.model.is_some()
+    }
+
+    /// Creates a conversation and its display session (idempotent for the same tenant).
+    pub async fn create(
+        &self,
+        id: &str,
+        tenant: &Tenant,
+        user_id: Option<&str>,
+        language: &str,
+    ) -> Result<ConversationRecord, EngineError> {
+        let init = json!({
+            "tenantId": tenant.id.as_str(),
+            "category": tenant.category.as_str(),
+            "userId": user_id,
+            "language": language,
+        });
+        self.hub
+            .init(id, &tenant.id, tenant.category, &init)
+            .await
+            .map_err(|e| match e {
+                crate::display::HubError::OtherTenant { .. } => EngineError::OtherTenant(id.into()),
+                other => EngineError::Display(other.to_string()),
+            })?;
+        let cart = serde_json::to_string(&Cart::new()).map_err(StoreError::from)?;
+        let (rec, created) = self
+            .store
+            .create_conversation(id, &tenant.id, tenant.category, user_id, language, &cart)
+            .await
+            .map_err(|e| match e {
+                StoreError::Conflict(_) => EngineError::OtherTenant(id.into()),
+                other => other.into(),
+            })?;
+        if created {
+            let welcome = persona::welcome(tenant);
+            let body = DisplayOp::put("message", "welcome", json!({"text": welcome}));
+            if let DisplayOp::Put { kind, key, data } = body {
+                self.hub
+                    .update(id, UpdateCommand::Put { kind, data, key })
+                    .await
+                    .map_err(|e| EngineError::Display(e.to_string()))?;
+            }
+        }
+        Ok(rec)
+    }
+
+    fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
+        let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
+        busy.retain(|_, l| Arc::strong_count(l) > 1);
+        busy.entry(id.to_string()).or_default().clone()
+    }
+
+    /// Runs one turn of `conv`: events go to `tx`, the turn is stored whatever happens
+    /// (done, failed or cancelled). Turns of one conversation never overlap.
+    pub async fn run(
+        &self,
+        conv: &ConversationRecord,
+        text: &str,
+        tx: mpsc::Sender<TurnEvent>,
+        cancel: CancellationToken,
+    ) -> Result<TurnRecord, EngineError> {
+        let text = text.trim();
+        if text.is_empty() {
+            return Err(EngineError::Invalid("text: must not be empty".into()));
+        }
+        if text.chars().count() > MAX_TEXT {
+            return Err(EngineError::Invalid(format!(
+                "text: at most {MAX_TEXT} characters"
+            )));
+        }
+        let lock = self.lock_for(&conv.id);
+        let _turn_guard = tokio::select! {
+            g = lock.lock() => g,
+            () = cancel.cancelled() => return Err(EngineError::Invalid("cancelled before it started".into())),
+        };
+        // Re-read under the lock: the previous turn may have changed the cart.
+        let conv = self
+            .store
+            .conversation(&conv.id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(conv.id.clone()))?;
+        let tenant = self
+            .store
+            .tenant(&conv.tenant_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(conv.tenant_id.to_string()))?;
+        let mut ws = self.workspace(&tenant, &conv).await?;
+        let turn_no = self.store.begin_turn(&conv.tenant_id, &conv.id).await?;
+        let past = self.store.turns(&conv.tenant_id, &conv.id).await?;
+        let keep = past.len().saturating_sub(HISTORY_TURNS);
+        let history = turn::history(&past.iter().skip(keep).map(to_record).collect::<Vec<_>>());
+        let profile = self.store.agent_profile(&tenant.id).await?;
+        let input = TurnInput {
+            conversation: conv.id.clone(),
+            turn: turn_no,
+            system: persona::system_prompt(&tenant, profile.as_ref(), &ws),
+            history,
+            user_text: text.to_string(),
+        };
+        let ledger = StoreLedger {
+            store: self.store.clone(),
+            hub: self.hub.clone(),
+            tenant: conv.tenant_id.clone(),
+            conversation: conv.id.clone(),
+            position: Default::default(),
+        };
+        let rec =
+            turn::run_turn(&mut ws, self.model.as_deref(), &ledger, input, &tx, &cancel).await;
+        self.store
+            .save_turn(&conv.tenant_id, &conv.id, &to_row(&rec))
+            .await?;
+        Ok(rec)
+    }
+
+    async fn workspace(
+        &self,
+        tenant: &Tenant,
+        conv: &ConversationRecord,
+    ) -> Result<Workspace, EngineError> {
+        Ok(match conv.category {
+            Category::Restaurant => Workspace::Restaurant {
+                menu: Arc::new(self.store.menu(&tenant.id).await?),
+                cart: serde_json::from_str(&conv.cart).map_err(StoreError::from)?,
+                currency: tenant.currency,
+            },
+            Category::Financial => Workspace::Financial {
+                book: Arc::new(self.store.book(&tenant.id).await?),
+                currency: tenant.currency,
+            },
+        })
+    }
+
+    /// The conversation with its cart and transcript, for `GET /api/conversations/{id}`.
+    pub async fn transcript(&self, conv: &ConversationRecord) -> Result<Value, EngineError> {
+        let turns = self.store.turns(&conv.tenant_id, &conv.id).await?;
+        let cart: Value = serde_json::from_str(&conv.cart).map_err(StoreError::from)?;
+        let cost: u64 = turns.iter().map(|t| t.cost_micros).sum();
+        Ok(json!({
+            "id": conv.id,
+            "tenantId": conv.tenant_id.as_str(),
+            "category": conv.category.as_str(),
+            "userId": conv.user_id,
+            "language": conv.language,
+            "createdAt": conv.created_at,
+            "cart": if conv.category == Category::Restaurant { cart } else { Value::Null },
+            "costMicros": cost,
+            "turns": turns,
+        }))
+    }
+
+    pub async fn conversation(&self, id: &str) -> Result<ConversationRecord, EngineError> {
+        self.store
+            .conversation(id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(id.into()))
+    }
+
+    pub fn tenant_id_of(conv: &ConversationRecord) -> &TenantId {
+        &conv.tenant_id
+    }
+}
+
+fn to_row(r: &TurnRecord) -> TurnRow {
+    TurnRow {
+        turn: r.turn,
+        user_text: r.user_text.clone(),
+        assistant_text: r.assistant_text.clone(),
+        model: r.model.clone(),
+        target: r.target.clone(),
+        status: r.status.as_str().into(),
+        error: r.error.clone(),
+        input_tokens: r.usage.input_tokens,
+        output_tokens: r.usage.output_tokens,
+        cached_tokens: r.usage.cached_input_tokens,
+        cost_micros: r.cost_micros,
+        ttft_ms: r.ttft_ms,
+        latency_ms: r.latency_ms,
+        created_at: 0,
+        tool_calls: r
+            .tool_calls
+            .iter()
+            .zip(0u32..)
+            .map(|(c, i)| stonepot_store::ToolCallRow {
+                call_id: c.id.clone(),
+                position: i,
+                name: c.name.clone(),
+                arguments: c.arguments.clone(),
+                ok: c.ok,
+                result: c.result.clone(),
+            })
+            .collect(),
+    }
+}
+
+fn to_record(r: &TurnRow) -> TurnRecord {
+    TurnRecord {
+        turn: r.turn,
+        user_text: r.user_text.clone(),
+        assistant_text: r.assistant_text.clone(),
+        tool_calls: r
+            .tool_calls
+            .iter()
+            .map(|c| turn::RecordedCall {
+                id: c.call_id.clone(),
+                name: c.name.clone(),
+                arguments: c.arguments.clone(),
+                ok: c.ok,
+                result: c.result.clone(),
+            })
+            .collect(),
+        model: r.model.clone(),
+        target: r.target.clone(),
+        usage: Default::default(),
+        cost_micros: r.cost_micros,
+        ttft_ms: r.ttft_ms,
+        latency_ms: r.latency_ms,
+        status: turn::TurnStatus::Ok,
+        error: r.error.clone(),
+    }
+}

@@ -1,0 +1,299 @@
+//! Conversations end to end with the offline agent (no model configured): sessions,
+//! the chat socket, SSE messages, the transcript, the display following the cart, and
+//! bad input.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestServer, client, error_code, start};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use std::time::Duration;
+use tokio_tungstenite::tungstenite::Message;
+
+const KEY: &str = "sp_chat_test";
+
+async fn server() -> TestServer {
+    start(&[("STONEPOT_DEMO_KEY", KEY)]).await
+}
+
+async fn session(s: &TestServer, tenant: &str) -> Value {
+    let res = client()
+        .post(s.url("/api/restaurant/sessions"))
+        .bearer_auth(KEY)
+        .json(&json!({"tenantId": tenant, "userId": "guest-1", "language": "en"}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
+type Ws =
+    tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
+
+async fn next(ws: &mut Ws) -> Value {
+    loop {
+        let msg = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("a frame within 10 s")
+            .expect("socket open")
+            .unwrap();
+        if let Message::Text(t) = msg {
+            return serde_json::from_str(&t).unwrap();
+        }
+    }
+}
+
+/// Sends one message and collects events up to `assistant_done` or `error`.
+async fn turn(ws: &mut Ws, text: &str) -> Vec<Value> {
+    ws.send(Message::text(
+        json!({"type": "user_text", "text": text}).to_string(),
+    ))
+    .await
+    .unwrap();
+    let mut out = Vec::new();
+    loop {
+        let v = next(ws).await;
+        let end = v["type"] == "assistant_done" || v["type"] == "error";
+        out.push(v);
+        if end {
+            return out;
+        }
+    }
+}
+
+async fn transcript(s: &TestServer, id: &str) -> Value {
+    let res = client()
+        .get(s.url(&format!("/api/conversations/{id}")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+#[tokio::test]
+async fn a_spoken_order_fills_the_cart_and_the_display() {
+    let s = server().await;
+    let sess = session(&s, "demo-restaurant").await;
+    let id = sess["sessionId"].as_str().unwrap().to_string();
+    assert!(
+        sess["displayUrl"]
+            .as_str()
+            .unwrap()
+            .contains("/ui/conversation?session=")
+    );
+    let ws_url = sess["websocketUrl"].as_str().unwrap();
+    assert!(ws_url.starts_with("ws://") && ws_url.contains(&format!("/ws/restaurant/{id}?token=")));
+    let (mut ws, _) = tokio_tungstenite::connect_async(ws_url).await.unwrap();
+    assert_eq!(next(&mut ws).await["type"], "ready");
+
+    let events = turn(&mut ws, "two margherita pizzas, one without basil").await;
+    let kinds: Vec<&str> = events.iter().map(|e| e["type"].as_str().unwrap()).collect();
+    assert!(kinds.contains(&"tool_call"), "{kinds:?}");
+    assert!(kinds.contains(&"tool_result"), "{kinds:?}");
+    assert!(kinds.contains(&"assistant_delta"), "{kinds:?}");
+    assert_eq!(kinds.last(), Some(&"assistant_done"), "{events:?}");
+    let done = events.last().unwrap();
+    assert_eq!(done["model"], "offline");
+    assert!(!done["text"].as_str().unwrap().is_empty());
+
+    let t = transcript(&s, &id).await;
+    let lines = t["cart"]["lines"].as_array().unwrap();
+    let qty: u64 = lines.iter().map(|l| l["quantity"].as_u64().unwrap()).sum();
+    assert_eq!(qty, 2, "{t}");
+    assert!(
+        lines.iter().any(|l| l["modifiers"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["name"] == "No basil")),
+        "{t}"
+    );
+    assert_eq!(t["turns"].as_array().unwrap().len(), 1);
+    assert_eq!(t["turns"][0]["status"], "ok");
+    assert!(!t["turns"][0]["toolCalls"].as_array().unwrap().is_empty());
+
+    // The display shows the cart the tools built.
+    let state: Value = client()
+        .get(s.url(&format!("/conversation/{id}/state")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let comps = state.to_string();
+    assert!(comps.contains("\"cart\""), "{state}");
+    assert!(comps.contains("Margherita Pizza"), "{state}");
+
+    // A malformed frame gets an error and the socket stays usable.
+    ws.send(Message::text("{not json")).await.unwrap();
+    assert_eq!(next(&mut ws).await["code"], "invalid_json");
+    ws.send(Message::text(r#"{"type":"shout"}"#)).await.unwrap();
+    assert_eq!(next(&mut ws).await["code"], "unknown_type");
+    let big = "a".repeat(5_000);
+    ws.send(Message::text(
+        json!({"type":"user_text","text": big}).to_string(),
+    ))
+    .await
+    .unwrap();
+    assert_eq!(next(&mut ws).await["code"], "too_large");
+    let events = turn(&mut ws, "what's in my cart?").await;
+    assert_eq!(events.last().unwrap()["type"], "assistant_done");
+    s.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn messages_stream_as_sse_and_the_token_is_enough() {
+    let s = server().await;
+    let sess = session(&s, "demo-restaurant").await;
+    let id = sess["sessionId"].as_str().unwrap();
+    let token = sess["token"].as_str().unwrap();
+    let res = client()
+        .post(s.url(&format!("/api/conversations/{id}/messages?token={token}")))
+        .json(&json!({"text": "a lemonade please"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/event-stream")
+    );
+    let body = res.text().await.unwrap();
+    assert!(body.contains("event: tool_call"), "{body}");
+    assert!(body.contains("event: assistant_done"), "{body}");
+    let t = transcript(&s, id).await;
+    assert_eq!(t["cart"]["lines"][0]["itemId"], "lemonade", "{t}");
+    s.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn bad_requests_get_clear_errors() {
+    let s = server().await;
+    // Unknown session.
+    let res = client()
+        .post(s.url("/api/conversations/conv-nope/messages"))
+        .bearer_auth(KEY)
+        .json(&json!({"text": "hi"}))
+        .send()
+        .await
+        .unwrap();
+    error_code(res, 404).await;
+    let res = client()
+        .get(s.url("/api/conversations/conv-nope"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    error_code(res, 404).await;
+    // No key.
+    let res = client()
+        .post(s.url("/api/restaurant/sessions"))
+        .json(&json!({"tenantId": "demo-restaurant"}))
+        .send()
+        .await
+        .unwrap();
+    error_code(res, 401).await;
+    // Unknown tenant / field.
+    let res = client()
+        .post(s.url("/api/restaurant/sessions"))
+        .bearer_auth(KEY)
+        .json(&json!({"tenantId": "demo-restaurant", "colour": "red"}))
+        .send()
+        .await
+        .unwrap();
+    let (_, msg) = error_code(res, 422).await;
+    assert!(msg.contains("colour"), "{msg}");
+    let sess = session(&s, "demo-restaurant").await;
+    let id = sess["sessionId"].as_str().unwrap();
+    // Someone else's token is refused.
+    let other = session(&s, "demo-restaurant").await;
+    let res = client()
+        .get(s.url(&format!(
+            "/api/conversations/{id}?token={}",
+            other["token"].as_str().unwrap()
+        )))
+        .send()
+        .await
+        .unwrap();
+    error_code(res, 401).await;
+    // Empty and oversized messages.
+    let res = client()
+        .post(s.url(&format!("/api/conversations/{id}/messages")))
+        .bearer_auth(KEY)
+        .json(&json!({"text": "  "}))
+        .send()
+        .await
+        .unwrap();
+    error_code(res, 422).await;
+    let res = client()
+        .post(s.url(&format!("/api/conversations/{id}/messages")))
+        .bearer_auth(KEY)
+        .json(&json!({"text": "x".repeat(4_001)}))
+        .send()
+        .await
+        .unwrap();
+    error_code(res, 413).await;
+    s.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_financial_desk_renders_accounts() {
+    let s = server().await;
+    let sess = session(&s, "demo-finance").await;
+    let id = sess["sessionId"].as_str().unwrap();
+    let res = client()
+        .post(s.url(&format!("/api/conversations/{id}/messages")))
+        .bearer_auth(KEY)
+        .json(&json!({"text": "show me Ada Lovelace's accounts"}))
+        .send()
+        .await
+        .unwrap();
+    let body = res.text().await.unwrap();
+    assert!(body.contains("show_account_summary"), "{body}");
+    let state: Value = client()
+        .get(s.url(&format!("/conversation/{id}/state")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(state.to_string().contains("account_card"), "{state}");
+    s.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_kiosk_page_starts_a_conversation() {
+    let s = server().await;
+    let res = client()
+        .get(s.url("/kiosk/demo-restaurant"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("data-socket=") && html.contains("kiosk-"),
+        "{html}"
+    );
+    assert!(html.contains("<iframe"), "{html}");
+    assert!(!html.contains(KEY), "the page never carries the tenant key");
+    let res = client()
+        .get(s.url("/kiosk/no-such-tenant"))
+        .send()
+        .await
+        .unwrap();
+    error_code(res, 404).await;
+    s.running.stop().await.unwrap();
+}

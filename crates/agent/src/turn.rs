@@ -474,3 +474,320 @@ pub fn history(turns: &[TurnRecord]) -> Vec<Message> {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::{HashMap, VecDeque};
+    use std::sync::{Arc, Mutex};
+    use stonepot_domain::{Currency, demo};
+    use stonepot_llm::StopReason;
+
+    /// Answers each request with the next scripted list of events (or an error).
+    struct Scripted {
+        replies: Mutex<VecDeque<Result<Vec<Result<StreamEvent, LlmError>>, LlmError>>>,
+        seen: Mutex<Vec<ChatRequest>>,
+    }
+
+    impl Scripted {
+        fn new(replies: Vec<Result<Vec<Result<StreamEvent, LlmError>>, LlmError>>) -> Self {
+            Scripted {
+                replies: Mutex::new(replies.into()),
+                seen: Mutex::new(Vec::new()),
+            }
+        }
+    }
+
+    #[async_trait]
+    impl Model for Scripted {
+        async fn stream(&self, _c: &str, req: ChatRequest) -> Result<ModelStream, LlmError> {
+            self.seen.lock().unwrap().push(req);
+            let next = self.replies.lock().unwrap().pop_front();
+            let events =
+                next.unwrap_or_else(|| Ok(vec![Ok(StreamEvent::Done(StopReason::EndTurn))]))?;
+            Ok(ModelStream {
+                target: "fake".into(),
+                model: "fake-1".into(),
+                price: Some(Price {
+                    input: 1_000_000,
+                    cached_input: 0,
+                    output: 2_000_000,
+                }),
+                events: futures::stream::iter(events).boxed(),
+            })
+        }
+    }
+
+    #[derive(Default)]
+    struct MemLedger {
+        calls: Mutex<HashMap<(u32, String), RecordedCall>>,
+        carts: Mutex<Vec<Cart>>,
+        shown: Mutex<Vec<DisplayOp>>,
+    }
+
+    #[async_trait]
+    impl Ledger for MemLedger {
+        async fn recorded(&self, turn: u32, id: &str) -> Result<Option<RecordedCall>, String> {
+            Ok(self
+                .calls
+                .lock()
+                .unwrap()
+                .get(&(turn, id.to_string()))
+                .cloned())
+        }
+        async fn record(
+            &self,
+            turn: u32,
+            c: &RecordedCall,
+            cart: Option<&Cart>,
+        ) -> Result<(), String> {
+            self.calls
+                .lock()
+                .unwrap()
+                .insert((turn, c.id.clone()), c.clone());
+            if let Some(cart) = cart {
+                self.carts.lock().unwrap().push(cart.clone());
+            }
+            Ok(())
+        }
+        async fn show(&self, ops: &[DisplayOp]) -> Result<(), String> {
+            self.shown.lock().unwrap().extend(ops.iter().cloned());
+            Ok(())
+        }
+    }
+
+    fn ws() -> Workspace {
+        Workspace::Restaurant {
+            menu: Arc::new(demo::restaurant_menu()),
+            cart: Cart::new(),
+            currency: Currency::USD,
+        }
+    }
+
+    fn call(id: &str, name: &str, args: &str) -> Vec<Result<StreamEvent, LlmError>> {
+        vec![
+            Ok(StreamEvent::ToolCallStart {
+                index: 0,
+                id: id.into(),
+                name: name.into(),
+            }),
+            Ok(StreamEvent::ToolCallDelta {
+                index: 0,
+                arguments: args.into(),
+            }),
+            Ok(StreamEvent::ToolCallEnd { index: 0 }),
+            Ok(StreamEvent::Usage(Usage {
+                input_tokens: 100,
+                output_tokens: 10,
+                cached_input_tokens: 0,
+            })),
+            Ok(StreamEvent::Done(StopReason::ToolUse)),
+        ]
+    }
+
+    fn words(text: &str) -> Vec<Result<StreamEvent, LlmError>> {
+        vec![
+            Ok(StreamEvent::TextDelta(text.into())),
+            Ok(StreamEvent::Done(StopReason::EndTurn)),
+        ]
+    }
+
+    fn input(turn: u32) -> TurnInput {
+        TurnInput {
+            conversation: "c1".into(),
+            turn,
+            system: "be brief".into(),
+            history: Vec::new(),
+            user_text: "a margherita".into(),
+        }
+    }
+
+    async fn run(
+        ws: &mut Workspace,
+        m: &Scripted,
+        l: &MemLedger,
+        turn: u32,
+    ) -> (TurnRecord, Vec<TurnEvent>) {
+        let (tx, mut rx) = mpsc::channel(256);
+        let rec = run_turn(ws, Some(m), l, input(turn), &tx, &CancellationToken::new()).await;
+        drop(tx);
+        let mut evs = Vec::new();
+        while let Some(e) = rx.recv().await {
+            evs.push(e);
+        }
+        (rec, evs)
+    }
+
+    #[tokio::test]
+    async fn tools_run_and_their_results_go_back_to_the_model() {
+        let m = Scripted::new(vec![
+            Ok(call(
+                "c1",
+                "add_to_cart",
+                r#"{"item":"margherita","quantity":2}"#,
+            )),
+            Ok(words("Two margheritas, coming up.")),
+        ]);
+        let l = MemLedger::default();
+        let mut w = ws();
+        let (rec, evs) = run(&mut w, &m, &l, 1).await;
+        assert_eq!(rec.status, TurnStatus::Ok, "{:?}", rec.error);
+        assert_eq!(w.cart().unwrap().item_count(), 2);
+        assert_eq!(
+            l.carts.lock().unwrap().len(),
+            1,
+            "the new cart was recorded"
+        );
+        assert!(
+            l.shown
+                .lock()
+                .unwrap()
+                .iter()
+                .any(|d| matches!(d, DisplayOp::Put { kind, .. } if kind == "cart"))
+        );
+        let kinds: Vec<&str> = evs.iter().map(TurnEvent::kind).collect();
+        assert_eq!(
+            kinds,
+            [
+                "tool_call",
+                "tool_result",
+                "assistant_delta",
+                "assistant_done"
+            ]
+        );
+        let second = &m.seen.lock().unwrap()[1];
+        let last = second.messages.last().unwrap();
+        assert_eq!(last.role, Role::Tool);
+        assert!(last.content.contains("\"added\""), "{}", last.content);
+        assert_eq!(rec.usage.input_tokens, 100);
+        assert_eq!(rec.cost_micros, 120, "100 in at $1/M + 10 out at $2/M");
+    }
+
+    #[tokio::test]
+    async fn a_replayed_call_id_changes_nothing_twice() {
+        let l = MemLedger::default();
+        let mut w = ws();
+        for _ in 0..2 {
+            let m = Scripted::new(vec![
+                Ok(call("same", "add_to_cart", r#"{"item":"margherita"}"#)),
+                Ok(words("ok")),
+            ]);
+            let (rec, _) = run(&mut w, &m, &l, 7).await;
+            assert_eq!(rec.status, TurnStatus::Ok);
+        }
+        assert_eq!(w.cart().unwrap().item_count(), 1);
+        assert_eq!(l.carts.lock().unwrap().len(), 1);
+    }
+
+    #[tokio::test]
+    async fn invalid_arguments_come_back_as_a_refusal_and_the_loop_is_bounded() {
+        let replies = (0..MAX_STEPS + 2)
+            .map(|i| Ok(call(&format!("c{i}"), "add_to_cart", r#"{"item": 42}"#)))
+            .collect();
+        let m = Scripted::new(replies);
+        let l = MemLedger::default();
+        let mut w = ws();
+        let (rec, evs) = run(&mut w, &m, &l, 1).await;
+        assert_eq!(rec.status, TurnStatus::Error);
+        assert_eq!(m.seen.lock().unwrap().len(), MAX_STEPS);
+        assert!(
+            matches!(evs.last(), Some(TurnEvent::Error { code, .. }) if code == "too_many_steps")
+        );
+        assert!(
+            evs.iter()
+                .any(|e| matches!(e, TurnEvent::ToolResult { ok: false, .. }))
+        );
+        assert!(w.cart().unwrap().lines.is_empty());
+    }
+
+    #[tokio::test]
+    async fn a_break_after_the_first_token_is_an_error_not_a_silent_cut() {
+        let m = Scripted::new(vec![Ok(vec![
+            Ok(StreamEvent::TextDelta("Sure, I".into())),
+            Err(LlmError::Truncated),
+        ])]);
+        let l = MemLedger::default();
+        let (rec, evs) = run(&mut ws(), &m, &l, 1).await;
+        assert_eq!(rec.status, TurnStatus::Error);
+        assert_eq!(rec.assistant_text, "Sure, I");
+        assert!(
+            matches!(evs.last(), Some(TurnEvent::Error { code, .. }) if code == "model_stream")
+        );
+        assert!(
+            !evs.iter()
+                .any(|e| matches!(e, TurnEvent::AssistantDone { .. }))
+        );
+    }
+
+    #[tokio::test]
+    async fn when_every_target_fails_first_the_offline_agent_answers() {
+        let m = Scripted::new(vec![Err(LlmError::Transport("connection refused".into()))]);
+        let l = MemLedger::default();
+        let (rec, evs) = run(&mut ws(), &m, &l, 1).await;
+        assert_eq!(rec.status, TurnStatus::Ok);
+        assert_eq!(rec.model, "offline");
+        assert!(matches!(evs.last(), Some(TurnEvent::AssistantDone { .. })));
+    }
+
+    #[tokio::test]
+    async fn cancelling_stops_the_turn() {
+        struct Stalls;
+        #[async_trait]
+        impl Model for Stalls {
+            async fn stream(&self, _c: &str, _r: ChatRequest) -> Result<ModelStream, LlmError> {
+                Ok(ModelStream {
+                    target: "slow".into(),
+                    model: "slow".into(),
+                    price: None,
+                    events: futures::stream::pending().boxed(),
+                })
+            }
+        }
+        let (tx, _rx) = mpsc::channel(8);
+        let cancel = CancellationToken::new();
+        let c = cancel.clone();
+        tokio::spawn(async move {
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            c.cancel();
+        });
+        let l = MemLedger::default();
+        let rec = tokio::time::timeout(
+            std::time::Duration::from_secs(5),
+            run_turn(&mut ws(), Some(&Stalls), &l, input(1), &tx, &cancel),
+        )
+        .await
+        .unwrap();
+        assert_eq!(rec.status, TurnStatus::Cancelled);
+    }
+
+    #[test]
+    fn history_replays_calls_and_results_in_order() {
+        let t = TurnRecord {
+            turn: 1,
+            user_text: "hi".into(),
+            assistant_text: "hello".into(),
+            tool_calls: vec![RecordedCall {
+                id: "a".into(),
+                name: "show_cart".into(),
+                arguments: "{}".into(),
+                ok: true,
+                result: json!({"lines": []}),
+            }],
+            model: String::new(),
+            target: String::new(),
+            usage: Usage::default(),
+            cost_micros: 0,
+            ttft_ms: None,
+            latency_ms: 0,
+            status: TurnStatus::Ok,
+            error: None,
+        };
+        let h = history(&[t]);
+        let roles: Vec<Role> = h.iter().map(|m| m.role).collect();
+        assert_eq!(
+            roles,
+            [Role::User, Role::Assistant, Role::Tool, Role::Assistant]
+        );
+        assert_eq!(h[2].tool_call_id.as_deref(), Some("a"));
+    }
+}

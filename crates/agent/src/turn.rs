@@ -483,14 +483,16 @@ mod tests {
     use stonepot_domain::{Currency, demo};
     use stonepot_llm::StopReason;
 
+    type Reply = Result<Vec<Result<StreamEvent, LlmError>>, LlmError>;
+
     /// Answers each request with the next scripted list of events (or an error).
     struct Scripted {
-        replies: Mutex<VecDeque<Result<Vec<Result<StreamEvent, LlmError>>, LlmError>>>,
+        replies: Mutex<VecDeque<Reply>>,
         seen: Mutex<Vec<ChatRequest>>,
     }
 
     impl Scripted {
-        fn new(replies: Vec<Result<Vec<Result<StreamEvent, LlmError>>, LlmError>>) -> Self {
+        fn new(replies: Vec<Reply>) -> Self {
             Scripted {
                 replies: Mutex::new(replies.into()),
                 seen: Mutex::new(Vec::new()),

@@ -10,6 +10,7 @@ pub mod finance;
 pub mod ids;
 pub mod menu;
 pub mod money;
+pub mod palette;
 pub mod tenant;
 pub mod theme;
 

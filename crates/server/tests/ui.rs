@@ -191,3 +191,68 @@ async fn the_landing_page_opens_a_seeded_demo_display() {
     let res = client().get(s.url("/demo/nobody")).send().await.unwrap();
     assert_eq!(res.status(), 404);
 }
+
+#[tokio::test]
+async fn theme_generation_without_a_model_derives_a_readable_palette() {
+    let s = start(&[
+        ("STONEPOT_DEMO_KEY", KEY),
+        ("THEME_API_TOKEN", "theme-admin-secret"),
+    ])
+    .await;
+    let c = client();
+    let url = s.url("/api/admin/tenants/demo-finance/theme/generate");
+    let res = c
+        .post(&url)
+        .json(&json!({"description": "a calm navy advisory desk"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(error_code(res, 401).await.0, "unauthorized");
+    let res = c
+        .post(&url)
+        .bearer_auth("theme-admin-secret")
+        .json(&json!({"description": ""}))
+        .send()
+        .await
+        .unwrap();
+    error_code(res, 422).await;
+    let preview: Value = c
+        .post(&url)
+        .bearer_auth("theme-admin-secret")
+        .json(&json!({"description": "a calm navy advisory desk"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(preview["source"], "derived");
+    assert_eq!(preview["applied"], false);
+    assert_eq!(preview["theme"]["layout"], "list");
+    let current: Value = get_json(
+        s.url("/api/admin/tenants/demo-finance/theme"),
+        Some("theme-admin-secret"),
+    )
+    .await;
+    assert_ne!(current, preview["theme"], "a preview changes nothing");
+    let applied: Value = c
+        .post(&url)
+        .bearer_auth("theme-admin-secret")
+        .json(&json!({"description": "a calm navy advisory desk", "apply": true}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let now: Value = get_json(
+        s.url("/api/admin/tenants/demo-finance/theme"),
+        Some("theme-admin-secret"),
+    )
+    .await;
+    assert_eq!(now, applied["theme"]);
+    assert_eq!(
+        applied["theme"], preview["theme"],
+        "the same description gives the same theme"
+    );
+}

@@ -4,6 +4,7 @@
 
 mod ledger;
 mod persona;
+pub mod theme;
 
 use crate::display::Hub;
 use crate::display::hub::UpdateCommand;
@@ -56,6 +57,11 @@ impl Engine {
             model,
             busy: Mutex::new(HashMap::new()),
         })
+    }
+
+    /// The configured model, if any.
+    pub fn model(&self) -> Option<&dyn Model> {
+        self.model.as_deref()
     }
 
     /// Whether a model is configured (otherwise every turn is the offline agent's).

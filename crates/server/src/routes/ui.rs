@@ -21,6 +21,7 @@ pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(conversation_page))
         .routes(routes!(get_theme, put_theme))
+        .routes(routes!(generate_theme))
         .routes(routes!(purge))
 }
 
@@ -210,6 +211,57 @@ async fn put_theme(
     app.store.upsert_tenant(&t).await?;
     app.tenant_cache.purge(Some(id.as_str()));
     Ok(Json(t.theme))
+}
+
+#[derive(serde::Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ThemeRequest {
+    /// What the business looks like: "a cosy trattoria in deep burgundy", "#0b3d91 bank".
+    description: String,
+    /// Save it as the tenant's theme (default: only return it).
+    #[serde(default)]
+    apply: bool,
+}
+
+/// Generates a theme from a description (needs `THEME_API_TOKEN`): asks the configured
+/// model through a schema-checked tool call, or derives a readable palette from the
+/// description's brand color when there is no model or its answer is invalid.
+#[utoipa::path(post, path = "/api/admin/tenants/{tenant}/theme/generate", tag = "admin",
+    params(("tenant" = String, Path)),
+    request_body = ThemeRequest,
+    responses((status = 200, body = Object, description = "{theme, source, applied, note?}"),
+        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn generate_theme(
+    State(app): State<App>,
+    Path(raw): Path<String>,
+    headers: HeaderMap,
+    JsonBody(req): JsonBody<ThemeRequest>,
+) -> ApiResult<Json<Value>> {
+    admin(&headers, &app.config.theme_api_token, "THEME_API_TOKEN")?;
+    let id = crate::routes::tenants::tenant_id(&raw)?;
+    let description = req.description.trim();
+    if description.is_empty() || description.chars().count() > 500 {
+        return Err(ApiError::unprocessable(
+            "description: between 1 and 500 characters",
+        ));
+    }
+    let mut t = app
+        .store
+        .tenant(&id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))?;
+    let g = crate::agent::theme::generate(app.engine.model(), description, t.category).await;
+    if req.apply {
+        t.theme = g.theme.clone();
+        app.store.upsert_tenant(&t).await?;
+        app.tenant_cache.purge(Some(id.as_str()));
+    }
+    Ok(Json(json!({
+        "theme": g.theme,
+        "source": g.source,
+        "applied": req.apply,
+        "note": g.note,
+    })))
 }
 
 /// Drops every cached render input (needs `CACHE_PURGE_TOKEN`).

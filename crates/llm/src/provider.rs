@@ -40,9 +40,17 @@ impl Provider {
 /// Whether a failure before the first event is worth trying the next target for.
 pub fn retryable(e: &LlmError) -> bool {
     match e {
-        LlmError::RateLimited { .. } | LlmError::Transport(_) => true,
+        LlmError::RateLimited { .. }
+        | LlmError::Transport(_)
+        | LlmError::FirstTokenTimeout { .. } => true,
         LlmError::Status { status, .. } => *status >= 500 || *status == 408,
-        LlmError::Truncated | LlmError::Protocol(_) => false,
+        LlmError::Truncated
+        | LlmError::Protocol(_)
+        | LlmError::Stalled { .. }
+        | LlmError::UnknownModel(_)
+        | LlmError::NoTargets
+        | LlmError::Unavailable(_)
+        | LlmError::Cancelled => false,
     }
 }
 
@@ -75,6 +83,7 @@ pub async fn stream_with_fallback(
 
 /// Prices in micro-dollars per million tokens.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Price {
     pub input: u64,
     pub cached_input: u64,

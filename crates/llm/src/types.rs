@@ -136,6 +136,42 @@ pub enum LlmError {
     Protocol(String),
     #[error("transport: {0}")]
     Transport(String),
+    /// No first event within the time-to-first-token limit.
+    #[error("no first token within {ms} ms")]
+    FirstTokenTimeout { ms: u64 },
+    /// A started stream went quiet for too long.
+    #[error("the stream stalled for {ms} ms")]
+    Stalled { ms: u64 },
+    /// Neither a route, a target nor a known `provider/model` pair.
+    #[error("unknown model or route `{0}`")]
+    UnknownModel(String),
+    /// Nothing is configured; callers fall back to the offline agent.
+    #[error("no model is configured")]
+    NoTargets,
+    /// Every target of the route has its circuit open.
+    #[error("every target of `{0}` is cooling down after failures")]
+    Unavailable(String),
+    #[error("cancelled")]
+    Cancelled,
+}
+
+impl LlmError {
+    /// A stable, low-cardinality code for logs, metrics and error bodies.
+    pub fn code(&self) -> &'static str {
+        match self {
+            LlmError::Status { .. } => "upstream_status",
+            LlmError::RateLimited { .. } => "rate_limited",
+            LlmError::Truncated => "truncated",
+            LlmError::Protocol(_) => "protocol",
+            LlmError::Transport(_) => "transport",
+            LlmError::FirstTokenTimeout { .. } => "first_token_timeout",
+            LlmError::Stalled { .. } => "stalled",
+            LlmError::UnknownModel(_) => "unknown_model",
+            LlmError::NoTargets => "no_model",
+            LlmError::Unavailable(_) => "unavailable",
+            LlmError::Cancelled => "cancelled",
+        }
+    }
 }
 
 /// Joins a stream's events into the assistant message and its outcome (for tests, the

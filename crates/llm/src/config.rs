@@ -286,11 +286,7 @@ impl LlmConfig {
             if self.targets.contains_key(name) {
                 return Err(ConfigError::NameClash(name.clone()));
             }
-            let named = r
-                .targets
-                .iter()
-                .map(|w| &w.target)
-                .chain(r.fallback.iter());
+            let named = r.targets.iter().map(|w| &w.target).chain(r.fallback.iter());
             for t in named {
                 if !self.targets.contains_key(t) {
                     return Err(ConfigError::UnknownTarget {
@@ -342,12 +338,14 @@ pub(crate) fn resolve_key(
 ) -> Result<Option<Secret>, ConfigError> {
     match &t.api_key_env {
         None => Ok(None),
-        Some(v) => var(env, v)
-            .map(|k| Some(Secret::new(k)))
-            .ok_or_else(|| ConfigError::MissingKey {
-                target: name.to_string(),
-                var: v.clone(),
-            }),
+        Some(v) => {
+            var(env, v)
+                .map(|k| Some(Secret::new(k)))
+                .ok_or_else(|| ConfigError::MissingKey {
+                    target: name.to_string(),
+                    var: v.clone(),
+                })
+        }
     }
 }
 
@@ -434,7 +432,9 @@ mod tests {
         assert_eq!(r.ttft_timeout_ms, Some(8000));
         c.validate().unwrap();
         // Already has targets: the environment adds nothing.
-        let same = c.clone().with_env_defaults(&env(&[("OPENAI_API_KEY", "sk")]));
+        let same = c
+            .clone()
+            .with_env_defaults(&env(&[("OPENAI_API_KEY", "sk")]));
         assert_eq!(same, c);
     }
 
@@ -475,7 +475,12 @@ mod tests {
 
         let mut c = parse(SAMPLE).unwrap();
         c.targets.get_mut("c").unwrap().base_url = Some("127.0.0.1:11434".into());
-        assert!(c.validate().unwrap_err().to_string().contains("llm.targets.c.base_url"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("llm.targets.c.base_url")
+        );
 
         let mut c = parse(SAMPLE).unwrap();
         let fast = c.targets["fast"].clone();
@@ -487,7 +492,12 @@ mod tests {
 
         let mut c = parse(SAMPLE).unwrap();
         c.breaker_failures = 0;
-        assert!(c.validate().unwrap_err().to_string().contains("breaker_failures"));
+        assert!(
+            c.validate()
+                .unwrap_err()
+                .to_string()
+                .contains("breaker_failures")
+        );
     }
 
     #[test]
@@ -498,9 +508,13 @@ mod tests {
             e.to_string(),
             "llm.targets.c.api_key_env: environment variable ANTHROPIC_API_KEY is not set"
         );
-        let k = resolve_key("c", &c.targets["c"], &env(&[("ANTHROPIC_API_KEY", "sk-ant-secret")]))
-            .unwrap()
-            .unwrap();
+        let k = resolve_key(
+            "c",
+            &c.targets["c"],
+            &env(&[("ANTHROPIC_API_KEY", "sk-ant-secret")]),
+        )
+        .unwrap()
+        .unwrap();
         assert_eq!(k.expose(), "sk-ant-secret");
         assert!(!format!("{k:?}").contains("secret"));
     }
@@ -517,7 +531,10 @@ mod tests {
         ]));
         c.validate().unwrap();
         assert_eq!(c.targets.len(), 2);
-        assert_eq!(c.targets["gemini"].api_key_env.as_deref(), Some("GOOGLE_API_KEY"));
+        assert_eq!(
+            c.targets["gemini"].api_key_env.as_deref(),
+            Some("GOOGLE_API_KEY")
+        );
         assert_eq!(c.targets["gemini"].model, "gemini-2.5-flash");
         assert_eq!(c.targets["anthropic"].model, "claude-haiku-4-5");
         let r = &c.routes["default"];
@@ -546,11 +563,17 @@ mod tests {
         assert_eq!(t.model, "llama3.2");
         assert_eq!(c.routes["default"].targets[0].target, "openai");
         assert_eq!(
-            env_endpoint(ProviderKind::OpenAi, &env(&[("OPENAI_BASE_URL", "http://x/v1")])),
+            env_endpoint(
+                ProviderKind::OpenAi,
+                &env(&[("OPENAI_BASE_URL", "http://x/v1")])
+            ),
             Some(("http://x/v1".into(), None))
         );
         assert_eq!(
-            env_endpoint(ProviderKind::Anthropic, &env(&[("ANTHROPIC_BASE_URL", "http://x")])),
+            env_endpoint(
+                ProviderKind::Anthropic,
+                &env(&[("ANTHROPIC_BASE_URL", "http://x")])
+            ),
             None
         );
     }

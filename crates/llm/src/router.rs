@@ -80,7 +80,9 @@ impl Stream for RoutedStream {
 pub enum BreakerState {
     Closed,
     /// Refusing requests; a trial is allowed in `retry_in_ms`.
-    Open { retry_in_ms: u64 },
+    Open {
+        retry_in_ms: u64,
+    },
     /// One trial request is in flight.
     HalfOpen,
 }
@@ -412,9 +414,7 @@ async fn first_event(
     };
     tokio::time::timeout(ttft, start)
         .await
-        .unwrap_or(Err(LlmError::FirstTokenTimeout {
-            ms: millis(ttft),
-        }))
+        .unwrap_or(Err(LlmError::FirstTokenTimeout { ms: millis(ttft) }))
 }
 
 fn millis(d: Duration) -> u64 {
@@ -465,9 +465,7 @@ fn backoff(p: &Policy, attempt: u32, e: &LlmError) -> Option<Duration> {
     }
     let factor = 1u32.checked_shl(attempt).unwrap_or(u32::MAX);
     let ms = millis(p.backoff_base.saturating_mul(factor).min(p.backoff_max));
-    Some(Duration::from_millis(
-        rand::rng().random_range(ms / 2..=ms),
-    ))
+    Some(Duration::from_millis(rand::rng().random_range(ms / 2..=ms)))
 }
 
 /// The weighted set in a weighted random order (sampling without replacement), so the
@@ -568,7 +566,9 @@ impl Slot {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Circuit {
     Closed,
-    Open { until: Instant },
+    Open {
+        until: Instant,
+    },
     /// A trial is in flight; everyone else waits.
     HalfOpen,
 }
@@ -785,7 +785,11 @@ mod tests {
         Arc::new(Slot::new(
             name.into(),
             ProviderKind::OpenAi,
-            Provider::OpenAi(OpenAiChat::new("http://127.0.0.1:9", None, reqwest::Client::new())),
+            Provider::OpenAi(OpenAiChat::new(
+                "http://127.0.0.1:9",
+                None,
+                reqwest::Client::new(),
+            )),
             "m".into(),
             None,
             BreakerConfig {
@@ -807,7 +811,11 @@ mod tests {
         let mut firsts: HashMap<String, u32> = HashMap::new();
         for _ in 0..10_000 {
             let order = weighted_order(&entries, &mut rng);
-            assert_eq!(order.len(), 3, "weight 0 is never tried from the weighted set");
+            assert_eq!(
+                order.len(),
+                3,
+                "weight 0 is never tried from the weighted set"
+            );
             *firsts.entry(order[0].name.clone()).or_default() += 1;
         }
         let share = |n: &str| f64::from(firsts[n]) / 10_000.0;
@@ -837,10 +845,30 @@ mod tests {
         let again = later + Duration::from_millis(1_000);
         assert_eq!(b.acquire(again), Some(true));
         b.release_trial(again);
-        assert_eq!(b.acquire(again), Some(true), "a trial without a verdict frees the slot");
+        assert_eq!(
+            b.acquire(again),
+            Some(true),
+            "a trial without a verdict frees the slot"
+        );
         b.succeed();
         assert_eq!(b.state(again), BreakerState::Closed);
         assert_eq!(b.failures, 0);
+    }
+
+    #[test]
+    fn health_serializes_flat() {
+        let h = TargetHealth {
+            target: "fast".into(),
+            provider: "gemini",
+            model: "m".into(),
+            consecutive_failures: 5,
+            breaker: BreakerState::Open { retry_in_ms: 1200 },
+        };
+        assert_eq!(
+            serde_json::to_value(&h).unwrap(),
+            serde_json::json!({"target": "fast", "provider": "gemini", "model": "m",
+                "consecutive_failures": 5, "state": "open", "retry_in_ms": 1200})
+        );
     }
 
     #[test]
@@ -860,10 +888,16 @@ mod tests {
             status,
             body: String::new(),
         };
-        assert_eq!(classify(&LlmError::RateLimited { retry_after: None }), Class::Retry);
+        assert_eq!(
+            classify(&LlmError::RateLimited { retry_after: None }),
+            Class::Retry
+        );
         assert_eq!(classify(&st(503)), Class::Retry);
         assert_eq!(classify(&st(408)), Class::Retry);
-        assert_eq!(classify(&LlmError::FirstTokenTimeout { ms: 1 }), Class::Retry);
+        assert_eq!(
+            classify(&LlmError::FirstTokenTimeout { ms: 1 }),
+            Class::Retry
+        );
         assert_eq!(classify(&st(401)), Class::NextTarget);
         assert_eq!(classify(&st(404)), Class::NextTarget);
         assert_eq!(classify(&LlmError::Protocol("x".into())), Class::NextTarget);

@@ -856,6 +856,28 @@ mod tests {
     }
 
     #[test]
+    fn streams_can_be_spawned() {
+        fn send<T: Send + 'static>(_: &T) {}
+        let r = Router::new(&LlmConfig::default(), &HashMap::new()).unwrap();
+        let req = ChatRequest {
+            model: String::new(),
+            messages: vec![],
+            tools: vec![],
+            max_tokens: None,
+            temperature: None,
+        };
+        let fut = {
+            let r = r.clone();
+            async move {
+                r.stream("default", Some("c"), req, CancellationToken::new())
+                    .await
+            }
+        };
+        send(&fut);
+        send(&r);
+    }
+
+    #[test]
     fn health_serializes_flat() {
         let h = TargetHealth {
             target: "fast".into(),

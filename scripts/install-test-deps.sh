@@ -24,4 +24,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -c 'import yaml' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml
+python3 -c 'import yaml, openai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml 'openai>=1.50,<3'

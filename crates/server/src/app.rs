@@ -31,6 +31,9 @@ pub struct App {
     pub hub: Arc<crate::display::Hub>,
     pub tenant_cache: Arc<routes::ui::TenantCache>,
     pub engine: Arc<crate::agent::Engine>,
+    /// Model routes for conversations and the OpenAI-compatible API (empty without
+    /// configured targets).
+    pub router: stonepot_llm::Router,
     /// Recently verified (tenant, key hash) pairs; see [`App::api_key_valid`].
     key_cache: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), Instant>>>,
 }
@@ -61,9 +64,20 @@ impl App {
                 ..Default::default()
             },
         );
-        let engine = crate::agent::Engine::new(store.clone(), hub.clone(), None);
+        let router = stonepot_llm::Router::new(&config.llm, &config.llm_env.0)
+            .map_err(|e| anyhow::anyhow!("{e}"))?;
+        let model: Option<Arc<dyn stonepot_agent::turn::Model>> = if router.is_empty() {
+            None
+        } else {
+            Some(Arc::new(crate::agent::model::RouterModel {
+                router: router.clone(),
+                route: config.agent_route.clone(),
+            }))
+        };
+        let engine = crate::agent::Engine::new(store.clone(), hub.clone(), model);
         Ok(App {
             engine,
+            router,
             hub,
             tenant_cache: Arc::default(),
             key_cache: Arc::default(),
@@ -120,6 +134,7 @@ impl App {
         limited
             .merge(routes::conversation::router())
             .merge(routes::chat::router())
+            .merge(routes::openai::router())
             .merge(routes::ui::router())
     }
 

@@ -157,6 +157,39 @@ pub struct Config {
     pub demo: bool,
     /// A fixed demo API key (`STONEPOT_DEMO_KEY`).
     pub demo_key: Option<Secret>,
+    /// Model targets and routes (`[llm]`, plus targets from provider keys in the
+    /// environment). No targets means the offline agent answers.
+    pub llm: stonepot_llm::LlmConfig,
+    /// The environment variables the targets read their keys from.
+    pub llm_env: LlmEnv,
+    /// The route conversations use (`AGENT_ROUTE`, default `default`).
+    pub agent_route: String,
+}
+
+/// The provider variables the router reads for `provider/model` requests.
+const LLM_ENV_VARS: &[&str] = &[
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+    "OPENAI_MODEL",
+    "ANTHROPIC_API_KEY",
+    "ANTHROPIC_BASE_URL",
+    "ANTHROPIC_MODEL",
+    "GEMINI_API_KEY",
+    "GOOGLE_API_KEY",
+    "GEMINI_BASE_URL",
+    "GEMINI_MODEL",
+];
+
+/// Provider keys by variable name; `Debug` shows only the names.
+#[derive(Clone, Default)]
+pub struct LlmEnv(pub HashMap<String, String>);
+
+impl std::fmt::Debug for LlmEnv {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let mut names: Vec<&String> = self.0.keys().collect();
+        names.sort();
+        write!(f, "LlmEnv({names:?} = ***)")
+    }
 }
 
 /// The optional `stonepot.toml`; every field may be omitted.
@@ -173,6 +206,17 @@ pub struct FileConfig {
     pub display: FileDisplay,
     #[serde(default)]
     pub secrets: HashMap<String, Secret>,
+    #[serde(default)]
+    pub llm: stonepot_llm::LlmConfig,
+    #[serde(default)]
+    pub agent: FileAgent,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileAgent {
+    /// The `[llm.routes]` entry conversations use.
+    pub route: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -299,6 +343,11 @@ impl Config {
             None => FileConfig::default(),
         };
         let get = |name: &str| env.get(name).filter(|v| !v.is_empty()).cloned();
+        let llm = fc.llm.with_env_defaults(env);
+        llm.validate().map_err(|e| ConfigError::Invalid {
+            name: "llm",
+            problem: e.to_string(),
+        })?;
         let secret = |name: &str| {
             get(name)
                 .or_else(|| {
@@ -473,6 +522,18 @@ impl Config {
             tracing_endpoint: get("TRACING_ENDPOINT"),
             demo: flags.demo,
             demo_key: secret("STONEPOT_DEMO_KEY"),
+            agent_route: get("AGENT_ROUTE")
+                .or(fc.agent.route)
+                .unwrap_or_else(|| "default".into()),
+            llm_env: LlmEnv(
+                llm.targets
+                    .values()
+                    .filter_map(|t| t.api_key_env.as_deref())
+                    .chain(LLM_ENV_VARS.iter().copied())
+                    .filter_map(|k| env.get(k).map(|v| (k.to_string(), v.clone())))
+                    .collect(),
+            ),
+            llm,
         })
     }
 }

@@ -3,6 +3,7 @@
 //! for tool calls, cart and transcript, the display hub for what the guest sees.
 
 mod ledger;
+pub mod model;
 mod persona;
 pub mod theme;
 

@@ -1,0 +1,208 @@
+//! The server with a model configured (a fake OpenAI provider on 127.0.0.1): the
+//! conversation engine's tool loop, fallback to the offline agent, cancellation on
+//! disconnect, and the OpenAI-compatible API driven by the official Python client.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+mod fake_openai;
+
+use common::{TestServer, client, start};
+use serde_json::{Value, json};
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+const KEY: &str = "sp_model_test";
+
+async fn server() -> (TestServer, fake_openai::Fake) {
+    let (base, fake) = fake_openai::start().await;
+    let s = start(&[
+        ("STONEPOT_DEMO_KEY", KEY),
+        ("OPENAI_BASE_URL", &base),
+        ("OPENAI_API_KEY", "sk-fake"),
+        ("OPENAI_MODEL", "gpt-fake"),
+    ])
+    .await;
+    (s, fake)
+}
+
+async fn conversation(s: &TestServer) -> String {
+    let v: Value = client()
+        .post(s.url("/api/restaurant/sessions"))
+        .bearer_auth(KEY)
+        .json(&json!({"tenantId": "demo-restaurant"}))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    v["sessionId"].as_str().unwrap().to_string()
+}
+
+async fn say(s: &TestServer, id: &str, text: &str) -> String {
+    client()
+        .post(s.url(&format!("/api/conversations/{id}/messages")))
+        .bearer_auth(KEY)
+        .json(&json!({"text": text}))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap()
+}
+
+async fn transcript(s: &TestServer, id: &str) -> Value {
+    client()
+        .get(s.url(&format!("/api/conversations/{id}")))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_model_drives_the_tools_and_the_transcript_keeps_usage() {
+    let (s, fake) = server().await;
+    let id = conversation(&s).await;
+    let body = say(&s, &id, "a margherita without basil please").await;
+    assert!(body.contains("event: tool_call"), "{body}");
+    assert!(body.contains("event: tool_result"), "{body}");
+    assert!(body.contains("Added a margherita "), "{body}");
+    assert!(body.contains("event: assistant_done"), "{body}");
+    assert_eq!(
+        fake.requests.load(Ordering::SeqCst),
+        2,
+        "the call, then the reply"
+    );
+    // The model saw the tools and the tenant's system prompt.
+    let first = fake.bodies.lock().unwrap()[0].clone();
+    assert_eq!(first["model"], "gpt-fake");
+    assert!(
+        first["messages"][0]["content"]
+            .as_str()
+            .unwrap()
+            .contains("Stonepot Trattoria")
+    );
+    let t = transcript(&s, &id).await;
+    assert_eq!(t["cart"]["lines"][0]["itemId"], "margherita", "{t}");
+    let turn = &t["turns"][0];
+    assert_eq!(turn["model"], "gpt-fake", "{t}");
+    assert_eq!(turn["target"], "openai", "{t}");
+    assert_eq!(turn["inputTokens"], 240, "two requests of 120: {t}");
+    assert_eq!(turn["cachedTokens"], 200, "{t}");
+    assert_eq!(turn["toolCalls"][0]["callId"], "call_1");
+    // The next turn replays the history, tool call and result included.
+    say(&s, &id, "thanks").await;
+    let third = fake.bodies.lock().unwrap()[2].clone();
+    let roles: Vec<&str> = third["messages"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|m| m["role"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        roles,
+        ["system", "user", "assistant", "tool", "assistant", "user"],
+        "{third}"
+    );
+    s.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn when_the_model_fails_before_answering_the_offline_agent_takes_the_turn() {
+    let (s, fake) = server().await;
+    let id = conversation(&s).await;
+    let body = say(&s, &id, "fail: two lemonades").await;
+    assert!(body.contains("event: assistant_done"), "{body}");
+    assert!(fake.requests.load(Ordering::SeqCst) >= 1);
+    let t = transcript(&s, &id).await;
+    assert_eq!(t["turns"][0]["model"], "offline", "{t}");
+    s.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_break_mid_answer_is_an_error_event() {
+    let (s, _fake) = server().await;
+    let id = conversation(&s).await;
+    let body = say(&s, &id, "cut").await;
+    assert!(body.contains("Partial ans"), "{body}");
+    assert!(body.contains("event: error"), "{body}");
+    assert!(!body.contains("event: assistant_done"), "{body}");
+    let t = transcript(&s, &id).await;
+    assert_eq!(t["turns"][0]["status"], "error", "{t}");
+    s.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn a_client_disconnect_cancels_the_turn_and_the_upstream_request() {
+    let (s, fake) = server().await;
+    let id = conversation(&s).await;
+    let res = client()
+        .post(s.url(&format!("/api/conversations/{id}/messages")))
+        .bearer_auth(KEY)
+        .json(&json!({"text": "stall"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    // Wait until the request reached the provider, then hang up.
+    for _ in 0..100 {
+        if fake.requests.load(Ordering::SeqCst) > 0 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    drop(res);
+    let mut closed = false;
+    for _ in 0..150 {
+        if fake.hangups.load(Ordering::SeqCst) > 0 {
+            closed = true;
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(closed, "the upstream request was closed within 3 s");
+    // The turn is stored as cancelled.
+    let mut status = Value::Null;
+    for _ in 0..100 {
+        let t = transcript(&s, &id).await;
+        status = t["turns"][0]["status"].clone();
+        if !status.is_null() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert_eq!(status, "cancelled");
+    s.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn the_official_openai_python_client_works_against_v1() {
+    let (s, _fake) = server().await;
+    let base = s.base.clone();
+    let out = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("python3")
+            .arg(concat!(
+                env!("CARGO_MANIFEST_DIR"),
+                "/../../tests/python/openai_client.py"
+            ))
+            .env("STONEPOT_URL", base)
+            .env("STONEPOT_KEY", KEY)
+            .output()
+            .expect("python3 runs")
+    })
+    .await
+    .unwrap();
+    let text = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(out.status.success(), "{text}");
+    assert!(text.contains("ok  openai python client"), "{text}");
+    s.running.stop().await.unwrap();
+}

@@ -206,3 +206,58 @@ async fn the_official_openai_python_client_works_against_v1() {
     assert!(text.contains("ok  openai python client"), "{text}");
     s.running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn the_tenants_persona_and_instructions_reach_the_model() {
+    let (s, fake) = server().await;
+    let url = s.url("/api/tenants/demo-restaurant/agent");
+    let before: Value = client()
+        .get(&url)
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(before["custom"], false);
+    let res = client()
+        .put(&url)
+        .json(&json!({"persona": "You are Gia."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 401);
+    let res = client()
+        .put(&url)
+        .bearer_auth(KEY)
+        .json(&json!({"persona": " "}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 422);
+    let res = client()
+        .put(&url)
+        .bearer_auth(KEY)
+        .json(&json!({"persona": "You are Gia, the host.", "instructions": "Suggest a drink with every pizza."}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let id = conversation(&s).await;
+    say(&s, &id, "hello").await;
+    let system = fake.bodies.lock().unwrap()[0]["messages"][0]["content"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    assert!(system.starts_with("You are Gia, the host."), "{system}");
+    assert!(
+        system.contains("Suggest a drink with every pizza."),
+        "{system}"
+    );
+    assert!(
+        system.contains("margherita: Margherita Pizza, 12.99"),
+        "{system}"
+    );
+    s.running.stop().await.unwrap();
+}

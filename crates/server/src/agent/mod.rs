@@ -10,7 +10,7 @@ pub mod theme;
 use crate::display::Hub;
 use crate::display::hub::UpdateCommand;
 use ledger::StoreLedger;
-pub use persona::welcome;
+pub use persona::{default_persona, welcome};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

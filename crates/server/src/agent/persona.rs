@@ -15,7 +15,7 @@ pub fn welcome(t: &Tenant) -> String {
     }
 }
 
-fn default_persona(t: &Tenant) -> String {
+pub fn default_persona(t: &Tenant) -> String {
     match t.category {
         Category::Restaurant => format!(
             "You are the friendly order-taking assistant of {}. You help guests choose \

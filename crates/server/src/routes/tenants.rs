@@ -21,6 +21,73 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(get_tenant))
         .routes(routes!(get_menu, put_menu))
         .routes(routes!(me))
+        .routes(routes!(get_agent, put_agent))
+}
+
+/// A tenant's agent: its persona and house instructions (the system prompt's parts).
+#[derive(Serialize, serde::Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AgentProfile {
+    /// Who the agent is, e.g. "You are Gia, the host of Stonepot Trattoria."
+    persona: String,
+    /// House rules, e.g. "Suggest a drink with every pizza."
+    #[serde(default)]
+    instructions: String,
+    /// False when the category's default persona is in use.
+    #[serde(default, skip_deserializing)]
+    custom: bool,
+}
+
+/// The tenant's agent profile (needs the tenant's API key).
+#[utoipa::path(get, path = "/api/tenants/{tenant}/agent", tag = "tenants",
+    params(("tenant" = String, Path, description = "tenant id")),
+    responses((status = 200, body = AgentProfile), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+async fn get_agent(
+    State(app): State<App>,
+    TenantKey(tenant): TenantKey,
+) -> ApiResult<Json<AgentProfile>> {
+    let t = load_tenant(&app, tenant.as_str()).await?;
+    Ok(Json(match app.store.agent_profile(&t.id).await? {
+        Some((persona, instructions)) => AgentProfile {
+            persona,
+            instructions,
+            custom: true,
+        },
+        None => AgentProfile {
+            persona: crate::agent::default_persona(&t),
+            instructions: String::new(),
+            custom: false,
+        },
+    }))
+}
+
+/// Sets the tenant's agent persona and instructions (needs the tenant's API key); the
+/// next turn of every conversation uses them.
+#[utoipa::path(put, path = "/api/tenants/{tenant}/agent", tag = "tenants",
+    params(("tenant" = String, Path, description = "tenant id")),
+    request_body = AgentProfile,
+    responses((status = 200, body = AgentProfile), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+async fn put_agent(
+    State(app): State<App>,
+    TenantKey(tenant): TenantKey,
+    JsonBody(mut p): JsonBody<AgentProfile>,
+) -> ApiResult<Json<AgentProfile>> {
+    let t = load_tenant(&app, tenant.as_str()).await?;
+    if p.persona.trim().is_empty() || p.persona.chars().count() > 2_000 {
+        return Err(ApiError::unprocessable(
+            "persona: between 1 and 2000 characters",
+        ));
+    }
+    if p.instructions.chars().count() > 8_000 {
+        return Err(ApiError::unprocessable(
+            "instructions: at most 8000 characters",
+        ));
+    }
+    app.store
+        .set_agent_profile(&t.id, p.persona.trim(), p.instructions.trim())
+        .await?;
+    p.custom = true;
+    Ok(Json(p))
 }
 
 /// Parses a tenant id from the path, refusing bad ones with 400.

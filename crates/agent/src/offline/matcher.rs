@@ -114,6 +114,8 @@ const WEAK: &[&str] = &[
 
 const NEG_MARKERS: &[&str] = &[
     "no", "without", "hold", "minus", "skip", "not", "nothing", "leave", "none",
+    // "chicken instead of shrimp", "olives rather than mushrooms"
+    "instead", "than",
 ];
 const EXTRA_MARKERS: &[&str] = &[
     "extra",

@@ -340,16 +340,21 @@ fn search_text(menu: &Menu, result: &Value, topic: &str, recommend: bool, which:
         };
     }
     if recommend {
-        // The first dish of each of the two biggest sections (mains, not sides).
-        let mut sections: Vec<(usize, usize)> = menu
+        // The first dish of each of the two sections with the highest average price:
+        // main courses rather than sides or drinks.
+        let mut sections: Vec<(i64, usize)> = menu
             .sections
             .iter()
             .enumerate()
             .map(|(i, s)| {
-                (
-                    menu.items.iter().filter(|x| x.section_id == s.id).count(),
-                    i,
-                )
+                let prices: Vec<i64> = menu
+                    .items
+                    .iter()
+                    .filter(|x| x.section_id == s.id)
+                    .map(|x| x.price)
+                    .collect();
+                let n = i64::try_from(prices.len()).unwrap_or(1).max(1);
+                (prices.iter().sum::<i64>() / n, i)
             })
             .collect();
         sections.sort_by(|a, b| b.0.cmp(&a.0).then(a.1.cmp(&b.1)));
@@ -379,7 +384,8 @@ fn search_text(menu: &Menu, result: &Value, topic: &str, recommend: bool, which:
         names.push(format!("{} more", available.len() - 6));
     }
     if which {
-        format!("Which {topic}? We have {}.", join(&names))
+        let one = topic.strip_suffix('s').unwrap_or(topic);
+        format!("Which {one} would you like? We have {}.", join(&names))
     } else if topic == "menu" {
         format!(
             "Here's the menu — {} and more. What would you like?",

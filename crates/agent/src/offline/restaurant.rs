@@ -304,7 +304,7 @@ fn strip_lead(t: &mut Vec<String>) -> Lead {
                 | "um" | "right" | "now" | ",",
                 _,
             ) => 1,
-            ("no" | "nah", "," | "") => 1,
+            ("no" | "nah", "," | "" | "wait" | "sorry" | "actually") => 1,
             _ => 0,
         };
         if n == 0 || t.is_empty() {
@@ -380,7 +380,8 @@ fn strip_ack(t: &mut Vec<String>) -> bool {
     ack
 }
 
-fn is_clear(t: &[String]) -> bool {
+/// Where the clause asks to empty the cart ("start over", "clear my order"), if it does.
+fn clear_span(t: &[String]) -> Option<(usize, usize)> {
     const CLEAR: &[&[&str]] = &[
         &["start", "over"],
         &["start", "again"],
@@ -402,16 +403,22 @@ fn is_clear(t: &[String]) -> bool {
         &["empty", "my", "cart"],
         &["reset"],
     ];
-    if CLEAR.iter().any(|p| find(t, p).is_some()) {
-        return true;
+    if let Some((i, p)) = CLEAR.iter().find_map(|p| find(t, p).map(|i| (i, p))) {
+        return Some((i, i + p.len()));
     }
-    find(t, &["clear"]).is_some_and(|i| {
-        let after: Vec<&str> = t.iter().skip(i + 1).take(3).map(String::as_str).collect();
-        after.is_empty()
-            || after
-                .iter()
-                .any(|w| ["order", "cart", "everything", "all", "it", "basket"].contains(w))
-    })
+    find(t, &["clear"])
+        .filter(|&i| {
+            let after: Vec<&str> = t.iter().skip(i + 1).take(3).map(String::as_str).collect();
+            after.is_empty()
+                || after
+                    .iter()
+                    .any(|w| ["order", "cart", "everything", "all", "it", "basket"].contains(w))
+        })
+        .map(|i| (i, i + 1))
+}
+
+fn is_clear(t: &[String]) -> bool {
+    clear_span(t).is_some()
 }
 
 fn part_is_question(part: &[String]) -> bool {
@@ -478,8 +485,13 @@ impl Planner<'_, '_> {
         if strip_ack(&mut t) {
             lead.ack = true;
         }
-        if is_clear(&t) {
+        if let Some((a, b)) = clear_span(&t) {
             self.call("clear_cart", json!({}), Purpose::Clear);
+            // "let me start again with a funghi": the rest is the new order.
+            let rest: Vec<String> = t.get(b..).unwrap_or(&[]).to_vec();
+            if a < b && !self.lex.items(&rest).is_empty() {
+                self.order(&rest, false);
+            }
             return;
         }
         while t.last().is_some_and(|w| is_punct(w) || w == "please") {
@@ -518,8 +530,12 @@ impl Planner<'_, '_> {
             return false;
         }
         let mentions = self.lex.items(t);
-        let cart_words = has_any(t, &["cart", "basket", "total", "bill", "tab", "subtotal"])
-            || find(t, &["so", "far"]).is_some()
+        let cart_words = has_any(
+            t,
+            &[
+                "cart", "basket", "total", "bill", "tab", "subtotal", "owe", "due",
+            ],
+        ) || find(t, &["so", "far"]).is_some()
             || ["my", "our", "the"]
                 .iter()
                 .any(|d| find(t, &[d, "order"]).is_some());
@@ -923,15 +939,10 @@ impl Planner<'_, '_> {
     }
 
     /// Applies `ops` to a choice, one pick per group where the group allows only one.
-    /// `over_defaults`: a pick replaces a group's defaults (changing a line: "make it
-    /// pistachio"); on a new line every named pick counts ("chocolate and pistachio").
-    fn apply_ops(
-        &self,
-        item: usize,
-        chosen: &mut Vec<(usize, usize)>,
-        ops: &[ModOp],
-        over_defaults: bool,
-    ) {
+    /// Applies `ops` to a choice of modifiers (see [`Mode`]); a group that allows one
+    /// pick keeps the last one named.
+    fn apply_ops(&self, item: usize, chosen: &mut Vec<(usize, usize)>, ops: &[ModOp], mode: Mode) {
+        let mut cleared: Vec<usize> = Vec::new();
         let Some(it) = self.lex.item(item) else {
             return;
         };
@@ -943,8 +954,18 @@ impl Planner<'_, '_> {
                             .iter()
                             .filter(|(gi, _)| *gi == group)
                             .all(|(_, mi)| g.modifiers.get(*mi).is_some_and(|m| m.default));
-                        if g.max == 1 || (over_defaults && only_defaults) {
+                        let replace = mode == Mode::Replace && !cleared.contains(&group);
+                        if g.max == 1 || replace || (mode != Mode::New && only_defaults) {
                             chosen.retain(|(gi, _)| *gi != group);
+                            cleared.push(group);
+                        }
+                        let in_group = chosen.iter().filter(|(gi, _)| *gi == group).count();
+                        if mode != Mode::New
+                            && u32::try_from(in_group).unwrap_or(u32::MAX) >= g.max
+                            && let Some(pos) = chosen.iter().position(|(gi, _)| *gi == group)
+                        {
+                            // Full group: the newest pick pushes out the oldest.
+                            chosen.remove(pos);
                         }
                     }
                     if !chosen.contains(&(group, modifier)) {
@@ -1091,7 +1112,7 @@ impl Planner<'_, '_> {
         let post = self.lex.modifiers(y.item, t, y.end, to, false);
         parse.ops.extend(post.ops);
         let mut chosen = Vec::new();
-        self.apply_ops(y.item, &mut chosen, &parse.ops, false);
+        self.apply_ops(y.item, &mut chosen, &parse.ops, Mode::New);
         for l in &x_lines {
             self.remove_line(l);
         }
@@ -1134,6 +1155,13 @@ impl Planner<'_, '_> {
         } else {
             (neg_items, neg_sections)
         };
+        // "less garlic bread": one fewer, unless a count says otherwise.
+        let less = has_any(t, &["less", "fewer"]).then_some(Quantity {
+            value: 1,
+            len: 0,
+            article: false,
+            more: false,
+        });
         let regions = Self::regions(t, &target_items);
         let mut handled = false;
         for (k, m) in target_items.iter().enumerate() {
@@ -1146,7 +1174,7 @@ impl Planner<'_, '_> {
             }
             let post = self.lex.modifiers(m.item, t, m.end, to, false);
             let lines = self.filter_by_modifiers(lines, m.item, &post);
-            let q = Self::pre_quantity(t, from, m.start, false);
+            let q = Self::pre_quantity(t, from, m.start, false).or(less);
             self.remove_lines(&lines, q, m.plural);
         }
         for s in &target_sections {
@@ -1263,7 +1291,7 @@ impl Planner<'_, '_> {
         let make = has_any(
             t,
             &[
-                "make", "change", "switch", "turn", "update", "instead", "just",
+                "make", "change", "switch", "turn", "update", "instead", "just", "only",
             ],
         ) || actually;
         let refs: Vec<Mention> = items
@@ -1275,12 +1303,17 @@ impl Planner<'_, '_> {
         let qty = Self::explicit_quantity(t, items);
 
         // "can one of them be large": split one off the line.
+        let leading = qty.is_some_and(|(i, q)| {
+            i == 0 && items.is_empty() && t.get(i + q.len).is_none_or(|w| w != "more")
+        });
         if let Some((i, q)) = qty
             && !fresh
-            && ["them", "those", "these", "the"]
-                .iter()
-                .any(|w| starts_with(t, i + q.len, &["of", w]))
+            && (leading
+                || ["them", "those", "these", "the"]
+                    .iter()
+                    .any(|w| starts_with(t, i + q.len, &["of", w])))
             && !has(t, "remove")
+            && !has(t, "another")
         {
             let target = match refs.first() {
                 Some(m) => self.pick_line(&self.lines_of_item(m.item)),
@@ -1292,7 +1325,7 @@ impl Planner<'_, '_> {
                 let p = self.lex.modifiers(idx, t, 0, t.len(), false);
                 if !p.ops.is_empty() {
                     let mut chosen = self.line_choice(&line, idx);
-                    self.apply_ops(idx, &mut chosen, &p.ops, true);
+                    self.apply_ops(idx, &mut chosen, &p.ops, change_mode(t));
                     let names = self.modifier_names(idx, &chosen);
                     if line.quantity > q.value {
                         self.set_quantity(&line, line.quantity - q.value);
@@ -1325,7 +1358,7 @@ impl Planner<'_, '_> {
                 let n = qty.map(|(_, q)| q.value).unwrap_or(1);
                 let p = self.lex.modifiers(idx, t, 0, t.len(), false);
                 let mut chosen = self.line_choice(&line, idx);
-                self.apply_ops(idx, &mut chosen, &p.ops, true);
+                self.apply_ops(idx, &mut chosen, &p.ops, change_mode(t));
                 let names = self.modifier_names(idx, &chosen);
                 self.add(idx, n, names);
                 return true;
@@ -1405,7 +1438,7 @@ impl Planner<'_, '_> {
                 continue;
             }
             let mut chosen = self.line_choice(&line, idx);
-            self.apply_ops(idx, &mut chosen, &p.ops, true);
+            self.apply_ops(idx, &mut chosen, &p.ops, change_mode(t));
             let mut names = self.modifier_names(idx, &chosen);
             names.extend(p.foreign.iter().cloned());
             names.extend(p.unknown.iter().cloned());
@@ -1466,6 +1499,10 @@ impl Planner<'_, '_> {
                     _ => explicit.max(1),
                 };
                 let mut rest = total.saturating_sub(explicit);
+                // The plain share first ("1 margherita, and 1 without basil").
+                if rest > 0 && subs.iter().all(|(n, _)| n.is_some()) {
+                    lines.push((std::mem::take(&mut rest), main.clone()));
+                }
                 for (n, p) in subs {
                     let mut ops = main.ops.clone();
                     ops.extend(p.ops);
@@ -1499,12 +1536,37 @@ impl Planner<'_, '_> {
                     p.ops.extend(extra.ops);
                 }
                 let mut chosen = Vec::new();
-                self.apply_ops(item, &mut chosen, &p.ops, false);
+                self.apply_ops(item, &mut chosen, &p.ops, Mode::New);
                 let mut names = self.modifier_names(item, &chosen);
                 names.extend(p.unknown);
                 self.add(item, count, names);
             }
         }
+    }
+}
+
+/// How named options combine with what a line already has.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// A new line: every option named counts ("chocolate and pistachio").
+    New,
+    /// Adding to a line ("add olives"): a pick replaces the group's defaults, and a full
+    /// group drops its oldest pick.
+    Keep,
+    /// Changing a line ("change it to chocolate"): the picks replace the group's.
+    Replace,
+}
+
+fn change_mode(t: &[String]) -> Mode {
+    if has_any(
+        t,
+        &[
+            "change", "switch", "swap", "instead", "replace", "make", "rather",
+        ],
+    ) {
+        Mode::Replace
+    } else {
+        Mode::Keep
     }
 }
 
@@ -1527,6 +1589,13 @@ fn chunks(t: &[String], from: usize, to: usize) -> Vec<(usize, usize)> {
                 out.push((a, i));
             }
             a = i + 1;
+        } else if i > a
+            && quantity_at(t, i).is_some_and(|q| !q.article)
+            && quantity_at(t, i - 1).is_none()
+        {
+            // Speech comes without commas: "three lemonades two large one regular".
+            out.push((a, i));
+            a = i;
         }
     }
     if to > a {

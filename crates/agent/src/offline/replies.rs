@@ -17,12 +17,36 @@ fn money(text: &str) -> String {
         Some(a) => ("-", a),
         None => ("", amount),
     };
+    let amount = grouped(amount);
     match code {
         "USD" | "CAD" | "AUD" | "NZD" | "SGD" | "HKD" | "MXN" => format!("{sign}${amount}"),
         "EUR" => format!("{sign}€{amount}"),
         "GBP" => format!("{sign}£{amount}"),
-        _ => text.to_string(),
+        _ => format!("{sign}{amount} {code}"),
     }
+}
+
+/// "154700.82" → "154,700.82".
+fn grouped(amount: &str) -> String {
+    let (int, frac) = match amount.split_once('.') {
+        Some((i, f)) => (i, Some(f)),
+        None => (amount, None),
+    };
+    if !int.bytes().all(|b| b.is_ascii_digit()) {
+        return amount.to_string();
+    }
+    let mut out = String::new();
+    for (i, c) in int.chars().enumerate() {
+        if i > 0 && (int.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    if let Some(f) = frac {
+        out.push('.');
+        out.push_str(f);
+    }
+    out
 }
 
 fn str_of<'v>(v: &'v Value, field: &str) -> &'v str {
@@ -597,4 +621,18 @@ pub(super) fn names_every_item(menu: &Menu) -> bool {
             .first()
             .is_some_and(|m| lex.item(m.item).map(|x| &x.id) == Some(&i.id))
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::money;
+
+    #[test]
+    fn money_reads_naturally() {
+        assert_eq!(money("12.99 USD"), "$12.99");
+        assert_eq!(money("-1000.00 USD"), "-$1,000.00");
+        assert_eq!(money("154700.82 USD"), "$154,700.82");
+        assert_eq!(money("9.50 EUR"), "€9.50");
+        assert_eq!(money("1200 JPY"), "1,200 JPY");
+    }
 }

@@ -114,6 +114,9 @@ pub trait Ledger: Send + Sync {
     ) -> Result<(), String>;
     /// Appends display updates through the session log.
     async fn show(&self, ops: &[DisplayOp]) -> Result<(), String>;
+    /// Stores the finished turn (whatever its status). Called before `assistant_done`
+    /// goes out, so a client that saw the reply finds it in the transcript.
+    async fn finish(&self, turn: &TurnRecord) -> Result<(), String>;
 }
 
 /// What the turn needs besides the workspace.
@@ -304,6 +307,10 @@ pub async fn run_turn(
         Some(Ok(())) => {}
     }
     t.rec.latency_ms = ms(t.started);
+    if let Err(e) = ledger.finish(&t.rec).await {
+        t.fail("not_stored", format!("the turn could not be stored: {e}"))
+            .await;
+    }
     if t.rec.status == TurnStatus::Ok {
         t.emit(TurnEvent::AssistantDone {
             turn: t.rec.turn,
@@ -525,6 +532,7 @@ mod tests {
         calls: Mutex<HashMap<(u32, String), RecordedCall>>,
         carts: Mutex<Vec<Cart>>,
         shown: Mutex<Vec<DisplayOp>>,
+        finished: Mutex<Vec<TurnStatus>>,
     }
 
     #[async_trait]
@@ -554,6 +562,10 @@ mod tests {
         }
         async fn show(&self, ops: &[DisplayOp]) -> Result<(), String> {
             self.shown.lock().unwrap().extend(ops.iter().cloned());
+            Ok(())
+        }
+        async fn finish(&self, t: &TurnRecord) -> Result<(), String> {
+            self.finished.lock().unwrap().push(t.status);
             Ok(())
         }
     }
@@ -760,6 +772,11 @@ mod tests {
         .await
         .unwrap();
         assert_eq!(rec.status, TurnStatus::Cancelled);
+        assert_eq!(
+            *l.finished.lock().unwrap(),
+            [TurnStatus::Cancelled],
+            "stored too"
+        );
     }
 
     #[test]

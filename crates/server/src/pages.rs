@@ -12,6 +12,7 @@ impl Pages {
     pub fn new(assets: Arc<Assets>) -> anyhow::Result<Pages> {
         let mut env = Environment::new();
         env.add_template("base.html", include_str!("../templates/base.html"))?;
+        env.add_template("theme.html", include_str!("../templates/theme.html"))?;
         env.add_template("landing.html", include_str!("../templates/landing.html"))?;
         env.add_template("display.html", include_str!("../templates/display.html"))?;
         env.add_template("kiosk.html", include_str!("../templates/kiosk.html"))?;

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, client, error_code, start};
+use common::{TestServer, error_code, get, post_json, start};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -18,13 +18,12 @@ async fn server() -> TestServer {
 }
 
 async fn session(s: &TestServer, tenant: &str) -> Value {
-    let res = client()
-        .post(s.url("/api/restaurant/sessions"))
-        .bearer_auth(KEY)
-        .json(&json!({"tenantId": tenant, "userId": "guest-1", "language": "en"}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_json(
+        s.url("/api/restaurant/sessions"),
+        Some(KEY),
+        &json!({"tenantId": tenant, "userId": "guest-1", "language": "en"}),
+    )
+    .await;
     let status = res.status();
     let v: Value = res.json().await.unwrap();
     assert_eq!(status, 200, "{v}");
@@ -66,12 +65,7 @@ async fn turn(ws: &mut Ws, text: &str) -> Vec<Value> {
 }
 
 async fn transcript(s: &TestServer, id: &str) -> Value {
-    let res = client()
-        .get(s.url(&format!("/api/conversations/{id}")))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
+    let res = get(s.url(&format!("/api/conversations/{id}")), Some(KEY)).await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }
@@ -119,12 +113,8 @@ async fn a_spoken_order_fills_the_cart_and_the_display() {
     assert!(!t["turns"][0]["toolCalls"].as_array().unwrap().is_empty());
 
     // The display shows the cart the tools built.
-    let state: Value = client()
-        .get(s.url(&format!("/conversation/{id}/state")))
-        .bearer_auth(KEY)
-        .send()
+    let state: Value = get(s.url(&format!("/conversation/{id}/state")), Some(KEY))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -155,12 +145,12 @@ async fn messages_stream_as_sse_and_the_token_is_enough() {
     let sess = session(&s, "demo-restaurant").await;
     let id = sess["sessionId"].as_str().unwrap();
     let token = sess["token"].as_str().unwrap();
-    let res = client()
-        .post(s.url(&format!("/api/conversations/{id}/messages?token={token}")))
-        .json(&json!({"text": "a lemonade please"}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/messages?token={token}")),
+        None,
+        &json!({"text": "a lemonade please"}),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     assert!(
         res.headers()["content-type"]
@@ -180,68 +170,59 @@ async fn messages_stream_as_sse_and_the_token_is_enough() {
 async fn bad_requests_get_clear_errors() {
     let s = server().await;
     // Unknown session.
-    let res = client()
-        .post(s.url("/api/conversations/conv-nope/messages"))
-        .bearer_auth(KEY)
-        .json(&json!({"text": "hi"}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_json(
+        s.url("/api/conversations/conv-nope/messages"),
+        Some(KEY),
+        &json!({"text": "hi"}),
+    )
+    .await;
     error_code(res, 404).await;
-    let res = client()
-        .get(s.url("/api/conversations/conv-nope"))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap();
+    let res = get(s.url("/api/conversations/conv-nope"), Some(KEY)).await;
     error_code(res, 404).await;
     // No key.
-    let res = client()
-        .post(s.url("/api/restaurant/sessions"))
-        .json(&json!({"tenantId": "demo-restaurant"}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_json(
+        s.url("/api/restaurant/sessions"),
+        None,
+        &json!({"tenantId": "demo-restaurant"}),
+    )
+    .await;
     error_code(res, 401).await;
     // Unknown tenant / field.
-    let res = client()
-        .post(s.url("/api/restaurant/sessions"))
-        .bearer_auth(KEY)
-        .json(&json!({"tenantId": "demo-restaurant", "colour": "red"}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_json(
+        s.url("/api/restaurant/sessions"),
+        Some(KEY),
+        &json!({"tenantId": "demo-restaurant", "colour": "red"}),
+    )
+    .await;
     let (_, msg) = error_code(res, 422).await;
     assert!(msg.contains("colour"), "{msg}");
     let sess = session(&s, "demo-restaurant").await;
     let id = sess["sessionId"].as_str().unwrap();
     // Someone else's token is refused.
     let other = session(&s, "demo-restaurant").await;
-    let res = client()
-        .get(s.url(&format!(
+    let res = get(
+        s.url(&format!(
             "/api/conversations/{id}?token={}",
             other["token"].as_str().unwrap()
-        )))
-        .send()
-        .await
-        .unwrap();
+        )),
+        None,
+    )
+    .await;
     error_code(res, 401).await;
     // Empty and oversized messages.
-    let res = client()
-        .post(s.url(&format!("/api/conversations/{id}/messages")))
-        .bearer_auth(KEY)
-        .json(&json!({"text": "  "}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/messages")),
+        Some(KEY),
+        &json!({"text": "  "}),
+    )
+    .await;
     error_code(res, 422).await;
-    let res = client()
-        .post(s.url(&format!("/api/conversations/{id}/messages")))
-        .bearer_auth(KEY)
-        .json(&json!({"text": "x".repeat(4_001)}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/messages")),
+        Some(KEY),
+        &json!({"text": "x".repeat(4_001)}),
+    )
+    .await;
     error_code(res, 413).await;
     s.running.stop().await.unwrap();
 }
@@ -251,21 +232,16 @@ async fn the_financial_desk_renders_accounts() {
     let s = server().await;
     let sess = session(&s, "demo-finance").await;
     let id = sess["sessionId"].as_str().unwrap();
-    let res = client()
-        .post(s.url(&format!("/api/conversations/{id}/messages")))
-        .bearer_auth(KEY)
-        .json(&json!({"text": "show me Ada Lovelace's accounts"}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/messages")),
+        Some(KEY),
+        &json!({"text": "show me Ada Lovelace's accounts"}),
+    )
+    .await;
     let body = res.text().await.unwrap();
     assert!(body.contains("show_account_summary"), "{body}");
-    let state: Value = client()
-        .get(s.url(&format!("/conversation/{id}/state")))
-        .bearer_auth(KEY)
-        .send()
+    let state: Value = get(s.url(&format!("/conversation/{id}/state")), Some(KEY))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap();
@@ -276,11 +252,7 @@ async fn the_financial_desk_renders_accounts() {
 #[tokio::test]
 async fn the_kiosk_page_starts_a_conversation() {
     let s = server().await;
-    let res = client()
-        .get(s.url("/kiosk/demo-restaurant"))
-        .send()
-        .await
-        .unwrap();
+    let res = get(s.url("/kiosk/demo-restaurant"), None).await;
     assert_eq!(res.status(), 200);
     let html = res.text().await.unwrap();
     assert!(
@@ -289,11 +261,7 @@ async fn the_kiosk_page_starts_a_conversation() {
     );
     assert!(html.contains("<iframe"), "{html}");
     assert!(!html.contains(KEY), "the page never carries the tenant key");
-    let res = client()
-        .get(s.url("/kiosk/no-such-tenant"))
-        .send()
-        .await
-        .unwrap();
+    let res = get(s.url("/kiosk/no-such-tenant"), None).await;
     error_code(res, 404).await;
     s.running.stop().await.unwrap();
 }

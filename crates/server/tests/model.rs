@@ -6,7 +6,7 @@
 mod common;
 mod fake_openai;
 
-use common::{TestServer, client, start};
+use common::{TestServer, client, get, post_json, start};
 use serde_json::{Value, json};
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -26,39 +26,33 @@ async fn server() -> (TestServer, fake_openai::Fake) {
 }
 
 async fn conversation(s: &TestServer) -> String {
-    let v: Value = client()
-        .post(s.url("/api/restaurant/sessions"))
-        .bearer_auth(KEY)
-        .json(&json!({"tenantId": "demo-restaurant"}))
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let v: Value = post_json(
+        s.url("/api/restaurant/sessions"),
+        Some(KEY),
+        &json!({"tenantId": "demo-restaurant"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
     v["sessionId"].as_str().unwrap().to_string()
 }
 
 async fn say(s: &TestServer, id: &str, text: &str) -> String {
-    client()
-        .post(s.url(&format!("/api/conversations/{id}/messages")))
-        .bearer_auth(KEY)
-        .json(&json!({"text": text}))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
+    post_json(
+        s.url(&format!("/api/conversations/{id}/messages")),
+        Some(KEY),
+        &json!({"text": text}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap()
 }
 
 async fn transcript(s: &TestServer, id: &str) -> Value {
-    client()
-        .get(s.url(&format!("/api/conversations/{id}")))
-        .bearer_auth(KEY)
-        .send()
+    get(s.url(&format!("/api/conversations/{id}")), Some(KEY))
         .await
-        .unwrap()
         .json()
         .await
         .unwrap()
@@ -141,13 +135,12 @@ async fn a_break_mid_answer_is_an_error_event() {
 async fn a_client_disconnect_cancels_the_turn_and_the_upstream_request() {
     let (s, fake) = server().await;
     let id = conversation(&s).await;
-    let res = client()
-        .post(s.url(&format!("/api/conversations/{id}/messages")))
-        .bearer_auth(KEY)
-        .json(&json!({"text": "stall"}))
-        .send()
-        .await
-        .unwrap();
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/messages")),
+        Some(KEY),
+        &json!({"text": "stall"}),
+    )
+    .await;
     assert_eq!(res.status(), 200);
     // Wait until the request reached the provider, then hang up.
     for _ in 0..100 {
@@ -211,15 +204,7 @@ async fn the_official_openai_python_client_works_against_v1() {
 async fn the_tenants_persona_and_instructions_reach_the_model() {
     let (s, fake) = server().await;
     let url = s.url("/api/tenants/demo-restaurant/agent");
-    let before: Value = client()
-        .get(&url)
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let before: Value = get(&url, Some(KEY)).await.json().await.unwrap();
     assert_eq!(before["custom"], false);
     let res = client()
         .put(&url)

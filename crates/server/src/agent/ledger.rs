@@ -7,7 +7,7 @@ use async_trait::async_trait;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 use stonepot_agent::DisplayOp;
-use stonepot_agent::turn::{Ledger, RecordedCall};
+use stonepot_agent::turn::{Ledger, RecordedCall, TurnRecord};
 use stonepot_domain::{Cart, TenantId};
 use stonepot_store::{Store, ToolCallRow};
 
@@ -80,5 +80,12 @@ impl Ledger for StoreLedger {
                 .map_err(|e| e.to_string())?;
         }
         Ok(())
+    }
+
+    async fn finish(&self, turn: &TurnRecord) -> Result<(), String> {
+        self.store
+            .save_turn(&self.tenant, &self.conversation, &super::to_row(turn))
+            .await
+            .map_err(|e| e.to_string())
     }
 }

@@ -229,7 +229,7 @@ impl Engine {
     }
 }
 
-fn to_row(r: &TurnRecord) -> TurnRow {
+pub(crate) fn to_row(r: &TurnRecord) -> TurnRow {
     TurnRow {
         turn: r.turn,
         user_text: r.user_text.clone(),

@@ -70,6 +70,28 @@ pub async fn get_json(url: impl reqwest::IntoUrl, key: Option<&str>) -> serde_js
     req.send().await.unwrap().json().await.unwrap()
 }
 
+/// POSTs `body` as JSON to `url`, with a bearer key when given.
+pub async fn post_json(
+    url: impl reqwest::IntoUrl,
+    key: Option<&str>,
+    body: &serde_json::Value,
+) -> reqwest::Response {
+    let mut req = client().post(url).json(body);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    req.send().await.unwrap()
+}
+
+/// GETs `url`, with a bearer key when given.
+pub async fn get(url: impl reqwest::IntoUrl, key: Option<&str>) -> reqwest::Response {
+    let mut req = client().get(url);
+    if let Some(k) = key {
+        req = req.bearer_auth(k);
+    }
+    req.send().await.unwrap()
+}
+
 /// Asserts the standard error body and returns its code.
 pub async fn error_code(res: reqwest::Response, status: u16) -> (String, String) {
     assert_eq!(res.status().as_u16(), status, "unexpected status");

@@ -73,6 +73,8 @@ async fn transcript(s: &TestServer, id: &str) -> Value {
 #[tokio::test]
 async fn a_spoken_order_fills_the_cart_and_the_display() {
     let s = server().await;
+    let health: Value = get(s.url("/api/status"), None).await.json().await.unwrap();
+    assert_eq!(health["models"], "offline", "{health}");
     let sess = session(&s, "demo-restaurant").await;
     let id = sess["sessionId"].as_str().unwrap().to_string();
     assert!(

@@ -61,6 +61,8 @@ async fn transcript(s: &TestServer, id: &str) -> Value {
 #[tokio::test]
 async fn the_model_drives_the_tools_and_the_transcript_keeps_usage() {
     let (s, fake) = server().await;
+    let health: Value = get(s.url("/api/status"), None).await.json().await.unwrap();
+    assert_eq!(health["models"], "ok", "{health}");
     let id = conversation(&s).await;
     let body = say(&s, &id, "a margherita without basil please").await;
     assert!(body.contains("event: tool_call"), "{body}");

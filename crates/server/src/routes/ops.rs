@@ -129,6 +129,12 @@ pub struct Status {
     uptime_seconds: f64,
     environment: &'static str,
     database: &'static str,
+    /// `offline` (no model targets: the offline agent answers every turn), `ok`, or
+    /// `degraded` when some target's circuit is open.
+    models: &'static str,
+    /// Each model target with its circuit state.
+    #[schema(value_type = Vec<Object>)]
+    model_targets: Vec<stonepot_llm::router::TargetHealth>,
 }
 
 /// Build and run information.
@@ -140,7 +146,20 @@ async fn status(State(app): State<App>) -> Json<Status> {
         .and_then(|s| jiff::Timestamp::from_second(s).ok())
         .map(|t| t.to_string())
         .unwrap_or_else(|| "unknown".into());
+    let model_targets = app.router.health();
+    let models = if app.router.is_empty() {
+        "offline"
+    } else if model_targets
+        .iter()
+        .all(|t| matches!(t.breaker, stonepot_llm::router::BreakerState::Closed))
+    {
+        "ok"
+    } else {
+        "degraded"
+    };
     Json(Status {
+        models,
+        model_targets,
         version: VERSION,
         git_commit: GIT_COMMIT,
         build_time,

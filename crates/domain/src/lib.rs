@@ -4,6 +4,7 @@
 //! live here so every other crate (store, server, agent) shares one vocabulary.
 
 pub mod cart;
+pub mod commerce;
 pub mod demo;
 pub mod display;
 pub mod finance;
@@ -15,6 +16,7 @@ pub mod tenant;
 pub mod theme;
 
 pub use cart::{Cart, CartError, CartLine};
+pub use commerce::{Order, OrderId, OrderStatus, PricingPolicy, Quote, QuoteId, UnixMs};
 pub use display::{ComponentError, ComponentKind};
 pub use ids::{IdError, SessionId, TenantId};
 pub use money::{Currency, Money, MoneyError};

@@ -74,7 +74,8 @@ impl App {
                 route: config.agent_route.clone(),
             }))
         };
-        let engine = crate::agent::Engine::new(store.clone(), hub.clone(), model);
+        let metrics = Arc::new(Metrics::default());
+        let engine = crate::agent::Engine::new(store.clone(), hub.clone(), model, metrics.clone());
         Ok(App {
             engine,
             router,
@@ -86,7 +87,7 @@ impl App {
             assets,
             config: Arc::new(config),
             store,
-            metrics: Arc::new(Metrics::default()),
+            metrics,
             started: Instant::now(),
             started_at: jiff::Timestamp::now(),
         })

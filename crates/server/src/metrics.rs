@@ -41,10 +41,36 @@ struct Key {
     status: u16,
 }
 
+/// Figures of the conversation turns answered by one target.
+#[derive(Default, Clone)]
+struct TurnFigures {
+    /// Turns by status (`ok`, `error`, `cancelled`).
+    by_status: BTreeMap<String, u64>,
+    duration: Histogram,
+    first_token: Histogram,
+    input_tokens: u64,
+    output_tokens: u64,
+    cached_tokens: u64,
+    cost_micros: u64,
+}
+
+/// One finished turn, as the metrics see it.
+pub struct TurnSample<'a> {
+    pub target: &'a str,
+    pub status: &'a str,
+    pub took: Duration,
+    pub first_token: Option<Duration>,
+    pub input_tokens: u64,
+    pub output_tokens: u64,
+    pub cached_tokens: u64,
+    pub cost_micros: u64,
+}
+
 /// Request figures plus gauges later capabilities register.
 #[derive(Default)]
 pub struct Metrics {
     requests: Mutex<BTreeMap<Key, Histogram>>,
+    turns: Mutex<BTreeMap<String, TurnFigures>>,
     pub in_flight: AtomicI64,
     pub rate_limited: AtomicI64,
 }
@@ -71,6 +97,98 @@ impl Metrics {
         };
         if let Ok(mut map) = self.requests.lock() {
             map.entry(key).or_default().observe(took.as_secs_f64());
+        }
+    }
+
+    /// Records a finished conversation turn under the target that answered it.
+    pub fn observe_turn(&self, t: &TurnSample<'_>) {
+        if let Ok(mut map) = self.turns.lock() {
+            let f = map.entry(t.target.to_string()).or_default();
+            *f.by_status.entry(t.status.to_string()).or_default() += 1;
+            f.duration.observe(t.took.as_secs_f64());
+            if let Some(ft) = t.first_token {
+                f.first_token.observe(ft.as_secs_f64());
+            }
+            f.input_tokens += t.input_tokens;
+            f.output_tokens += t.output_tokens;
+            f.cached_tokens += t.cached_tokens;
+            f.cost_micros += t.cost_micros;
+        }
+    }
+
+    fn render_turns(&self, out: &mut String) {
+        let turns: Vec<(String, TurnFigures)> = self
+            .turns
+            .lock()
+            .map(|m| m.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+            .unwrap_or_default();
+        if turns.is_empty() {
+            return;
+        }
+        let _ = writeln!(
+            out,
+            "# HELP stonepot_agent_turns_total Conversation turns by answering target and outcome.\n# TYPE stonepot_agent_turns_total counter"
+        );
+        for (target, f) in &turns {
+            for (status, n) in &f.by_status {
+                let _ = writeln!(
+                    out,
+                    "stonepot_agent_turns_total{{target=\"{}\",status=\"{}\"}} {n}",
+                    escape(target),
+                    escape(status)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP stonepot_llm_tokens_total Model tokens by target and kind (cached is part of input).\n# TYPE stonepot_llm_tokens_total counter"
+        );
+        for (target, f) in &turns {
+            for (kind, n) in [
+                ("input", f.input_tokens),
+                ("output", f.output_tokens),
+                ("cached", f.cached_tokens),
+            ] {
+                let _ = writeln!(
+                    out,
+                    "stonepot_llm_tokens_total{{target=\"{}\",kind=\"{kind}\"}} {n}",
+                    escape(target)
+                );
+            }
+        }
+        let _ = writeln!(
+            out,
+            "# HELP stonepot_llm_cost_microdollars_total Model cost from the configured price table.\n# TYPE stonepot_llm_cost_microdollars_total counter"
+        );
+        for (target, f) in &turns {
+            let _ = writeln!(
+                out,
+                "stonepot_llm_cost_microdollars_total{{target=\"{}\"}} {}",
+                escape(target),
+                f.cost_micros
+            );
+        }
+        for (name, help, pick) in [
+            (
+                "stonepot_agent_turn_duration_seconds",
+                "Time from the guest's message to the end of the turn.",
+                (|f: &TurnFigures| f.duration.clone()) as fn(&TurnFigures) -> Histogram,
+            ),
+            (
+                "stonepot_agent_first_output_seconds",
+                "Time from the guest's message to the first reply text or tool call.",
+                |f: &TurnFigures| f.first_token.clone(),
+            ),
+        ] {
+            let _ = writeln!(out, "# HELP {name} {help}\n# TYPE {name} histogram");
+            for (target, f) in &turns {
+                write_histogram(
+                    out,
+                    name,
+                    &format!("target=\"{}\"", escape(target)),
+                    &pick(f),
+                );
+            }
         }
     }
 
@@ -120,28 +238,14 @@ impl Metrics {
                 k.method,
                 k.status
             );
-            for (upper, c) in BUCKETS.iter().zip(h.counts.iter()) {
-                let _ = writeln!(
-                    out,
-                    "stonepot_http_request_duration_seconds_bucket{{{labels},le=\"{upper}\"}} {c}"
-                );
-            }
-            let _ = writeln!(
-                out,
-                "stonepot_http_request_duration_seconds_bucket{{{labels},le=\"+Inf\"}} {}",
-                h.count
-            );
-            let _ = writeln!(
-                out,
-                "stonepot_http_request_duration_seconds_sum{{{labels}}} {}",
-                h.sum
-            );
-            let _ = writeln!(
-                out,
-                "stonepot_http_request_duration_seconds_count{{{labels}}} {}",
-                h.count
+            write_histogram(
+                &mut out,
+                "stonepot_http_request_duration_seconds",
+                &labels,
+                h,
             );
         }
+        self.render_turns(&mut out);
         let mut gauges: Vec<(&str, &str, f64)> = vec![
             (
                 "stonepot_http_requests_in_flight",
@@ -170,6 +274,15 @@ impl Metrics {
         }
         out
     }
+}
+
+fn write_histogram(out: &mut String, name: &str, labels: &str, h: &Histogram) {
+    for (upper, c) in BUCKETS.iter().zip(h.counts.iter()) {
+        let _ = writeln!(out, "{name}_bucket{{{labels},le=\"{upper}\"}} {c}");
+    }
+    let _ = writeln!(out, "{name}_bucket{{{labels},le=\"+Inf\"}} {}", h.count);
+    let _ = writeln!(out, "{name}_sum{{{labels}}} {}", h.sum);
+    let _ = writeln!(out, "{name}_count{{{labels}}} {}", h.count);
 }
 
 #[cfg(test)]

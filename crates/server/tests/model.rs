@@ -91,6 +91,19 @@ async fn the_model_drives_the_tools_and_the_transcript_keeps_usage() {
     assert_eq!(turn["inputTokens"], 240, "two requests of 120: {t}");
     assert_eq!(turn["cachedTokens"], 200, "{t}");
     assert_eq!(turn["toolCalls"][0]["callId"], "call_1");
+    let metrics = get(s.url("/metrics"), None).await.text().await.unwrap();
+    assert!(
+        metrics.contains(r#"stonepot_agent_turns_total{target="openai",status="ok"} 1"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"stonepot_llm_tokens_total{target="openai",kind="cached"} 200"#),
+        "{metrics}"
+    );
+    assert!(
+        metrics.contains("stonepot_agent_first_output_seconds_count{target=\"openai\"} 1"),
+        "{metrics}"
+    );
     // The next turn replays the history, tool call and result included.
     say(&s, &id, "thanks").await;
     let third = fake.bodies.lock().unwrap()[2].clone();

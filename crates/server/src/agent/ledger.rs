@@ -18,6 +18,7 @@ pub struct StoreLedger {
     pub conversation: String,
     /// Position of the next call within the turn (for the transcript's order).
     pub position: AtomicU32,
+    pub metrics: Arc<crate::metrics::Metrics>,
 }
 
 #[async_trait]
@@ -83,6 +84,16 @@ impl Ledger for StoreLedger {
     }
 
     async fn finish(&self, turn: &TurnRecord) -> Result<(), String> {
+        self.metrics.observe_turn(&crate::metrics::TurnSample {
+            target: &turn.target,
+            status: turn.status.as_str(),
+            took: std::time::Duration::from_millis(turn.latency_ms),
+            first_token: turn.ttft_ms.map(std::time::Duration::from_millis),
+            input_tokens: turn.usage.input_tokens,
+            output_tokens: turn.usage.output_tokens,
+            cached_tokens: turn.usage.cached_input_tokens,
+            cost_micros: turn.cost_micros,
+        });
         self.store
             .save_turn(&self.tenant, &self.conversation, &super::to_row(turn))
             .await

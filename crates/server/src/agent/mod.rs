@@ -44,6 +44,7 @@ pub enum EngineError {
 /// Runs conversations.
 pub struct Engine {
     store: Store,
+    metrics: Arc<crate::metrics::Metrics>,
     hub: Arc<Hub>,
     model: Option<Arc<dyn Model>>,
     /// One lock per busy conversation, so its turns run one after another.
@@ -51,9 +52,15 @@ pub struct Engine {
 }
 
 impl Engine {
-    pub fn new(store: Store, hub: Arc<Hub>, model: Option<Arc<dyn Model>>) -> Arc<Engine> {
+    pub fn new(
+        store: Store,
+        hub: Arc<Hub>,
+        model: Option<Arc<dyn Model>>,
+        metrics: Arc<crate::metrics::Metrics>,
+    ) -> Arc<Engine> {
         Arc::new(Engine {
             store,
+            metrics,
             hub,
             model,
             busy: Mutex::new(HashMap::new()),
@@ -172,6 +179,7 @@ impl Engine {
             tenant: conv.tenant_id.clone(),
             conversation: conv.id.clone(),
             position: Default::default(),
+            metrics: self.metrics.clone(),
         };
         let rec =
             turn::run_turn(&mut ws, self.model.as_deref(), &ledger, input, &tx, &cancel).await;

@@ -306,6 +306,10 @@ async fn serve_socket(app: App, conv: ConversationRecord, mut socket: WebSocket)
     let mut queue: VecDeque<String> = VecDeque::new();
     let mut running: Option<(CancellationToken, tokio::task::JoinHandle<()>)> = None;
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    // Keepalive as on display sockets: a ping every 10 s, a peer silent for 30 s is gone.
+    let mut last_heard = std::time::Instant::now();
+    let mut ping = tokio::time::interval(crate::display::ws::PING_EVERY);
+    ping.tick().await;
     let _ = socket
         .send(Message::Text(
             json!({"type": "ready", "sessionId": conv.id, "offline": !app.engine.has_model()})
@@ -339,9 +343,28 @@ async fn serve_socket(app: App, conv: ConversationRecord, mut socket: WebSocket)
             running = Some((cancel, task));
         }
         tokio::select! {
+            _ = ping.tick() => {
+                if last_heard.elapsed() > crate::display::ws::DEAD_AFTER {
+                    tracing::info!(conversation = %conv.id, "dropping a silent chat socket");
+                    break;
+                }
+                let sent = tokio::time::timeout(
+                    crate::display::ws::SEND_TIMEOUT,
+                    socket.send(Message::Ping(Default::default())),
+                )
+                .await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break;
+                }
+            }
             ev = rx.recv() => {
                 let Some(ev) = ev else { break };
-                if socket.send(event_text(&ev)).await.is_err() {
+                let sent = tokio::time::timeout(
+                    crate::display::ws::SEND_TIMEOUT,
+                    socket.send(event_text(&ev)),
+                )
+                .await;
+                if !matches!(sent, Ok(Ok(()))) {
                     break;
                 }
             }
@@ -349,6 +372,7 @@ async fn serve_socket(app: App, conv: ConversationRecord, mut socket: WebSocket)
                 running = None;
             }
             msg = socket.recv() => {
+                last_heard = std::time::Instant::now();
                 let reply = match msg {
                     Some(Ok(Message::Text(t))) => match parse_frame(t.as_str()) {
                         Ok(Some(text)) if queue.len() >= QUEUE_MAX => {

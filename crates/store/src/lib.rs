@@ -5,6 +5,7 @@
 //! the tenant.
 
 mod backup;
+mod commerce;
 mod conversations;
 mod display;
 mod finance;
@@ -15,6 +16,7 @@ mod tenants;
 pub mod testing;
 
 pub use backup::{BackupError, BackupReport};
+pub use commerce::{IDEMPOTENCY_TTL_MS, IdempotencyRecord, OrderCreated, StoredQuote};
 pub use conversations::{ConversationRecord, ToolCallRow, TurnRow};
 pub use display::{ComponentChange, ComponentRecord, Created, SessionRecord, UpdateRecord};
 pub use pool::{Backend, Store, sqlite_file};

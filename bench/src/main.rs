@@ -3,9 +3,13 @@
 //! `foundation` starts the real `stonepot` binary (release build) on loopback and
 //! measures start-to-healthy, idle RSS, and `/health` plus one API read under load from
 //! this second process over keep-alive HTTP/1.1 connections.
+//!
+//! `gateway` measures the latency and memory the OpenAI-compatible gateway adds on top of
+//! a zero-delay fake model provider running inside the bench.
 
 mod display;
 mod foundation;
+mod gateway;
 mod server;
 
 use anyhow::Result;
@@ -52,6 +56,30 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         seconds: u64,
     },
+    /// Latency and memory the OpenAI-compatible gateway adds over a zero-delay fake provider.
+    Gateway {
+        #[arg(long, default_value = "target/release/stonepot")]
+        bin: PathBuf,
+        /// Whole-answer requests at concurrency 1 (each, direct and through the gateway).
+        #[arg(long, default_value_t = 2000)]
+        requests: usize,
+        /// Open-loop requests per second.
+        #[arg(long, default_value_t = 1000)]
+        rate: u64,
+        /// Seconds of open-loop load (each, direct and through the gateway).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Streamed requests at concurrency 1 (each).
+        #[arg(long, default_value_t = 1000)]
+        stream_requests: usize,
+        /// Streams held open through the gateway to measure memory.
+        #[arg(long, default_value_t = 500)]
+        streams: usize,
+        /// Extra environment for the server, KEY=VALUE (repeatable), for experiments such
+        /// as TOKIO_WORKER_THREADS=1.
+        #[arg(long = "server-env", value_name = "KEY=VALUE")]
+        server_env: Vec<String>,
+    },
 }
 
 #[tokio::main]
@@ -77,6 +105,28 @@ async fn main() -> Result<()> {
                     per_session,
                     rate,
                     seconds,
+                },
+            )
+            .await
+        }
+        Cmd::Gateway {
+            bin,
+            requests,
+            rate,
+            seconds,
+            stream_requests,
+            streams,
+            server_env,
+        } => {
+            gateway::run(
+                bin,
+                gateway::Params {
+                    requests,
+                    rate,
+                    seconds,
+                    stream_requests,
+                    streams,
+                    server_env,
                 },
             )
             .await

@@ -36,7 +36,11 @@ pub struct App {
     pub router: stonepot_llm::Router,
     /// Recently verified (tenant, key hash) pairs; see [`App::api_key_valid`].
     key_cache: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), Instant>>>,
+    /// Recently verified key hashes with their tenants; see [`App::api_key_tenants`].
+    key_tenants_cache: Arc<std::sync::Mutex<KeyTenants>>,
 }
+
+type KeyTenants = std::collections::HashMap<String, (Vec<stonepot_domain::TenantId>, Instant)>;
 
 /// How long a verified API key is trusted without asking the store again; a revoked key
 /// stops working within this time.
@@ -82,6 +86,7 @@ impl App {
             hub,
             tenant_cache: Arc::default(),
             key_cache: Arc::default(),
+            key_tenants_cache: Arc::default(),
             limiter: ratelimit::limiter(config.rate_limit_requests, config.rate_limit_window),
             pages: Arc::new(Pages::new(assets.clone())?),
             assets,
@@ -115,6 +120,31 @@ impl App {
             cache.insert(k, Instant::now());
         }
         Ok(ok)
+    }
+
+    /// The tenants `key` is an active key of (empty: not a key). Non-empty answers are
+    /// remembered for [`KEY_CACHE_TTL`], like [`App::api_key_valid`].
+    pub async fn api_key_tenants(
+        &self,
+        key: &str,
+    ) -> Result<Vec<stonepot_domain::TenantId>, stonepot_store::StoreError> {
+        let h = stonepot_store::hash_api_key(key);
+        if let Ok(cache) = self.key_tenants_cache.lock()
+            && let Some((tenants, at)) = cache.get(&h)
+            && at.elapsed() < KEY_CACHE_TTL
+        {
+            return Ok(tenants.clone());
+        }
+        let tenants = self.store.api_key_tenants(key).await?;
+        if !tenants.is_empty()
+            && let Ok(mut cache) = self.key_tenants_cache.lock()
+        {
+            if cache.len() > 10_000 {
+                cache.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
+            }
+            cache.insert(h, (tenants.clone(), Instant::now()));
+        }
+        Ok(tenants)
     }
 
     /// The OpenAPI document of every JSON route.

@@ -124,8 +124,11 @@ impl Store {
             // Each in-memory connection is its own database: keep exactly one for ever.
             (opts, 1)
         };
+        // A local file's connection cannot drop like a network one: skip sqlx's liveness
+        // ping before each acquire (one worker-thread round trip per query saved).
         let mut pool_opts = SqlitePoolOptions::new()
             .max_connections(max)
+            .test_before_acquire(false)
             .acquire_timeout(Duration::from_secs(5));
         if file.is_none() {
             pool_opts = pool_opts

@@ -149,7 +149,7 @@ async fn authorize(app: &App, headers: &HeaderMap) -> Result<(), OaiError> {
     };
     let key = bearer(headers)
         .ok_or_else(|| unauthorized("send a tenant API key as Authorization: Bearer <key>"))?;
-    if app.store.api_key_tenants(key).await?.is_empty() {
+    if app.api_key_tenants(key).await?.is_empty() {
         return Err(unauthorized("the API key is not valid"));
     }
     Ok(())

@@ -183,6 +183,10 @@ impl App {
             .merge(open)
             .fallback(routes::not_found)
             .route_layer(from_fn(http::record_route))
+            .layer(from_fn_with_state(
+                self.clone(),
+                http::idempotency::idempotent,
+            ))
             .layer(DefaultBodyLimit::max(self.config.body_limit))
             .layer(RequestBodyLimitLayer::new(self.config.body_limit))
             .layer(CatchPanicLayer::custom(http::panic_response))

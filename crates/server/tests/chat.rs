@@ -267,3 +267,48 @@ async fn the_kiosk_page_starts_a_conversation() {
     error_code(res, 404).await;
     s.running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn creating_a_session_with_an_idempotency_key_happens_once() {
+    let s = server().await;
+    let create = |key: &'static str, user: &'static str| {
+        let url = s.url("/api/restaurant/sessions");
+        async move {
+            common::client()
+                .post(url)
+                .bearer_auth(KEY)
+                .header("Idempotency-Key", key)
+                .json(&json!({"tenantId": "demo-restaurant", "userId": user}))
+                .send()
+                .await
+                .unwrap()
+        }
+    };
+    let first = create("k-1", "ann").await;
+    assert_eq!(first.status(), 200);
+    assert_eq!(first.headers()["idempotent-replayed"], "false");
+    let a: Value = first.json().await.unwrap();
+    let again = create("k-1", "ann").await;
+    assert_eq!(again.status(), 200);
+    assert_eq!(again.headers()["idempotent-replayed"], "true");
+    let b: Value = again.json().await.unwrap();
+    assert_eq!(
+        a["sessionId"], b["sessionId"],
+        "a replay returns the first answer"
+    );
+    let clash = create("k-1", "bob").await;
+    let (_, msg) = error_code(clash, 422).await;
+    assert!(msg.contains("Idempotency-Key"), "{msg}");
+    let other: Value = create("k-2", "ann").await.json().await.unwrap();
+    assert_ne!(other["sessionId"], a["sessionId"]);
+    let bad = common::client()
+        .post(s.url("/api/restaurant/sessions"))
+        .bearer_auth(KEY)
+        .header("Idempotency-Key", "")
+        .json(&json!({"tenantId": "demo-restaurant"}))
+        .send()
+        .await
+        .unwrap();
+    error_code(bad, 400).await;
+    s.running.stop().await.unwrap();
+}

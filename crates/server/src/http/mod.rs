@@ -1,6 +1,7 @@
 //! Cross-cutting HTTP layers: request ids, access logs and metrics, client IPs and rate
 //! limits, CORS, and turning every bare error status into the JSON error shape.
 
+pub mod idempotency;
 pub mod json;
 pub mod ratelimit;
 

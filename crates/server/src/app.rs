@@ -166,6 +166,7 @@ impl App {
             .merge(routes::conversation::router())
             .merge(routes::chat::router())
             .merge(routes::openai::router())
+            .merge(routes::orders::router())
             .merge(routes::ui::router())
     }
 

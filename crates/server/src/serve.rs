@@ -32,6 +32,16 @@ pub async fn seed_demo(store: &Store, config: &Config) -> anyhow::Result<DemoKey
         store
             .replace_menu(&restaurant.id, &demo::restaurant_menu())
             .await?;
+        // New York City sales tax, added to menu prices.
+        store
+            .set_pricing_policy(
+                &restaurant.id,
+                &stonepot_domain::commerce::PricingPolicy {
+                    tax_rate_bps: 888,
+                    ..Default::default()
+                },
+            )
+            .await?;
         tracing::info!(tenant = %restaurant.id, "seeded demo tenant");
     }
     let finance = demo::finance_tenant();

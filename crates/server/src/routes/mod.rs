@@ -5,6 +5,7 @@ pub mod conversation;
 pub mod kiosk;
 pub mod openai;
 pub mod ops;
+pub mod orders;
 pub mod site;
 pub mod tenants;
 pub mod ui;

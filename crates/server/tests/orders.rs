@@ -1,0 +1,210 @@
+//! Ordering from a conversation, pay at counter: quote (price lock) on the display,
+//! confirm by hash, stale confirmations refused with a fresh quote, one order per
+//! quote, staff moves with guarded transitions.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod common;
+
+use common::{TestServer, error_code, get, post_json, start};
+use serde_json::{Value, json};
+
+const KEY: &str = "sp_orders_test";
+
+async fn conversation_with(s: &TestServer, text: &str) -> String {
+    let v: Value = post_json(
+        s.url("/api/restaurant/sessions"),
+        Some(KEY),
+        &json!({"tenantId": "demo-restaurant"}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let id = v["sessionId"].as_str().unwrap().to_string();
+    say(s, &id, text).await;
+    id
+}
+
+async fn say(s: &TestServer, id: &str, text: &str) {
+    let body = post_json(
+        s.url(&format!("/api/conversations/{id}/messages")),
+        Some(KEY),
+        &json!({"text": text}),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(body.contains("assistant_done"), "{body}");
+}
+
+#[tokio::test]
+async fn quote_confirm_and_move_an_order() {
+    let s = start(&[("STONEPOT_DEMO_KEY", KEY)]).await;
+    let id = conversation_with(&s, "two margherita pizzas, one without basil").await;
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/quote")),
+        Some(KEY),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let q: Value = res.json().await.unwrap();
+    assert_eq!(q["subtotal"], 2598, "{q}");
+    // 8.88 % per line, each rounded: 12.99 → 1.15, twice.
+    assert_eq!(q["tax"], 230, "{q}");
+    assert_eq!(
+        q["total"],
+        q["subtotal"].as_i64().unwrap() + q["tax"].as_i64().unwrap() + q["tip"].as_i64().unwrap()
+    );
+    assert!(
+        q["readBack"].as_str().unwrap().contains("Margherita Pizza"),
+        "{q}"
+    );
+    let hash = q["hash"].as_str().unwrap().to_string();
+    let state = get(s.url(&format!("/conversation/{id}/state")), Some(KEY))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        state.contains("\"quote\""),
+        "the quote is on the display: {state}"
+    );
+
+    // A wrong hash is refused and a fresh quote is shown.
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/confirm")),
+        Some(KEY),
+        &json!({"quoteHash": "0000"}),
+    )
+    .await;
+    assert_eq!(error_code(res, 409).await.0, "hash_mismatch");
+    let q2: Value = post_json(
+        s.url(&format!("/api/conversations/{id}/quote")),
+        Some(KEY),
+        &json!({}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let hash = q2["hash"].as_str().map(String::from).unwrap_or(hash);
+
+    // The cart changes after the quote: the old hash is stale.
+    say(&s, &id, "and a lemonade").await;
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/confirm")),
+        Some(KEY),
+        &json!({"quoteHash": hash}),
+    )
+    .await;
+    let (code, msg) = error_code(res, 409).await;
+    assert!(
+        code == "cart_changed" || code == "hash_mismatch",
+        "{code}: {msg}"
+    );
+
+    // Confirm the fresh quote: one order, the same on a second confirmation.
+    let q3: Value = post_json(
+        s.url(&format!("/api/conversations/{id}/quote")),
+        Some(KEY),
+        &json!({}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    let body = json!({"quoteHash": q3["hash"], "orderType": "pickup"});
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/confirm")),
+        Some(KEY),
+        &body,
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    let order: Value = res.json().await.unwrap();
+    assert_eq!(order["status"], "confirmed", "{order}");
+    assert_eq!(order["total"], q3["total"]);
+    assert!(
+        order["lines"][0]["origin"]["toolCallId"].is_string(),
+        "each line knows its tool call: {order}"
+    );
+    let again: Value = post_json(
+        s.url(&format!("/api/conversations/{id}/confirm")),
+        Some(KEY),
+        &body,
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(again["id"], order["id"]);
+    let oid = order["id"].as_str().unwrap();
+
+    // Staff move it along; an illegal move is refused.
+    let url = s.url(&format!("/api/tenants/demo-restaurant/orders/{oid}/status"));
+    let mv = |to: &'static str| {
+        let url = url.clone();
+        async move { post_json(url, Some(KEY), &json!({"to": to, "by": "chef"})).await }
+    };
+    assert_eq!(mv("in_kitchen").await.status(), 200);
+    let (_, why) = error_code(mv("confirmed").await, 409).await;
+    assert!(!why.is_empty());
+    assert_eq!(mv("ready").await.status(), 200);
+    let res = mv("completed").await;
+    assert_eq!(
+        res.status(),
+        409,
+        "a counter order is paid before it completes"
+    );
+    assert_eq!(mv("paid").await.status(), 200);
+    let done: Value = mv("completed").await.json().await.unwrap();
+    assert_eq!(done["status"], "completed", "{done}");
+    let list: Value = get(
+        s.url("/api/tenants/demo-restaurant/orders?status=completed"),
+        Some(KEY),
+    )
+    .await
+    .json()
+    .await
+    .unwrap();
+    assert_eq!(list["orders"].as_array().unwrap().len(), 1);
+    let res = get(
+        s.url("/api/tenants/demo-restaurant/orders?status=eaten"),
+        Some(KEY),
+    )
+    .await;
+    error_code(res, 422).await;
+    let state = get(s.url(&format!("/conversation/{id}/state")), Some(KEY))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        state.contains("completed"),
+        "the guest's display shows the status: {state}"
+    );
+    s.running.stop().await.unwrap();
+}
+
+#[tokio::test]
+async fn an_empty_cart_cannot_be_quoted() {
+    let s = start(&[("STONEPOT_DEMO_KEY", KEY)]).await;
+    let id = conversation_with(&s, "hello").await;
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/quote")),
+        Some(KEY),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(error_code(res, 422).await.0, "empty_cart");
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/confirm")),
+        Some(KEY),
+        &json!({"quoteHash": "x"}),
+    )
+    .await;
+    assert_eq!(error_code(res, 409).await.0, "no_quote");
+    s.running.stop().await.unwrap();
+}

@@ -130,6 +130,15 @@ async fn quote_confirm_and_move_an_order() {
         order["lines"][0]["origin"]["toolCallId"].is_string(),
         "each line knows its tool call: {order}"
     );
+    let t: Value = get(s.url(&format!("/api/conversations/{id}")), Some(KEY))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        t["cart"]["lines"].as_array().unwrap().is_empty(),
+        "the cart starts over once ordered: {t}"
+    );
     let again: Value = post_json(
         s.url(&format!("/api/conversations/{id}/confirm")),
         Some(KEY),

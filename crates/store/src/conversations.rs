@@ -241,6 +241,31 @@ impl Store {
         })
     }
 
+    /// Replaces the conversation's cart (e.g. emptied once its order is placed).
+    pub async fn set_conversation_cart(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        cart: &str,
+    ) -> Result<()> {
+        let _write = self.write_guard().await;
+        with_pool!(self, |p| {
+            let done = sqlx::query(
+                "UPDATE conversations SET cart = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2",
+            )
+            .bind(id)
+            .bind(tenant.as_str())
+            .bind(cart)
+            .bind(now_ms())
+            .execute(p)
+            .await?;
+            if done.rows_affected() == 0 {
+                return Err(StoreError::NotFound(format!("conversation {id}")));
+            }
+            Ok(())
+        })
+    }
+
     /// Stores a finished (or failed, or cancelled) turn.
     pub async fn save_turn(&self, tenant: &TenantId, id: &str, t: &TurnRow) -> Result<()> {
         let _write = self.write_guard().await;

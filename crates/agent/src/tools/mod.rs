@@ -5,6 +5,8 @@
 mod financial;
 mod restaurant;
 
+pub use restaurant::cart_display;
+
 use serde::Serialize;
 use serde_json::{Value, json};
 use std::sync::Arc;

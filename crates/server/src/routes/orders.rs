@@ -263,7 +263,30 @@ async fn confirm(
     )
     .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.code(), e.to_string()))?;
     let order = match app.store.create_order(&conv.tenant_id, &order).await? {
-        OrderCreated::New(o) | OrderCreated::Existing(o) => o,
+        OrderCreated::New(o) => {
+            // The order holds the lines now: start the guest's next order from an empty
+            // cart (line numbers keep counting, so origins stay unambiguous).
+            let mut next = cart.clone();
+            next.clear();
+            let text = serde_json::to_string(&next).map_err(StoreError::from)?;
+            app.store
+                .set_conversation_cart(&conv.tenant_id, &conv.id, &text)
+                .await?;
+            if let stonepot_agent::DisplayOp::Put { kind, key, data } =
+                stonepot_agent::tools::cart_display(&next)
+            {
+                show(
+                    &app,
+                    &conv.id,
+                    &kind,
+                    key.as_deref().unwrap_or("cart"),
+                    data,
+                )
+                .await?;
+            }
+            o
+        }
+        OrderCreated::Existing(o) => o,
     };
     show(
         &app,

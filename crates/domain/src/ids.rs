@@ -1,8 +1,5 @@
 //! Identifier newtypes that validate on construction.
 
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
 /// Why a string was refused as an identifier.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum IdError {
@@ -17,7 +14,7 @@ pub enum IdError {
     },
 }
 
-fn check(
+pub(crate) fn check(
     kind: &'static str,
     s: &str,
     max: usize,
@@ -39,15 +36,15 @@ fn check(
 macro_rules! id_type {
     ($(#[$doc:meta])* $name:ident, $kind:literal, $max:literal, $allowed:literal, $pred:expr) => {
         $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
+        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, ::serde::Serialize)]
         #[serde(transparent)]
         pub struct $name(String);
 
         impl $name {
             /// Validates and wraps `s`.
-            pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
+            pub fn new(s: impl Into<String>) -> Result<Self, $crate::ids::IdError> {
                 let s = s.into();
-                check($kind, &s, $max, $allowed, $pred)?;
+                $crate::ids::check($kind, &s, $max, $allowed, $pred)?;
                 Ok(Self(s))
             }
 
@@ -57,8 +54,8 @@ macro_rules! id_type {
             }
         }
 
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        impl ::std::fmt::Display for $name {
+            fn fmt(&self, f: &mut ::std::fmt::Formatter<'_>) -> ::std::fmt::Result {
                 f.write_str(&self.0)
             }
         }
@@ -70,20 +67,21 @@ macro_rules! id_type {
         }
 
         impl std::str::FromStr for $name {
-            type Err = IdError;
+            type Err = $crate::ids::IdError;
             fn from_str(s: &str) -> Result<Self, Self::Err> {
                 Self::new(s)
             }
         }
 
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                Self::new(s).map_err(serde::de::Error::custom)
+        impl<'de> ::serde::Deserialize<'de> for $name {
+            fn deserialize<D: ::serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let s = <String as ::serde::Deserialize>::deserialize(d)?;
+                Self::new(s).map_err(::serde::de::Error::custom)
             }
         }
     };
 }
+pub(crate) use id_type;
 
 id_type!(
     /// A tenant (one business): lowercase letters, digits, `-` and `_`, at most 64.

@@ -1,78 +1,18 @@
 //! Identifiers of quotes and orders: validated on construction, and short and plain
 //! enough to be display-component ids (at most 128 characters).
 
-use crate::ids::IdError;
-use serde::{Deserialize, Serialize};
-use std::fmt;
-
-const MAX: usize = 128;
-const ALLOWED: &str = "letters, digits, '-', '_', '.' and ':'";
-
-fn check(kind: &'static str, s: &str) -> Result<(), IdError> {
-    if s.is_empty() {
-        return Err(IdError::Empty { kind });
-    }
-    if s.len() > MAX {
-        return Err(IdError::TooLong { kind, max: MAX });
-    }
-    if !s
-        .chars()
-        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':'))
-    {
-        return Err(IdError::BadChar {
-            kind,
-            allowed: ALLOWED,
-        });
-    }
-    Ok(())
-}
-
+/// Quote and order ids follow the session id's rule (they appear beside it in display
+/// components): 1–128 letters, digits, `-`, `_`, `.` or `:`.
 macro_rules! commerce_id {
     ($(#[$doc:meta])* $name:ident, $kind:literal) => {
-        $(#[$doc])*
-        #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize)]
-        #[serde(transparent)]
-        pub struct $name(String);
-
-        impl $name {
-            /// Validates and wraps `s`: 1–128 letters, digits, `-`, `_`, `.` or `:`.
-            pub fn new(s: impl Into<String>) -> Result<Self, IdError> {
-                let s = s.into();
-                check($kind, &s)?;
-                Ok(Self(s))
-            }
-
-            /// The identifier as text.
-            pub fn as_str(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl fmt::Display for $name {
-            fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str(&self.0)
-            }
-        }
-
-        impl AsRef<str> for $name {
-            fn as_ref(&self) -> &str {
-                &self.0
-            }
-        }
-
-        impl std::str::FromStr for $name {
-            type Err = IdError;
-            fn from_str(s: &str) -> Result<Self, Self::Err> {
-                Self::new(s)
-            }
-        }
-
-        impl<'de> Deserialize<'de> for $name {
-            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-                let s = String::deserialize(d)?;
-                Self::new(s).map_err(serde::de::Error::custom)
-            }
-        }
+        crate::ids::id_type!(
+            $(#[$doc])*
+            $name,
+            $kind,
+            128,
+            "letters, digits, '-', '_', '.' and ':'",
+            |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | ':')
+        );
     };
 }
 
@@ -100,6 +40,7 @@ commerce_id!(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::ids::IdError;
 
     #[test]
     fn ids_validate() {

@@ -136,7 +136,7 @@ pub fn session_body(app: &App, headers: &HeaderMap, conv: &ConversationRecord) -
 
 /// Loads the conversation and checks the caller: the session token (`?token=` or a
 /// bearer token) or the tenant's API key.
-async fn authorize(
+pub(crate) async fn authorize(
     app: &App,
     raw: &str,
     headers: &HeaderMap,

@@ -7,7 +7,7 @@ use crate::app::App;
 use crate::display::hub::UpdateCommand;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
-use crate::routes::conversation::{bearer, require_key};
+use crate::routes::chat::authorize;
 use crate::routes::tenants::TenantKey;
 use axum::Json;
 use axum::extract::{Path, Query, State};
@@ -36,34 +36,6 @@ pub fn router() -> OpenApiRouter<App> {
 
 fn now() -> UnixMs {
     UnixMs(jiff::Timestamp::now().as_millisecond())
-}
-
-/// The session token or the tenant key, as for the chat routes.
-async fn conversation(
-    app: &App,
-    raw: &str,
-    headers: &HeaderMap,
-    q: &HashMap<String, String>,
-) -> ApiResult<ConversationRecord> {
-    let id = crate::routes::conversation::session_id(raw)?;
-    let conv = app.engine.conversation(id.as_str()).await?;
-    let presented = q
-        .get("token")
-        .map(String::as_str)
-        .or_else(|| bearer(headers));
-    if let Some(t) = presented
-        && crate::display::token::verify(
-            app.config.signing_key.expose().as_bytes(),
-            t,
-            &conv.id,
-            jiff::Timestamp::now().as_second(),
-        )
-        .is_ok()
-    {
-        return Ok(conv);
-    }
-    require_key(app, headers, &conv.tenant_id).await?;
-    Ok(conv)
 }
 
 async fn show(app: &App, session: &str, kind: &str, key: &str, data: Value) -> ApiResult<()> {
@@ -145,7 +117,7 @@ async fn quote(
     headers: HeaderMap,
     JsonBody(req): JsonBody<QuoteRequest>,
 ) -> ApiResult<Json<Value>> {
-    let conv = conversation(&app, &raw, &headers, &q).await?;
+    let conv = authorize(&app, &raw, &headers, &q).await?;
     let quote = fresh_quote(&app, &conv, req.tip.unwrap_or_default()).await?;
     Ok(Json(quote_body(&quote)))
 }
@@ -207,7 +179,7 @@ async fn confirm(
     headers: HeaderMap,
     JsonBody(req): JsonBody<Confirm>,
 ) -> ApiResult<Json<Value>> {
-    let conv = conversation(&app, &raw, &headers, &q).await?;
+    let conv = authorize(&app, &raw, &headers, &q).await?;
     let order_type = match req.order_type.as_deref() {
         None => OrderType::DineIn,
         Some(t) => OrderType::parse(t)

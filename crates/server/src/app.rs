@@ -34,10 +34,8 @@ pub struct App {
     /// Model routes for conversations and the OpenAI-compatible API (empty without
     /// configured targets).
     pub router: stonepot_llm::Router,
-    /// Recently verified (tenant, key hash) pairs; see [`App::api_key_valid`].
-    key_cache: Arc<std::sync::Mutex<std::collections::HashMap<(String, String), Instant>>>,
     /// Recently verified key hashes with their tenants; see [`App::api_key_tenants`].
-    key_tenants_cache: Arc<std::sync::Mutex<KeyTenants>>,
+    key_cache: Arc<std::sync::Mutex<KeyTenants>>,
 }
 
 type KeyTenants = std::collections::HashMap<String, (Vec<stonepot_domain::TenantId>, Instant)>;
@@ -86,7 +84,6 @@ impl App {
             hub,
             tenant_cache: Arc::default(),
             key_cache: Arc::default(),
-            key_tenants_cache: Arc::default(),
             limiter: ratelimit::limiter(config.rate_limit_requests, config.rate_limit_window),
             pages: Arc::new(Pages::new(assets.clone())?),
             assets,
@@ -98,51 +95,53 @@ impl App {
         })
     }
 
-    /// Whether `key` is an active key of `tenant`. Hits are remembered for
-    /// [`KEY_CACHE_TTL`] so hot paths (display updates) skip a query per request; misses
-    /// always ask the store.
+    /// Whether `key` is an active key of `tenant`. Uses the cache of
+    /// [`App::api_key_tenants`] (hot paths such as display updates skip a query per
+    /// request); a key not cached for this tenant always asks the store.
     pub async fn api_key_valid(
         &self,
         tenant: &stonepot_domain::TenantId,
         key: &str,
     ) -> Result<bool, stonepot_store::StoreError> {
-        let k = (tenant.to_string(), stonepot_store::hash_api_key(key));
-        if let Ok(cache) = self.key_cache.lock()
-            && cache.get(&k).is_some_and(|t| t.elapsed() < KEY_CACHE_TTL)
-        {
+        let h = stonepot_store::hash_api_key(key);
+        if self.cached_tenants(&h).is_some_and(|t| t.contains(tenant)) {
             return Ok(true);
         }
-        let ok = self.store.api_key_valid(tenant, key).await?;
-        if ok && let Ok(mut cache) = self.key_cache.lock() {
-            if cache.len() > 10_000 {
-                cache.retain(|_, t| t.elapsed() < KEY_CACHE_TTL);
-            }
-            cache.insert(k, Instant::now());
-        }
-        Ok(ok)
+        Ok(self.load_tenants(h, key).await?.contains(tenant))
     }
 
     /// The tenants `key` is an active key of (empty: not a key). Non-empty answers are
-    /// remembered for [`KEY_CACHE_TTL`], like [`App::api_key_valid`].
+    /// remembered for [`KEY_CACHE_TTL`], so a revoked key stops working within it.
     pub async fn api_key_tenants(
         &self,
         key: &str,
     ) -> Result<Vec<stonepot_domain::TenantId>, stonepot_store::StoreError> {
         let h = stonepot_store::hash_api_key(key);
-        if let Ok(cache) = self.key_tenants_cache.lock()
-            && let Some((tenants, at)) = cache.get(&h)
-            && at.elapsed() < KEY_CACHE_TTL
-        {
-            return Ok(tenants.clone());
+        match self.cached_tenants(&h) {
+            Some(t) => Ok(t),
+            None => self.load_tenants(h, key).await,
         }
+    }
+
+    fn cached_tenants(&self, hash: &str) -> Option<Vec<stonepot_domain::TenantId>> {
+        let cache = self.key_cache.lock().ok()?;
+        let (tenants, at) = cache.get(hash)?;
+        (at.elapsed() < KEY_CACHE_TTL).then(|| tenants.clone())
+    }
+
+    async fn load_tenants(
+        &self,
+        hash: String,
+        key: &str,
+    ) -> Result<Vec<stonepot_domain::TenantId>, stonepot_store::StoreError> {
         let tenants = self.store.api_key_tenants(key).await?;
         if !tenants.is_empty()
-            && let Ok(mut cache) = self.key_tenants_cache.lock()
+            && let Ok(mut cache) = self.key_cache.lock()
         {
             if cache.len() > 10_000 {
                 cache.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
             }
-            cache.insert(h, (tenants.clone(), Instant::now()));
+            cache.insert(hash, (tenants.clone(), Instant::now()));
         }
         Ok(tenants)
     }

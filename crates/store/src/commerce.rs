@@ -381,17 +381,7 @@ impl Store {
 
     /// A tenant's order by id.
     pub async fn order(&self, tenant: &TenantId, id: &OrderId) -> Result<Option<Order>> {
-        with_pool!(self, |p| {
-            let body: Option<String> =
-                sqlx::query("SELECT body FROM orders WHERE tenant_id = $1 AND id = $2")
-                    .bind(tenant.as_str())
-                    .bind(id.as_str())
-                    .fetch_optional(p)
-                    .await?
-                    .map(|r| r.try_get("body"))
-                    .transpose()?;
-            Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
-        })
+        self.order_where(tenant, "id", id.as_str()).await
     }
 
     /// The order placed from a quote, if any.
@@ -400,15 +390,25 @@ impl Store {
         tenant: &TenantId,
         quote: &QuoteId,
     ) -> Result<Option<Order>> {
+        self.order_where(tenant, "quote_id", quote.as_str()).await
+    }
+
+    /// The tenant's order whose `column` (a unique key: `id` or `quote_id`) is `value`.
+    async fn order_where(
+        &self,
+        tenant: &TenantId,
+        column: &'static str,
+        value: &str,
+    ) -> Result<Option<Order>> {
+        let sql = format!("SELECT body FROM orders WHERE tenant_id = $1 AND {column} = $2");
         with_pool!(self, |p| {
-            let body: Option<String> =
-                sqlx::query("SELECT body FROM orders WHERE tenant_id = $1 AND quote_id = $2")
-                    .bind(tenant.as_str())
-                    .bind(quote.as_str())
-                    .fetch_optional(p)
-                    .await?
-                    .map(|r| r.try_get("body"))
-                    .transpose()?;
+            let body: Option<String> = sqlx::query(&sql)
+                .bind(tenant.as_str())
+                .bind(value)
+                .fetch_optional(p)
+                .await?
+                .map(|r| r.try_get("body"))
+                .transpose()?;
             Ok(body.map(|b| serde_json::from_str(&b)).transpose()?)
         })
     }

@@ -2,7 +2,6 @@
 //! display updates through the hub's ordered log.
 
 use crate::display::Hub;
-use crate::display::hub::UpdateCommand;
 use async_trait::async_trait;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -71,12 +70,8 @@ impl Ledger for StoreLedger {
 
     async fn show(&self, ops: &[DisplayOp]) -> Result<(), String> {
         for op in ops {
-            let cmd = match op.clone() {
-                DisplayOp::Put { kind, key, data } => UpdateCommand::Put { kind, data, key },
-                DisplayOp::Remove { key } => UpdateCommand::Remove { key },
-            };
             self.hub
-                .update(&self.conversation, cmd)
+                .update(&self.conversation, op.clone().into())
                 .await
                 .map_err(|e| e.to_string())?;
         }

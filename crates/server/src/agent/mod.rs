@@ -8,7 +8,6 @@ mod persona;
 pub mod theme;
 
 use crate::display::Hub;
-use crate::display::hub::UpdateCommand;
 use ledger::StoreLedger;
 pub use persona::{default_persona, welcome};
 use serde_json::{Value, json};
@@ -110,12 +109,10 @@ impl Engine {
         if created {
             let welcome = persona::welcome(tenant);
             let body = DisplayOp::put("message", "welcome", json!({"text": welcome}));
-            if let DisplayOp::Put { kind, key, data } = body {
-                self.hub
-                    .update(id, UpdateCommand::Put { kind, data, key })
-                    .await
-                    .map_err(|e| EngineError::Display(e.to_string()))?;
-            }
+            self.hub
+                .update(id, body.into())
+                .await
+                .map_err(|e| EngineError::Display(e.to_string()))?;
         }
         Ok(rec)
     }

@@ -109,6 +109,17 @@ pub enum UpdateCommand {
     },
 }
 
+impl From<stonepot_agent::DisplayOp> for UpdateCommand {
+    fn from(op: stonepot_agent::DisplayOp) -> Self {
+        match op {
+            stonepot_agent::DisplayOp::Put { kind, key, data } => {
+                UpdateCommand::Put { kind, data, key }
+            }
+            stonepot_agent::DisplayOp::Remove { key } => UpdateCommand::Remove { key },
+        }
+    }
+}
+
 pub struct Hub {
     store: Store,
     log: Arc<dyn SessionLog>,

@@ -9,7 +9,7 @@ use crate::agent::{EngineError, MAX_TEXT};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
-use crate::routes::conversation::{bearer, display_links, require_key, session_id};
+use crate::routes::conversation::{base_url, bearer, display_links, enc, require_key, session_id};
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -115,19 +115,15 @@ pub fn session_body(app: &App, headers: &HeaderMap, conv: &ConversationRecord) -
         .as_str()
         .unwrap_or_default()
         .to_string();
-    let base = links["displayUrl"]
-        .as_str()
-        .and_then(|u| u.split("/ui/").next())
-        .unwrap_or_default()
-        .to_string();
+    let base = base_url(headers);
     let ws_base = base.replacen("http", "ws", 1);
     json!({
         "sessionId": conv.id,
         "tenantId": conv.tenant_id.as_str(),
         "category": conv.category.as_str(),
         "displayUrl": links["displayUrl"],
-        "websocketUrl": format!("{ws_base}/ws/restaurant/{}?token={}", conv.id, token),
-        "messagesUrl": format!("{base}/api/conversations/{}/messages", conv.id),
+        "websocketUrl": format!("{ws_base}/ws/restaurant/{}?token={}", enc(&conv.id), enc(&token)),
+        "messagesUrl": format!("{base}/api/conversations/{}/messages", enc(&conv.id)),
         "displaySocketUrl": links["websocketUrl"],
         "token": token,
         "tokenExpiresAt": links["tokenExpiresAt"],

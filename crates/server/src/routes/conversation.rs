@@ -101,7 +101,8 @@ fn verify_token(app: &App, token: Option<&String>, session: &str) -> ApiResult<C
     .map_err(|e| ApiError::unauthorized(e.to_string()))
 }
 
-fn base_url(headers: &HeaderMap) -> String {
+/// The origin the client used (`http(s)://host`), for absolute links.
+pub(crate) fn base_url(headers: &HeaderMap) -> String {
     let host = headers
         .get(axum::http::header::HOST)
         .and_then(|v| v.to_str().ok())
@@ -114,7 +115,8 @@ fn base_url(headers: &HeaderMap) -> String {
     format!("{proto}://{host}")
 }
 
-fn enc(s: &str) -> String {
+/// Percent-encodes a query or path value.
+pub(crate) fn enc(s: &str) -> String {
     s.bytes()
         .map(|b| match b {
             b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {

@@ -62,7 +62,7 @@ async fn kiosk(
                 offline => !app.engine.has_model(),
                 socket_url => format!("/ws/restaurant/{session}?token={token}"),
                 display_url => links["displayUrl"].as_str().unwrap_or_default()
-                    .split_once("/ui/").map(|(_, rest)| format!("/ui/{rest}")).unwrap_or_default(),
+                    .strip_prefix(&crate::routes::conversation::base_url(&headers)).unwrap_or_default(),
             },
         )
         .map_err(ApiError::internal)?;

@@ -4,7 +4,6 @@
 //! and a fresh quote is shown instead.
 
 use crate::app::App;
-use crate::display::hub::UpdateCommand;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
 use crate::routes::chat::authorize;
@@ -15,6 +14,7 @@ use axum::http::{HeaderMap, StatusCode};
 use serde::Deserialize;
 use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
+use stonepot_agent::DisplayOp;
 use stonepot_domain::commerce::order::{
     Actor, LineOrigin, Order, OrderOrigin, OrderStatus, OrderType, PaymentMethod,
 };
@@ -39,16 +39,11 @@ fn now() -> UnixMs {
 }
 
 async fn show(app: &App, session: &str, kind: &str, key: &str, data: Value) -> ApiResult<()> {
-    app.hub
-        .update(
-            session,
-            UpdateCommand::Put {
-                kind: kind.into(),
-                data,
-                key: Some(key.into()),
-            },
-        )
-        .await?;
+    show_op(app, session, DisplayOp::put(kind, key, data)).await
+}
+
+async fn show_op(app: &App, session: &str, op: DisplayOp) -> ApiResult<()> {
+    app.hub.update(session, op.into()).await?;
     Ok(())
 }
 
@@ -244,18 +239,7 @@ async fn confirm(
             app.store
                 .set_conversation_cart(&conv.tenant_id, &conv.id, &text)
                 .await?;
-            if let stonepot_agent::DisplayOp::Put { kind, key, data } =
-                stonepot_agent::tools::cart_display(&next)
-            {
-                show(
-                    &app,
-                    &conv.id,
-                    &kind,
-                    key.as_deref().unwrap_or("cart"),
-                    data,
-                )
-                .await?;
-            }
+            show_op(&app, &conv.id, stonepot_agent::tools::cart_display(&next)).await?;
             o
         }
         OrderCreated::Existing(o) => o,

@@ -22,6 +22,26 @@ use tokio_util::sync::CancellationToken;
 
 /// The longest guest message accepted, in characters.
 pub const MAX_TEXT: usize = 4_000;
+/// Why a guest message was refused before any turn started.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum TextProblem {
+    #[error("text: must not be empty")]
+    Empty,
+    #[error("text: at most {MAX_TEXT} characters")]
+    TooLong,
+}
+
+/// The one check every way in (socket, SSE, engine) applies to a guest message.
+pub fn check_text(text: &str) -> Result<(), TextProblem> {
+    if text.trim().is_empty() {
+        return Err(TextProblem::Empty);
+    }
+    if text.chars().count() > MAX_TEXT {
+        return Err(TextProblem::TooLong);
+    }
+    Ok(())
+}
+
 /// How many earlier turns are replayed to the model.
 pub const HISTORY_TURNS: usize = 20;
 
@@ -132,15 +152,8 @@ impl Engine {
         tx: mpsc::Sender<TurnEvent>,
         cancel: CancellationToken,
     ) -> Result<TurnRecord, EngineError> {
+        check_text(text).map_err(|p| EngineError::Invalid(p.to_string()))?;
         let text = text.trim();
-        if text.is_empty() {
-            return Err(EngineError::Invalid("text: must not be empty".into()));
-        }
-        if text.chars().count() > MAX_TEXT {
-            return Err(EngineError::Invalid(format!(
-                "text: at most {MAX_TEXT} characters"
-            )));
-        }
         let lock = self.lock_for(&conv.id);
         let _turn_guard = tokio::select! {
             g = lock.lock() => g,

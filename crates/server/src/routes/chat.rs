@@ -5,7 +5,7 @@
 //! session's signed token (the one in its display link), so a kiosk or a guest's phone
 //! never needs the tenant's key.
 
-use crate::agent::{EngineError, MAX_TEXT};
+use crate::agent::{EngineError, TextProblem};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
@@ -212,17 +212,12 @@ async fn post_message(
 }
 
 fn check_text(text: &str) -> ApiResult<()> {
-    if text.trim().is_empty() {
-        return Err(ApiError::unprocessable("text: must not be empty"));
-    }
-    if text.chars().count() > MAX_TEXT {
-        return Err(ApiError::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "too_large",
-            format!("text: at most {MAX_TEXT} characters"),
-        ));
-    }
-    Ok(())
+    crate::agent::check_text(text).map_err(|p| match p {
+        TextProblem::Empty => ApiError::unprocessable(p.to_string()),
+        TextProblem::TooLong => {
+            ApiError::new(StatusCode::PAYLOAD_TOO_LARGE, "too_large", p.to_string())
+        }
+    })
 }
 
 /// The conversation: its cart and every turn (text, tool calls and results, model,
@@ -278,14 +273,11 @@ fn parse_frame(text: &str) -> Result<Option<String>, Message> {
         .map_err(|e| error_frame("invalid_json", format!("the frame is not JSON: {e}")))?;
     match v.get("type").and_then(Value::as_str) {
         Some("user_text") => match v.get("text").and_then(Value::as_str) {
-            Some(t) if t.trim().is_empty() => {
-                Err(error_frame("invalid_message", "text: must not be empty"))
-            }
-            Some(t) if t.chars().count() > MAX_TEXT => Err(error_frame(
-                "too_large",
-                format!("text: at most {MAX_TEXT} characters"),
-            )),
-            Some(t) => Ok(Some(t.to_string())),
+            Some(t) => match crate::agent::check_text(t) {
+                Ok(()) => Ok(Some(t.to_string())),
+                Err(p @ TextProblem::Empty) => Err(error_frame("invalid_message", p.to_string())),
+                Err(p @ TextProblem::TooLong) => Err(error_frame("too_large", p.to_string())),
+            },
             None => Err(error_frame("invalid_message", "text: required string")),
         },
         Some("ping") => Ok(None),

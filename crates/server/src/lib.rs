@@ -4,6 +4,7 @@ pub mod agent;
 pub mod app;
 pub mod assets;
 pub mod cli;
+pub mod commerce;
 pub mod config;
 pub mod display;
 pub mod error;

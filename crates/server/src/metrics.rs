@@ -73,6 +73,8 @@ pub struct Metrics {
     turns: Mutex<BTreeMap<String, TurnFigures>>,
     pub in_flight: AtomicI64,
     pub rate_limited: AtomicI64,
+    /// Kitchen tickets fired (one per order that reached the kitchen).
+    pub tickets_fired: AtomicI64,
 }
 
 fn escape(v: &str) -> String {
@@ -101,6 +103,10 @@ impl Metrics {
     }
 
     /// Records a finished conversation turn under the target that answered it.
+    pub fn ticket_fired(&self) {
+        self.tickets_fired.fetch_add(1, Ordering::Relaxed);
+    }
+
     pub fn observe_turn(&self, t: &TurnSample<'_>) {
         if let Ok(mut map) = self.turns.lock() {
             let f = map.entry(t.target.to_string()).or_default();
@@ -256,6 +262,11 @@ impl Metrics {
                 "stonepot_http_rate_limited_total",
                 "Requests refused with 429.",
                 self.rate_limited.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "stonepot_kitchen_tickets_fired_total",
+                "Kitchen tickets fired, one per order that reached the kitchen.",
+                self.tickets_fired.load(Ordering::Relaxed) as f64,
             ),
         ];
         if let Some(rss) = process_rss_bytes() {

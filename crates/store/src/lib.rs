@@ -9,6 +9,7 @@ mod commerce;
 mod conversations;
 mod display;
 mod finance;
+mod kitchen;
 mod menu;
 mod pool;
 mod tenants;
@@ -19,6 +20,7 @@ pub use backup::{BackupError, BackupReport};
 pub use commerce::{IDEMPOTENCY_TTL_MS, IdempotencyRecord, OrderCreated, StoredQuote};
 pub use conversations::{ConversationRecord, ToolCallRow, TurnRow};
 pub use display::{ComponentChange, ComponentRecord, Created, SessionRecord, UpdateRecord};
+pub use kitchen::{Receipt, Ticket};
 pub use pool::{Backend, Store, sqlite_file};
 pub use tenants::hash_api_key;
 

@@ -171,6 +171,14 @@ pub enum ComponentKind {
     /// `orderId*` id; `status*` one of confirmed, paid, in_kitchen, ready, completed,
     /// cancelled, refunded; `etaMinutes` integer 0..=10080; `message` text.
     OrderStatus,
+    /// `kitchen_ticket` (restaurant): one order on the kitchen's board.
+    ///
+    /// `orderId*` id; `number*` integer 1..=999999999 (the number the kitchen calls);
+    /// `status*` an order status as in `order_status`; `orderType` one of dine_in,
+    /// pickup, delivery; `paid` bool (default false); `placedAt` RFC 3339 timestamp;
+    /// `lines*` (1..=200) of {`name*` string, `quantity*` integer 1..=999, `modifiers`
+    /// strings (≤ 50)}; `note` text.
+    KitchenTicket,
     /// `message` (both categories): a line of text.
     ///
     /// `text*` text (≤ 2000); `role` one of assistant, user, system (default
@@ -216,6 +224,7 @@ const RESTAURANT_KINDS: &[ComponentKind] = &[
     ComponentKind::OrderSummary,
     ComponentKind::Quote,
     ComponentKind::OrderStatus,
+    ComponentKind::KitchenTicket,
     ComponentKind::Message,
     ComponentKind::Card,
 ];
@@ -231,13 +240,14 @@ const FINANCIAL_KINDS: &[ComponentKind] = &[
 
 impl ComponentKind {
     /// Every kind, restaurant kinds first.
-    pub const ALL: [ComponentKind; 12] = [
+    pub const ALL: [ComponentKind; 13] = [
         ComponentKind::DishCard,
         ComponentKind::MenuSection,
         ComponentKind::Cart,
         ComponentKind::OrderSummary,
         ComponentKind::Quote,
         ComponentKind::OrderStatus,
+        ComponentKind::KitchenTicket,
         ComponentKind::Message,
         ComponentKind::AccountCard,
         ComponentKind::TransactionList,
@@ -260,6 +270,7 @@ impl ComponentKind {
             ComponentKind::OrderSummary => "order_summary",
             ComponentKind::Quote => "quote",
             ComponentKind::OrderStatus => "order_status",
+            ComponentKind::KitchenTicket => "kitchen_ticket",
             ComponentKind::Message => "message",
             ComponentKind::AccountCard => "account_card",
             ComponentKind::TransactionList => "transaction_list",
@@ -292,6 +303,7 @@ impl ComponentKind {
             ComponentKind::OrderSummary => restaurant::order_summary(data, currency),
             ComponentKind::Quote => restaurant::quote(data, currency),
             ComponentKind::OrderStatus => restaurant::order_status(data),
+            ComponentKind::KitchenTicket => restaurant::kitchen_ticket(data),
             ComponentKind::Message => generic::message(data),
             ComponentKind::AccountCard => financial::account_card(data, currency),
             ComponentKind::TransactionList => financial::transaction_list(data, currency),

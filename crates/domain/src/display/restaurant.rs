@@ -1,5 +1,5 @@
 //! Restaurant kinds: `dish_card`, `menu_section`, `cart`, `order_summary`, `quote` and
-//! `order_status`, with the order lines and totals the cart, summary and quote share.
+//! `order_status`, and the kitchen's `kitchen_ticket`, with the order lines and totals the cart, summary and quote share.
 
 use super::amounts::Sign;
 use super::dates::is_rfc3339;
@@ -336,6 +336,73 @@ pub(super) fn order_status(data: &Value) -> Result<Value, ComponentError> {
     );
     out.opt("etaMinutes", o.int("etaMinutes", 0, ETA_MAX)?);
     out.opt("message", o.text("message", TEXT_MAX)?);
+    Ok(out.done())
+}
+
+/// Order types a `kitchen_ticket` may name.
+const ORDER_TYPES: &[&str] = &["dine_in", "pickup", "delivery"];
+
+pub(super) fn kitchen_ticket(data: &Value) -> Result<Value, ComponentError> {
+    let o = Obj::new(
+        data,
+        "data",
+        &[
+            "orderId",
+            "number",
+            "status",
+            "orderType",
+            "paid",
+            "placedAt",
+            "lines",
+            "note",
+        ],
+    )?;
+    let mut out = Out::default();
+    out.set("orderId", o.req_id("orderId")?);
+    out.set(
+        "number",
+        o.int("number", 1, 999_999_999)?
+            .ok_or_else(|| o.missing("number"))?,
+    );
+    out.set(
+        "status",
+        o.choice("status", ORDER_STATUSES)?
+            .ok_or_else(|| o.missing("status"))?,
+    );
+    out.opt("orderType", o.choice("orderType", ORDER_TYPES)?);
+    out.set("paid", o.flag("paid")?.unwrap_or(false));
+    match o.text("placedAt", NAME_MAX)? {
+        Some(s) if is_rfc3339(&s) => out.set("placedAt", s),
+        Some(_) => {
+            return Err(err(
+                o.at("placedAt"),
+                "must be an RFC 3339 timestamp like 2026-11-20T18:30:00Z",
+            ));
+        }
+        None => {}
+    }
+    let lines = o
+        .objects("lines", LIST_MAX, &["name", "quantity", "modifiers"], |l| {
+            let mut line = Out::default();
+            line.set("name", l.req_text("name", NAME_MAX)?);
+            line.set(
+                "quantity",
+                l.int("quantity", 1, 999)?
+                    .ok_or_else(|| l.missing("quantity"))?,
+            );
+            line.set(
+                "modifiers",
+                l.strings("modifiers", STRINGS_MAX, NAME_MAX)?
+                    .unwrap_or_default(),
+            );
+            Ok(line.done())
+        })?
+        .ok_or_else(|| o.missing("lines"))?;
+    if lines.is_empty() {
+        return Err(err(o.at("lines"), "must have at least one line"));
+    }
+    out.set("lines", lines);
+    out.opt("note", o.text("note", TEXT_MAX)?);
     Ok(out.done())
 }
 

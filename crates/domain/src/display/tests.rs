@@ -71,6 +71,7 @@ fn kinds_parse_and_belong_to_categories() {
             "order_summary",
             "quote",
             "order_status",
+            "kitchen_ticket",
             "message",
             "card"
         ]

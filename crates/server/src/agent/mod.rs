@@ -143,6 +143,13 @@ impl Engine {
         busy.entry(id.to_string()).or_default().clone()
     }
 
+    /// Holds `id`'s conversation still: no turn runs and no other holder changes its
+    /// cart or orders until the guard drops. Routes that change a conversation outside
+    /// a turn (a tap that confirms, a quote) take it; a turn holds it throughout.
+    pub async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.lock_for(id).lock_owned().await
+    }
+
     /// Runs one turn of `conv`: events go to `tx`, the turn is stored whatever happens
     /// (done, failed or cancelled). Turns of one conversation never overlap.
     pub async fn run(

@@ -9,4 +9,4 @@ pub mod offline;
 pub mod tools;
 pub mod turn;
 
-pub use tools::{DisplayOp, ToolOutcome, Workspace};
+pub use tools::{DisplayOp, PendingQuote, SERVER_TOOLS, ToolOutcome, Workspace};

@@ -8,7 +8,7 @@
 //! an `error` event, never swallowed.
 
 use crate::offline;
-use crate::tools::{DisplayOp, ToolOutcome, Workspace};
+use crate::tools::{DisplayOp, SERVER_TOOLS, ToolOutcome, Workspace, parse_arguments};
 use async_trait::async_trait;
 use futures::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -99,6 +99,13 @@ pub struct RecordedCall {
     pub result: Value,
 }
 
+/// What a server tool did: its outcome for the model and, when it changed the cart (an
+/// order empties it), the cart it left. Display updates were made by the server.
+pub struct ServerOutcome {
+    pub outcome: ToolOutcome,
+    pub cart: Option<Cart>,
+}
+
 /// The durable side of a conversation, implemented by the server over its store and
 /// display hub.
 #[async_trait]
@@ -114,6 +121,21 @@ pub trait Ledger: Send + Sync {
     ) -> Result<(), String>;
     /// Appends display updates through the session log.
     async fn show(&self, ops: &[DisplayOp]) -> Result<(), String>;
+    /// Runs one of [`SERVER_TOOLS`] (quotes and orders) for this conversation with its
+    /// parsed arguments. A ledger without commerce refuses them.
+    async fn server_tool(
+        &self,
+        turn: u32,
+        call_id: &str,
+        name: &str,
+        arguments: &Value,
+    ) -> Result<ServerOutcome, String> {
+        let _ = (turn, call_id, arguments);
+        Ok(ServerOutcome {
+            outcome: ToolOutcome::refused("unsupported", format!("{name} is not available here")),
+            cart: None,
+        })
+    }
     /// Stores the finished turn (whatever its status). Called before `assistant_done`
     /// goes out, so a client that saw the reply finds it in the transcript.
     async fn finish(&self, turn: &TurnRecord) -> Result<(), String>;
@@ -207,7 +229,21 @@ impl Turn<'_> {
             Some(done) => done,
             None => {
                 let before = self.ws.clone();
-                let out: ToolOutcome = self.ws.run(name, arguments);
+                let out: ToolOutcome = if SERVER_TOOLS.contains(&name) {
+                    match parse_arguments(arguments) {
+                        Err(refusal) => refusal,
+                        Ok(args) => {
+                            let done = self.ledger.server_tool(turn, id, name, &args).await?;
+                            let changed = done.cart.is_some();
+                            self.ws.absorb(name, &done.outcome, done.cart);
+                            let mut out = done.outcome;
+                            out.cart_changed = changed && out.ok;
+                            out
+                        }
+                    }
+                } else {
+                    self.ws.run(name, arguments)
+                };
                 let rec = RecordedCall {
                     id: id.into(),
                     name: name.into(),
@@ -575,6 +611,7 @@ mod tests {
             menu: Arc::new(demo::restaurant_menu()),
             cart: Cart::new(),
             currency: Currency::USD,
+            quote: None,
         }
     }
 

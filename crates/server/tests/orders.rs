@@ -25,7 +25,7 @@ async fn conversation_with(s: &TestServer, text: &str) -> String {
     id
 }
 
-async fn say(s: &TestServer, id: &str, text: &str) {
+async fn say(s: &TestServer, id: &str, text: &str) -> String {
     let body = post_json(
         s.url(&format!("/api/conversations/{id}/messages")),
         Some(KEY),
@@ -36,6 +36,82 @@ async fn say(s: &TestServer, id: &str, text: &str) {
     .await
     .unwrap();
     assert!(body.contains("assistant_done"), "{body}");
+    body
+}
+
+/// The text the agent streamed in one SSE reply.
+fn reply_text(sse: &str) -> String {
+    sse.lines()
+        .filter_map(|l| l.strip_prefix("data:"))
+        .filter_map(|d| serde_json::from_str::<Value>(d.trim()).ok())
+        .filter(|v| v["type"] == "assistant_delta")
+        .map(|v| v["text"].as_str().unwrap_or("").to_string())
+        .collect()
+}
+
+#[tokio::test]
+async fn the_agent_quotes_reads_back_and_places_the_order_on_a_yes() {
+    let s = start(&[("STONEPOT_DEMO_KEY", KEY)]).await;
+    let id = conversation_with(&s, "a margherita and a lemonade").await;
+    // "that's all": the server's quote, read back word for word.
+    let sse = say(&s, &id, "that's all").await;
+    assert!(sse.contains("quote_order"), "{sse}");
+    let heard = reply_text(&sse);
+    assert!(heard.contains("Shall I place the order?"), "{heard}");
+    let state = get(s.url(&format!("/conversation/{id}/state")), Some(KEY))
+        .await
+        .text()
+        .await
+        .unwrap();
+    assert!(state.contains("\"quote\""), "{state}");
+
+    // "no": nothing is placed.
+    let heard = reply_text(&say(&s, &id, "no").await);
+    assert!(heard.contains("isn't placed"), "{heard}");
+    let list: Value = get(s.url("/api/tenants/demo-restaurant/orders"), Some(KEY))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["orders"].as_array().unwrap().len(), 0, "{list}");
+
+    // "yes": one order, confirmed by the agent's tool call, its ticket fired once.
+    let sse = say(&s, &id, "yes please").await;
+    assert!(sse.contains("confirm_order"), "{sse}");
+    let heard = reply_text(&sse);
+    assert!(heard.contains("Your order is placed"), "{heard}");
+    let list: Value = get(s.url("/api/tenants/demo-restaurant/orders"), Some(KEY))
+        .await
+        .json()
+        .await
+        .unwrap();
+    let orders = list["orders"].as_array().unwrap();
+    assert_eq!(orders.len(), 1, "{list}");
+    let order = &orders[0];
+    assert_eq!(order["audit"][0]["actor"]["kind"], "agent", "{order}");
+    assert!(order["confirmedToolCallId"].is_string(), "{order}");
+    assert_eq!(order["lines"].as_array().unwrap().len(), 2);
+    let t: Value = get(s.url(&format!("/api/conversations/{id}")), Some(KEY))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(t["cart"]["lines"].as_array().unwrap().is_empty(), "{t}");
+
+    // A second yes places nothing new: the quote is spent.
+    say(&s, &id, "yes").await;
+    let list: Value = get(s.url("/api/tenants/demo-restaurant/orders"), Some(KEY))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(list["orders"].as_array().unwrap().len(), 1, "{list}");
+    let metrics = get(s.url("/metrics"), None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("stonepot_kitchen_tickets_fired_total 1"),
+        "exactly one ticket: {metrics}"
+    );
+    s.running.stop().await.unwrap();
 }
 
 #[tokio::test]

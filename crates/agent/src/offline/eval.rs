@@ -15,9 +15,12 @@
 //! actual cart from turn to turn, so one mistake can cost the turns after it too.
 
 use super::{Plan, plan, reply};
-use crate::tools::{ToolOutcome, Workspace};
+use crate::tools::{SERVER_TOOLS, ToolOutcome, Workspace};
 use serde::Deserialize;
+use serde_json::{Value, json};
 use std::sync::Arc;
+use stonepot_domain::commerce::quote::{DEFAULT_QUOTE_TTL, Quote, Tip};
+use stonepot_domain::commerce::{PricingPolicy, UnixMs};
 use stonepot_domain::menu::Menu;
 use stonepot_domain::{Cart, Currency};
 
@@ -139,10 +142,75 @@ pub fn run_turn(ws: &mut Workspace, utterance: &str) -> (Plan, Vec<ToolOutcome>,
     let outcomes: Vec<ToolOutcome> = p
         .calls
         .iter()
-        .map(|c| ws.run(&c.name, &c.arguments.to_string()))
+        .map(|c| {
+            if SERVER_TOOLS.contains(&c.name.as_str()) {
+                let (out, cart) = server_tool(ws, &c.name, &c.arguments);
+                ws.absorb(&c.name, &out, cart);
+                out
+            } else {
+                ws.run(&c.name, &c.arguments.to_string())
+            }
+        })
         .collect();
     let text = reply(ws, &p, &outcomes);
     (p, outcomes, text)
+}
+
+/// Plays the server's part for `quote_order` and `confirm_order`, as the engine
+/// would on a default pricing policy: a real quote (its hash and read-back) and an
+/// order that empties the cart — so the set can hold whole ordering conversations.
+fn server_tool(ws: &Workspace, name: &str, args: &Value) -> (ToolOutcome, Option<Cart>) {
+    let Workspace::Restaurant {
+        menu,
+        cart,
+        currency,
+        quote,
+    } = ws
+    else {
+        return (ToolOutcome::refused("unsupported", name), None);
+    };
+    match name {
+        "quote_order" => match Quote::build(
+            cart,
+            menu,
+            &PricingPolicy::default(),
+            *currency,
+            Tip::None,
+            UnixMs(0),
+            DEFAULT_QUOTE_TTL,
+            "eval",
+        ) {
+            Ok(q) => (
+                ToolOutcome::ok(
+                    json!({"hash": q.hash, "readBack": q.read_back(), "total": q.total}),
+                    Vec::new(),
+                ),
+                None,
+            ),
+            Err(e) => (ToolOutcome::refused(e.code(), e.to_string()), None),
+        },
+        "confirm_order" => {
+            let named = args.get("quote_hash").and_then(Value::as_str);
+            match quote {
+                Some(q) if Some(q.hash.as_str()) == named => {
+                    let mut next = cart.clone();
+                    next.clear();
+                    (
+                        ToolOutcome::ok(
+                            json!({"orderId": "eval", "status": "confirmed", "ticket": 1}),
+                            Vec::new(),
+                        ),
+                        Some(next),
+                    )
+                }
+                _ => (
+                    ToolOutcome::refused("hash_mismatch", "that is not the quote on the display"),
+                    None,
+                ),
+            }
+        }
+        _ => (ToolOutcome::refused("unknown_tool", name), None),
+    }
 }
 
 fn restaurant(menu: &Arc<Menu>) -> Workspace {
@@ -150,6 +218,7 @@ fn restaurant(menu: &Arc<Menu>) -> Workspace {
         menu: Arc::clone(menu),
         cart: Cart::new(),
         currency: Currency::USD,
+        quote: None,
     }
 }
 

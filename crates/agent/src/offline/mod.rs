@@ -86,6 +86,10 @@ enum Purpose {
     ReadBack {
         done: bool,
     },
+    /// Price-lock the cart for the guest's yes (`quote_order`).
+    Quote,
+    /// Place the order the guest agreed to (`confirm_order`).
+    Confirm,
     Clear,
     Search {
         topic: String,
@@ -114,6 +118,8 @@ enum Note {
     WhichOne(Vec<String>),
     NothingToChange,
     WhichClient(Vec<String>),
+    /// A quote was read and nothing changed: the order waits for a yes.
+    QuoteWaiting,
 }
 
 /// Decides the tool calls for `utterance` given the workspace (menu and cart, or the

@@ -196,6 +196,20 @@ fn restaurant(menu: &Menu, cur: Currency, plan: &Plan, outcomes: &[ToolOutcome])
             };
             if error_code(outcome) == "unavailable" {
                 said.push(unavailable(menu, cur, &item));
+            } else if let Some(fresh) = outcome
+                .result
+                .get("error")
+                .and_then(|e| e.get("freshQuote"))
+                .and_then(|q| q.get("readBack"))
+                .and_then(Value::as_str)
+            {
+                // A stale confirmation: something changed since the guest heard the
+                // quote, so the new one is read instead.
+                said.push(format!(
+                    "Something changed since I read that back ({}). Here it is again: {fresh}",
+                    error_message(outcome)
+                ));
+                read_back = true;
             } else {
                 said.push(format!("Sorry — {}.", error_message(outcome)));
             }
@@ -236,6 +250,25 @@ fn restaurant(menu: &Menu, cur: Currency, plan: &Plan, outcomes: &[ToolOutcome])
             Purpose::ReadBack { done } => {
                 read_back = true;
                 said.push(read_back_text(menu, r, *done));
+            }
+            Purpose::Quote => {
+                read_back = true;
+                said.push(str_of(r, "readBack").to_string());
+            }
+            Purpose::Confirm => {
+                read_back = true;
+                let number = r
+                    .get("ticket")
+                    .and_then(Value::as_i64)
+                    .map(|n| format!(" Your number is {n}."))
+                    .unwrap_or_default();
+                said.push(format!(
+                    "Your order is placed.{number} {}",
+                    match str_of(r, "note") {
+                        "" => "Thank you!",
+                        note => note,
+                    }
+                ));
             }
             Purpose::Search {
                 topic,
@@ -284,6 +317,10 @@ fn restaurant(menu: &Menu, cur: Currency, plan: &Plan, outcomes: &[ToolOutcome])
             Note::NothingToChange => {
                 out.push("There's nothing in your order to change yet.".into());
             }
+            Note::QuoteWaiting => out.push(
+                "Your order isn't placed yet — say yes to place it, or tell me what to change."
+                    .into(),
+            ),
             Note::WhichClient(_) => {}
         }
     }

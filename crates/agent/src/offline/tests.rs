@@ -14,6 +14,7 @@ fn restaurant() -> Workspace {
         menu: Arc::new(demo::restaurant_menu()),
         cart: Cart::new(),
         currency: Currency::USD,
+        quote: None,
     }
 }
 
@@ -264,9 +265,12 @@ fn read_back_and_greetings() {
     assert!(tools.is_empty());
     assert!(text.starts_with("Hi"), "{text}");
     let (_, tools, text) = say(&mut ws, &["two margheritas and a lemonade", "that's all"]);
-    assert_eq!(tools, ["show_cart"]);
+    assert_eq!(tools, ["quote_order"], "the end of an order is a quote to agree to");
     assert!(text.contains("2 × Margherita Pizza"), "{text}");
     assert!(text.contains("$30.93"), "{text}");
+    assert!(text.contains("Shall I place the order?"), "{text}");
+    let (_, tools, text) = say(&mut restaurant(), &["that's all"]);
+    assert_eq!(tools, ["show_cart"], "nothing to quote: {text}");
     let (_, tools, text) = say(&mut ws, &["blah blah"]);
     assert!(tools.is_empty());
     assert!(text.contains("didn't catch"), "{text}");

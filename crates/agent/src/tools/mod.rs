@@ -66,7 +66,7 @@ pub struct ToolOutcome {
 }
 
 impl ToolOutcome {
-    pub(crate) fn ok(result: Value, display: Vec<DisplayOp>) -> Self {
+    pub fn ok(result: Value, display: Vec<DisplayOp>) -> Self {
         ToolOutcome {
             ok: true,
             result,
@@ -75,11 +75,11 @@ impl ToolOutcome {
         }
     }
 
-    pub(crate) fn refused(code: &str, message: impl Into<String>) -> Self {
+    pub fn refused(code: &str, message: impl Into<String>) -> Self {
         Self::refused_with(json!({"code": code, "message": message.into()}))
     }
 
-    pub(crate) fn refused_with(error: Value) -> Self {
+    pub fn refused_with(error: Value) -> Self {
         ToolOutcome {
             ok: false,
             result: json!({ "error": error }),
@@ -94,6 +94,19 @@ impl ToolOutcome {
     }
 }
 
+/// Tools only the server can run: a quote needs the tenant's pricing and the clock, an
+/// order needs the store. The turn hands these to
+/// [`Ledger::server_tool`](crate::turn::Ledger::server_tool); the model sees them like
+/// any other tool. None of them can pay or refund.
+pub const SERVER_TOOLS: &[&str] = &["quote_order", "confirm_order"];
+
+/// The quote the guest was last read, while it can still be confirmed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PendingQuote {
+    pub hash: String,
+    pub read_back: String,
+}
+
 /// The state tools work on for one conversation.
 #[derive(Debug, Clone)]
 pub enum Workspace {
@@ -101,6 +114,8 @@ pub enum Workspace {
         menu: Arc<Menu>,
         cart: Cart,
         currency: Currency,
+        /// The latest quote shown and not yet ordered (what a "yes" confirms).
+        quote: Option<PendingQuote>,
     },
     Financial {
         book: Arc<Book>,
@@ -132,36 +147,94 @@ impl Workspace {
         }
     }
 
+    /// The quote waiting for the guest's yes, in restaurant conversations.
+    pub fn pending_quote(&self) -> Option<&PendingQuote> {
+        match self {
+            Workspace::Restaurant { quote, .. } => quote.as_ref(),
+            Workspace::Financial { .. } => None,
+        }
+    }
+
+    /// Follows a server tool's effect: the cart it left, and the quote now waiting
+    /// (a new quote, none after an order, or a fresh quote after a stale one).
+    pub fn absorb(&mut self, name: &str, outcome: &ToolOutcome, new_cart: Option<Cart>) {
+        let Workspace::Restaurant { cart, quote, .. } = self else {
+            return;
+        };
+        if let Some(c) = new_cart {
+            *cart = c;
+        }
+        let shown = |v: &Value| {
+            Some(PendingQuote {
+                hash: v.get("hash")?.as_str()?.to_string(),
+                read_back: v.get("readBack")?.as_str()?.to_string(),
+            })
+        };
+        match (name, outcome.ok) {
+            ("quote_order", true) => *quote = shown(&outcome.result),
+            ("confirm_order", true) => *quote = None,
+            ("confirm_order", false) => {
+                if let Some(fresh) = outcome
+                    .result
+                    .get("error")
+                    .and_then(|e| e.get("freshQuote"))
+                {
+                    *quote = shown(fresh);
+                }
+            }
+            _ => {}
+        }
+    }
+
     /// Runs one tool call. `arguments` is the JSON text the model produced; anything
     /// wrong with it comes back as a refusal the model can read, never a panic.
     pub fn run(&mut self, name: &str, arguments: &str) -> ToolOutcome {
-        let args: Value = if arguments.trim().is_empty() {
-            json!({})
-        } else {
-            match serde_json::from_str(arguments) {
-                Ok(v @ Value::Object(_)) => v,
-                Ok(_) => {
-                    return ToolOutcome::refused(
-                        "invalid_arguments",
-                        "arguments must be a JSON object",
-                    );
-                }
-                Err(e) => {
-                    return ToolOutcome::refused(
-                        "invalid_arguments",
-                        format!("arguments are not valid JSON: {e}"),
-                    );
-                }
-            }
+        let args = match parse_arguments(arguments) {
+            Ok(a) => a,
+            Err(refusal) => return refusal,
         };
+        if SERVER_TOOLS.contains(&name) {
+            // Only reached when planning on a copy: the real call goes to the server.
+            return ToolOutcome::refused(
+                "server_tool",
+                format!("{name} runs on the server, not in a simulation"),
+            );
+        }
         match self {
             Workspace::Restaurant {
                 menu,
                 cart,
                 currency,
-            } => restaurant::run(menu, cart, *currency, name, &args),
+                quote,
+            } => {
+                let out = restaurant::run(menu, cart, *currency, name, &args);
+                if out.cart_changed {
+                    // A changed cart no longer matches the quote the guest heard.
+                    *quote = None;
+                }
+                out
+            }
             Workspace::Financial { book, currency } => financial::run(book, *currency, name, &args),
         }
+    }
+}
+
+/// Reads a call's arguments as the JSON object they must be (empty text is `{}`);
+/// anything else is a refusal the model can read.
+pub fn parse_arguments(arguments: &str) -> Result<Value, ToolOutcome> {
+    if arguments.trim().is_empty() {
+        return Ok(json!({}));
+    }
+    match serde_json::from_str(arguments) {
+        Ok(v @ Value::Object(_)) => Ok(v),
+        Ok(_) => Err(ToolOutcome::refused(
+            "invalid_arguments",
+            "arguments must be a JSON object",
+        )),
+        Err(e) => Err(ToolOutcome::refused(
+            "invalid_arguments",
+            format!("arguments are not valid JSON: {e}"),
+        )),
     }
 }
 
@@ -200,6 +273,7 @@ mod tests {
             menu: Arc::new(demo::restaurant_menu()),
             cart: Cart::new(),
             currency: Currency::USD,
+            quote: None,
         }
     }
 

@@ -72,6 +72,26 @@ pub(super) fn specs() -> Vec<ToolSpec> {
             "Empty the cart.",
             json!({"type": "object", "properties": {}}),
         ),
+        spec(
+            "quote_order",
+            "When the guest has finished ordering: price-lock the cart (taxes, tip, total, \
+             10-minute expiry) and show the quote. Read its `readBack` to the guest word for \
+             word and wait for a clear yes.",
+            json!({"type": "object", "properties": {
+                "tip_percent": {"type": "integer", "minimum": 0, "maximum": 100, "description": "A tip the guest asked for, in percent of the subtotal"},
+                "tip_amount": {"type": "integer", "minimum": 0, "description": "A tip the guest asked for, in minor units (cents)"}
+            }}),
+        ),
+        spec(
+            "confirm_order",
+            "Place the order after the guest clearly said yes to the read-back of the latest \
+             quote. Pass that quote's hash. If the cart or prices changed, it is refused and \
+             a new quote (with its own read-back) comes back: read that one instead.",
+            json!({"type": "object", "properties": {
+                "quote_hash": {"type": "string", "description": "The `hash` of the quote the guest agreed to"},
+                "order_type": {"type": "string", "enum": ["dine_in", "pickup", "delivery"], "default": "dine_in"}
+            }, "required": ["quote_hash"]}),
+        ),
     ]
 }
 

@@ -154,6 +154,7 @@ impl Engine {
     /// (done, failed or cancelled). Turns of one conversation never overlap.
     pub async fn run(
         &self,
+        app: &crate::app::App,
         conv: &ConversationRecord,
         text: &str,
         tx: mpsc::Sender<TurnEvent>,
@@ -191,6 +192,7 @@ impl Engine {
             user_text: text.to_string(),
         };
         let ledger = StoreLedger {
+            app: app.clone(),
             store: self.store.clone(),
             hub: self.hub.clone(),
             tenant: conv.tenant_id.clone(),
@@ -216,12 +218,38 @@ impl Engine {
                 menu: Arc::new(self.store.menu(&tenant.id).await?),
                 cart: serde_json::from_str(&conv.cart).map_err(StoreError::from)?,
                 currency: tenant.currency,
+                quote: self.pending_quote(conv).await?,
             },
             Category::Financial => Workspace::Financial {
                 book: Arc::new(self.store.book(&tenant.id).await?),
                 currency: tenant.currency,
             },
         })
+    }
+
+    /// The conversation's latest quote while a yes can still place it: not expired and
+    /// not ordered yet.
+    async fn pending_quote(
+        &self,
+        conv: &ConversationRecord,
+    ) -> Result<Option<stonepot_agent::PendingQuote>, EngineError> {
+        let Some(stored) = self.store.latest_quote(&conv.tenant_id, &conv.id).await? else {
+            return Ok(None);
+        };
+        let q = stored.quote;
+        if q.expires_at <= crate::commerce::now()
+            || self
+                .store
+                .order_for_quote(&conv.tenant_id, &q.id)
+                .await?
+                .is_some()
+        {
+            return Ok(None);
+        }
+        Ok(Some(stonepot_agent::PendingQuote {
+            read_back: q.read_back(),
+            hash: q.hash,
+        }))
     }
 
     /// The conversation with its cart and transcript, for `GET /api/conversations/{id}`.

@@ -35,7 +35,11 @@ const RULES: &str = "Rules:\n\
 - Prices, totals and availability come only from tool results.\n\
 - When a tool refuses, read its error and fix the call or ask the guest.\n\
 - The display beside the guest updates by itself from your tool calls; do not describe it.\n\
-- Keep replies short and spoken-friendly (one or two sentences).";
+- Keep replies short and spoken-friendly (one or two sentences).\n\
+- When the guest has finished ordering, call quote_order and read its readBack word for word.\n\
+- Call confirm_order with that quote's hash only after the guest clearly says yes; if it is \
+refused with a fresh quote, read the fresh one instead.\n\
+- You cannot take payments or give refunds; staff handle those.";
 
 pub fn system_prompt(t: &Tenant, profile: Option<&(String, String)>, ws: &Workspace) -> String {
     let (persona, instructions) = match profile {

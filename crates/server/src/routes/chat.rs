@@ -185,10 +185,10 @@ async fn post_message(
     check_text(&msg.text)?;
     let (tx, rx) = mpsc::channel::<TurnEvent>(64);
     let cancel = CancellationToken::new();
-    let engine = app.engine.clone();
     let c = cancel.clone();
+    let a = app.clone();
     tokio::spawn(async move {
-        if let Err(e) = engine.run(&conv, &msg.text, tx.clone(), c).await {
+        if let Err(e) = a.engine.run(&a, &conv, &msg.text, tx.clone(), c).await {
             let _ = tx
                 .send(TurnEvent::Error {
                     code: "turn_failed".into(),
@@ -310,15 +310,15 @@ async fn serve_socket(app: App, conv: ConversationRecord, mut socket: WebSocket)
             && let Some(text) = queue.pop_front()
         {
             let cancel = CancellationToken::new();
-            let (engine, conv, tx, c, done) = (
-                app.engine.clone(),
+            let (a, conv, tx, c, done) = (
+                app.clone(),
                 conv.clone(),
                 tx.clone(),
                 cancel.clone(),
                 done_tx.clone(),
             );
             let task = tokio::spawn(async move {
-                if let Err(e) = engine.run(&conv, &text, tx.clone(), c).await {
+                if let Err(e) = a.engine.run(&a, &conv, &text, tx.clone(), c).await {
                     let _ = tx
                         .send(TurnEvent::Error {
                             code: "turn_failed".into(),

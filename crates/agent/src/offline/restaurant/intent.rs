@@ -193,6 +193,42 @@ pub(super) fn strip_done(t: &mut Vec<String>) -> bool {
     done
 }
 
+/// "place the order", "confirm it", "check out": the guest wants the order placed.
+pub(super) fn strip_place(t: &mut Vec<String>) -> bool {
+    const PLACE: &[&[&str]] = &[
+        &["place", "the", "order"],
+        &["place", "my", "order"],
+        &["place", "our", "order"],
+        &["place", "it"],
+        &["confirm", "the", "order"],
+        &["confirm", "my", "order"],
+        &["confirm", "our", "order"],
+        &["confirm", "it"],
+        &["go", "ahead"],
+        &["check", "out"],
+        &["checkout"],
+        &["i", "confirm"],
+        &["confirm"],
+        &["send", "it"],
+    ];
+    let mut place = false;
+    for phrase in PLACE {
+        if strip_phrase(t, phrase) {
+            place = true;
+        }
+    }
+    if place {
+        let leftovers = [
+            "please", "yes", "ok", "and", "you", "can", "now", "let", "us", "lets", "i", "want",
+            "to", "would", "like", "please", ",",
+        ];
+        if t.iter().all(|w| leftovers.contains(&w.as_str())) {
+            t.clear();
+        }
+    }
+    place
+}
+
 pub(super) fn strip_ack(t: &mut Vec<String>) -> bool {
     let mut ack = false;
     for phrase in [

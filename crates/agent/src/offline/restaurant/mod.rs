@@ -25,7 +25,8 @@ use super::text::{is_punct, tokenize};
 use super::{Note, Plan, Purpose};
 use crate::tools::{ToolOutcome, Workspace};
 use intent::{
-    clear_span, is_clear, is_question, split_clauses, strip_ack, strip_done, strip_lead, words_only,
+    clear_span, is_clear, is_question, split_clauses, strip_ack, strip_done, strip_lead,
+    strip_place, words_only,
 };
 use serde_json::{Value, json};
 use std::sync::Arc;
@@ -44,6 +45,7 @@ pub(super) fn plan(ws: &Workspace, text: &str) -> Plan {
         sim: ws.clone(),
         plan: Plan::default(),
         done: false,
+        place: false,
     };
     let toks = tokenize(text);
     let clauses = split_clauses(&toks);
@@ -52,9 +54,7 @@ pub(super) fn plan(ws: &Workspace, text: &str) -> Plan {
     for clause in clauses.into_iter().skip(first) {
         p.clause(clause.t);
     }
-    if p.done {
-        p.call("show_cart", json!({}), Purpose::ReadBack { done: true });
-    }
+    p.finish(ws);
     if p.plan.calls.is_empty() && p.plan.notes.is_empty() {
         p.plan.note(Note::Help);
     }
@@ -65,10 +65,39 @@ struct Planner<'l, 'm> {
     lex: &'l Lexicon<'m>,
     sim: Workspace,
     plan: Plan,
+    /// "that's all": the guest has finished choosing.
     done: bool,
+    /// "yes" (to a read-back) or "place the order".
+    place: bool,
 }
 
 impl Planner<'_, '_> {
+    /// The end of an order: "that's all" prices the cart as a quote for the guest's
+    /// yes; a yes (or "place the order") to a quote nothing has changed since places
+    /// it. A yes with no quote waiting is just a yes.
+    fn finish(&mut self, before: &Workspace) {
+        let cart_same = self.sim.cart() == before.cart();
+        let pending = before.pending_quote().filter(|_| cart_same).cloned();
+        let has_lines = self.sim.cart().is_some_and(|c| !c.lines.is_empty());
+        if self.place
+            && let Some(q) = pending
+        {
+            self.call(
+                "confirm_order",
+                json!({"quote_hash": q.hash}),
+                Purpose::Confirm,
+            );
+        } else if self.place && has_lines && self.done {
+            self.call("quote_order", json!({}), Purpose::Quote);
+        } else if self.done && before.pending_quote().is_some() && cart_same {
+            self.plan.note(Note::QuoteWaiting);
+        } else if self.done && has_lines {
+            self.call("quote_order", json!({}), Purpose::Quote);
+        } else if self.done {
+            self.call("show_cart", json!({}), Purpose::ReadBack { done: true });
+        }
+    }
+
     fn call(&mut self, name: &str, args: Value, purpose: Purpose) -> ToolOutcome {
         let out = self.sim.run(name, &args.to_string());
         self.plan.push(name, args, purpose);
@@ -95,6 +124,11 @@ impl Planner<'_, '_> {
     fn clause(&mut self, mut t: Vec<String>) {
         let done = strip_done(&mut t);
         self.done |= done;
+        if strip_place(&mut t) {
+            // "place the order" is "that's all" and "yes" at once.
+            self.place = true;
+            self.done = true;
+        }
         let mut lead = strip_lead(&mut t);
         if strip_ack(&mut t) {
             lead.ack = true;
@@ -120,7 +154,11 @@ impl Planner<'_, '_> {
             } else if lead.thanked {
                 self.plan.note(Note::Thanks);
             } else if lead.ack {
-                self.plan.note(Note::Confirmed);
+                if self.sim.pending_quote().is_some() {
+                    self.place = true;
+                } else {
+                    self.plan.note(Note::Confirmed);
+                }
             }
             return;
         }

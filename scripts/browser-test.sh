@@ -22,3 +22,4 @@ for _ in $(seq 100); do
 done
 STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" node tests/browser/display.test.mjs
 STONEPOT_URL="http://127.0.0.1:$port" node tests/browser/kiosk.test.mjs
+STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" node tests/browser/kitchen.test.mjs

@@ -82,6 +82,37 @@
       if (d.readBack) c.append(el("p", null, d.readBack));
       c.append(linesTable(d));
       if (d.expiresAt) c.append(el("p", "muted", "Price held until " + new Date(d.expiresAt).toLocaleTimeString()));
+      if (d.hash) {
+        // A tap confirms exactly this quote (by its hash); a stale one is refused and
+        // the server shows a fresh quote in its place.
+        const b = el("button", "confirm", "Confirm order");
+        b.type = "button";
+        const note = el("p", "muted");
+        b.onclick = async () => {
+          b.disabled = true;
+          note.textContent = "Placing your order…";
+          try {
+            const r = await fetch(`/api/conversations/${encodeURIComponent(session)}/confirm`, {
+              method: "POST",
+              headers: { "content-type": "application/json", authorization: `Bearer ${token}` },
+              body: JSON.stringify({ quoteHash: d.hash }),
+            });
+            const body = await r.json().catch(() => ({}));
+            note.textContent = r.ok ? "Order placed." : (body.error && body.error.message) || "Could not place the order.";
+            if (!r.ok) b.disabled = false;
+          } catch (_) {
+            note.textContent = "Could not reach the server; try again.";
+            b.disabled = false;
+          }
+        };
+        c.append(b, note);
+      }
+    },
+    kitchen_ticket(d, c) {
+      c.append(el("h2", null, `#${d.number} · ${String(d.status).replace(/_/g, " ")}`));
+      const ul = el("ul");
+      for (const l of d.lines || []) ul.append(el("li", null, `${l.quantity} × ${l.name}${(l.modifiers || []).length ? " (" + l.modifiers.join(", ") + ")" : ""}`));
+      c.append(ul);
     },
     order_status(d, c) {
       c.append(el("h2", null, `Order ${d.orderId}`));

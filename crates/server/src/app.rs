@@ -166,6 +166,7 @@ impl App {
             .merge(routes::chat::router())
             .merge(routes::openai::router())
             .merge(routes::orders::router())
+            .merge(routes::kitchen::router())
             .merge(routes::ui::router())
     }
 
@@ -176,7 +177,9 @@ impl App {
         let open = routes::ops::router(spec)
             .merge(routes::site::router())
             .merge(
-                routes::kiosk::router().layer(from_fn_with_state(self.clone(), ratelimit::limit)),
+                routes::kiosk::router()
+                    .merge(routes::kitchen::page_router())
+                    .layer(from_fn_with_state(self.clone(), ratelimit::limit)),
             );
         Router::new()
             .merge(api)

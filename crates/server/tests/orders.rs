@@ -227,6 +227,26 @@ async fn quote_confirm_and_move_an_order() {
     assert_eq!(again["id"], order["id"]);
     let oid = order["id"].as_str().unwrap();
 
+    // The kitchen's board has its ticket, numbered; without the key there is no board.
+    let board_url = s.url("/api/tenants/demo-restaurant/kitchen");
+    let res = post_json(board_url.clone(), None, &json!({})).await;
+    error_code(res, 401).await;
+    let board: Value = post_json(board_url.clone(), Some(KEY), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(board["tickets"].as_array().unwrap().len(), 1, "{board}");
+    assert_eq!(board["tickets"][0]["number"], 1);
+    assert_eq!(board["tickets"][0]["orderId"], order["id"]);
+    assert!(
+        board["socketPath"]
+            .as_str()
+            .unwrap()
+            .starts_with("/conversation/kitchen-demo-restaurant/display?token="),
+        "{board}"
+    );
+
     // Staff move it along; an illegal move is refused.
     let url = s.url(&format!("/api/tenants/demo-restaurant/orders/{oid}/status"));
     let mv = |to: &'static str| {
@@ -246,6 +266,15 @@ async fn quote_confirm_and_move_an_order() {
     assert_eq!(mv("paid").await.status(), 200);
     let done: Value = mv("completed").await.json().await.unwrap();
     assert_eq!(done["status"], "completed", "{done}");
+    let board: Value = post_json(board_url, Some(KEY), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        board["tickets"].as_array().unwrap().is_empty(),
+        "a completed order leaves the board: {board}"
+    );
     let list: Value = get(
         s.url("/api/tenants/demo-restaurant/orders?status=completed"),
         Some(KEY),

@@ -81,6 +81,7 @@ both_backends!(
     stale_and_foreign_transitions_are_refused,
     tenants_are_isolated,
     idempotency_keys_insert_if_absent_expire_and_purge,
+    tickets_fire_once_numbered_per_tenant,
 );
 
 const NOW: UnixMs = UnixMs(1_790_000_000_000);
@@ -596,5 +597,58 @@ async fn idempotency_keys_insert_if_absent_expire_and_purge(b: Backend) {
     assert_eq!(s.idempotency_get("t:a", "k2").await.unwrap(), None);
     assert_eq!(s.idempotency_get("t:a", "k1").await.unwrap(), Some(first));
     assert_eq!(s.idempotency_purge(now - 3_600_000).await.unwrap(), 0);
+    f.done().await;
+}
+
+async fn tickets_fire_once_numbered_per_tenant(b: Backend) {
+    let f = Fixture::new(b).await;
+    let mut ids = Vec::new();
+    for i in 0..4 {
+        let q = quote_at(UnixMs(NOW.0 + i), Tip::None);
+        f.store.save_quote(&f.a, CONV, &q).await.unwrap();
+        let o = order_from(&q, &format!("ord-k{i}"));
+        f.store.create_order(&f.a, &o).await.unwrap();
+        ids.push(o.id);
+    }
+    // Eight racers per order: each order fires exactly once.
+    let mut tasks = Vec::new();
+    for id in &ids {
+        for _ in 0..8 {
+            let (store, tenant, id) = (f.store.clone(), f.a.clone(), id.clone());
+            tasks.push(tokio::spawn(async move {
+                store.fire_ticket(&tenant, &id).await
+            }));
+        }
+    }
+    let mut fired = Vec::new();
+    for t in tasks {
+        if let Some(ticket) = t.await.unwrap().unwrap() {
+            fired.push(ticket);
+        }
+    }
+    assert_eq!(fired.len(), 4, "one ticket per order: {fired:?}");
+    let mut numbers: Vec<i64> = fired.iter().map(|t| t.number).collect();
+    numbers.sort_unstable();
+    assert_eq!(numbers, [1, 2, 3, 4], "numbered without gaps or repeats");
+    for id in &ids {
+        assert!(f.store.fire_ticket(&f.a, id).await.unwrap().is_none());
+        assert!(f.store.ticket(&f.a, id).await.unwrap().is_some());
+        // Another tenant sees nothing of it.
+        assert!(f.store.ticket(&f.b, id).await.unwrap().is_none());
+    }
+    let open = f.store.open_tickets(&f.a).await.unwrap();
+    assert_eq!(open.len(), 4);
+    assert!(open.windows(2).all(|w| w[0].0.number < w[1].0.number));
+    // A completed or cancelled order leaves the open list; its ticket stays.
+    let o = f.store.order(&f.a, &ids[0]).await.unwrap().unwrap();
+    let entry = o
+        .transition(OrderStatus::Cancelled, &staff(1), UnixMs(NOW.0 + 9_000))
+        .unwrap();
+    f.store
+        .apply_order_event(&f.a, &ids[0], &entry)
+        .await
+        .unwrap();
+    assert_eq!(f.store.open_tickets(&f.a).await.unwrap().len(), 3);
+    assert!(f.store.ticket(&f.a, &ids[0]).await.unwrap().is_some());
     f.done().await;
 }

@@ -265,7 +265,11 @@ fn read_back_and_greetings() {
     assert!(tools.is_empty());
     assert!(text.starts_with("Hi"), "{text}");
     let (_, tools, text) = say(&mut ws, &["two margheritas and a lemonade", "that's all"]);
-    assert_eq!(tools, ["quote_order"], "the end of an order is a quote to agree to");
+    assert_eq!(
+        tools,
+        ["quote_order"],
+        "the end of an order is a quote to agree to"
+    );
     assert!(text.contains("2 × Margherita Pizza"), "{text}");
     assert!(text.contains("$30.93"), "{text}");
     assert!(text.contains("Shall I place the order?"), "{text}");

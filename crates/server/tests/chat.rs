@@ -310,5 +310,21 @@ async fn creating_a_session_with_an_idempotency_key_happens_once() {
         .await
         .unwrap();
     error_code(bad, 400).await;
+
+    // Twelve racing requests with one new key: one runs, the others get its answer.
+    let racers: Vec<_> = (0..12).map(|_| create("k-race", "cy")).collect();
+    let answers = futures::future::join_all(racers).await;
+    let mut ids = std::collections::BTreeSet::new();
+    let mut fresh = 0;
+    for r in answers {
+        assert_eq!(r.status(), 200);
+        if r.headers()["idempotent-replayed"] == "false" {
+            fresh += 1;
+        }
+        let v: Value = r.json().await.unwrap();
+        ids.insert(v["sessionId"].as_str().unwrap().to_string());
+    }
+    assert_eq!(fresh, 1, "exactly one racer ran");
+    assert_eq!(ids.len(), 1, "every racer got the same session: {ids:?}");
     s.running.stop().await.unwrap();
 }

@@ -81,6 +81,14 @@ pub struct IdempotencyRecord {
     pub created_at: i64,
 }
 
+impl IdempotencyRecord {
+    /// A claim: the key is taken by a request still running (status 0), so a second
+    /// request with it waits for the answer instead of running again.
+    pub fn is_claim(&self) -> bool {
+        self.status == 0
+    }
+}
+
 fn version_of(order: &Order) -> i64 {
     order.audit.last().map_or(0, |e| i64::from(e.seq))
 }
@@ -642,6 +650,48 @@ impl Store {
             .await?
             .rows_affected();
             Ok(n == 1)
+        })
+    }
+
+    /// Completes a claim (a record with status 0, see [`IdempotencyRecord::is_claim`])
+    /// with the response it got; `false` when there was no claim to complete.
+    pub async fn idempotency_finish(
+        &self,
+        scope: &str,
+        key: &str,
+        record: &IdempotencyRecord,
+    ) -> Result<bool> {
+        let _write = self.write_guard().await;
+        with_pool!(self, |p| {
+            let n = sqlx::query(
+                "UPDATE idempotency_keys SET status = $3, response = $4                  WHERE scope = $1 AND key = $2 AND status = 0 AND body_hash = $5",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(i32::from(record.status))
+            .bind(&record.response)
+            .bind(&record.body_hash)
+            .execute(p)
+            .await?
+            .rows_affected();
+            Ok(n == 1)
+        })
+    }
+
+    /// Drops a claim made at `created_at` (its request kept no answer, or it was
+    /// abandoned), so the key can be used again; a completed record is never dropped.
+    pub async fn idempotency_release(&self, scope: &str, key: &str, created_at: i64) -> Result<()> {
+        let _write = self.write_guard().await;
+        with_pool!(self, |p| {
+            sqlx::query(
+                "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status = 0                  AND created_at = $3",
+            )
+            .bind(scope)
+            .bind(key)
+            .bind(created_at)
+            .execute(p)
+            .await?;
+            Ok(())
         })
     }
 

@@ -597,6 +597,27 @@ async fn idempotency_keys_insert_if_absent_expire_and_purge(b: Backend) {
     assert_eq!(s.idempotency_get("t:a", "k2").await.unwrap(), None);
     assert_eq!(s.idempotency_get("t:a", "k1").await.unwrap(), Some(first));
     assert_eq!(s.idempotency_purge(now - 3_600_000).await.unwrap(), 0);
+
+    // A claim (status 0) holds the key until it is finished or released.
+    let claim = record("c", 0, now);
+    assert!(claim.is_claim());
+    assert!(s.idempotency_put("t:a", "claim", &claim).await.unwrap());
+    assert!(!s.idempotency_put("t:a", "claim", &claim).await.unwrap());
+    let done = record("c", 201, now);
+    assert!(s.idempotency_finish("t:a", "claim", &done).await.unwrap());
+    assert!(
+        !s.idempotency_finish("t:a", "claim", &done).await.unwrap(),
+        "only a claim can be finished"
+    );
+    s.idempotency_release("t:a", "claim", now).await.unwrap();
+    assert_eq!(
+        s.idempotency_get("t:a", "claim").await.unwrap(),
+        Some(done),
+        "a finished record is never released"
+    );
+    assert!(s.idempotency_put("t:a", "dropped", &claim).await.unwrap());
+    s.idempotency_release("t:a", "dropped", now).await.unwrap();
+    assert_eq!(s.idempotency_get("t:a", "dropped").await.unwrap(), None);
     f.done().await;
 }
 

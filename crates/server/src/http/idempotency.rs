@@ -3,10 +3,14 @@
 //! `Idempotent-Replayed: true`, and the same key with a different request gets 422.
 //!
 //! Only answers below 500 are kept, so a request that failed on the server can be
-//! retried with its key. Streams (SSE, WebSocket upgrades) are never stored. Two requests
-//! racing with the same key may both run (the first one to finish is kept); creating
-//! calls that must never run twice also guard themselves in the store (one order per
-//! quote, one tool call per id).
+//! retried with its key. Streams (SSE, WebSocket upgrades) are never stored.
+//!
+//! A key is claimed in the store before the request runs (a record with status 0, the
+//! store's insert-if-absent deciding the winner), so two requests racing with one key
+//! never both run, on one instance or several: the second waits for the first's answer
+//! (up to [`WAIT`]) and replays it, or gets 409 `idempotency_in_progress` with
+//! `Retry-After`. A claim whose request kept no answer is released; one abandoned by a
+//! crash is taken over after [`ABANDONED_MS`].
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -22,6 +26,10 @@ pub const HEADER: &str = "idempotency-key";
 pub const REPLAYED: &str = "idempotent-replayed";
 /// Largest answer kept for replay.
 const MAX_STORED: usize = 256 * 1024;
+/// How long a request waits for a running twin's answer before 409.
+const WAIT: std::time::Duration = std::time::Duration::from_secs(5);
+/// A claim this old belongs to a request that died; the key may be claimed again.
+const ABANDONED_MS: i64 = 60_000;
 
 fn hex_sha256(parts: &[&[u8]]) -> String {
     let mut h = Sha256::new();
@@ -78,16 +86,54 @@ pub async fn idempotent(State(app): State<App>, req: Request, next: Next) -> Res
         }
     };
     let body_hash = hex_sha256(&[method.as_bytes(), path.as_bytes(), &bytes]);
-    match app.store.idempotency_get(&scope, &key).await {
-        Ok(Some(rec)) if rec.body_hash == body_hash => return replay(&rec),
-        Ok(Some(_)) => {
-            return ApiError::unprocessable(
-                "Idempotency-Key: already used with a different request; use a new key",
-            )
-            .into_response();
+    let claim = IdempotencyRecord {
+        method: method.clone(),
+        path: path.clone(),
+        body_hash: body_hash.clone(),
+        status: 0,
+        response: String::new(),
+        created_at: jiff::Timestamp::now().as_millisecond(),
+    };
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        match app.store.idempotency_put(&scope, &key, &claim).await {
+            Ok(true) => break,
+            Ok(false) => {}
+            Err(e) => return ApiError::from(e).into_response(),
         }
-        Ok(None) => {}
-        Err(e) => return ApiError::from(e).into_response(),
+        match app.store.idempotency_get(&scope, &key).await {
+            Ok(Some(rec)) if rec.body_hash != body_hash => {
+                return ApiError::unprocessable(
+                    "Idempotency-Key: already used with a different request; use a new key",
+                )
+                .into_response();
+            }
+            Ok(Some(rec)) if !rec.is_claim() => return replay(&rec),
+            Ok(Some(rec)) if claim.created_at - rec.created_at > ABANDONED_MS => {
+                if let Err(e) = app
+                    .store
+                    .idempotency_release(&scope, &key, rec.created_at)
+                    .await
+                {
+                    return ApiError::from(e).into_response();
+                }
+                continue;
+            }
+            Ok(Some(_)) => {}
+            // Gone between the two calls (released or expired): claim it again.
+            Ok(None) => continue,
+            Err(e) => return ApiError::from(e).into_response(),
+        }
+        if tokio::time::Instant::now() >= deadline {
+            let mut e = ApiError::new(
+                StatusCode::CONFLICT,
+                "idempotency_in_progress",
+                "a request with this Idempotency-Key is still running; retry shortly",
+            );
+            e.retry_after = Some(1);
+            return e.into_response();
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
     }
     let res = next
         .run(Request::from_parts(parts, Body::from(bytes)))
@@ -98,28 +144,36 @@ pub async fn idempotent(State(app): State<App>, req: Request, next: Next) -> Res
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("application/json"));
     if !json || res.status().is_server_error() {
+        release(&app, &scope, &key, claim.created_at).await;
         return res;
     }
     let status = res.status();
     let (mut parts, body) = res.into_parts();
     let Ok(out) = axum::body::to_bytes(body, MAX_STORED).await else {
+        release(&app, &scope, &key, claim.created_at).await;
         return ApiError::internal("the response could not be kept for replay").into_response();
     };
     let rec = IdempotencyRecord {
-        method,
-        path,
-        body_hash,
         status: status.as_u16(),
         response: String::from_utf8_lossy(&out).into_owned(),
-        created_at: jiff::Timestamp::now().as_millisecond(),
+        ..claim
     };
-    if let Err(e) = app.store.idempotency_put(&scope, &key, &rec).await {
-        tracing::warn!(error = %e, "could not keep an idempotent response");
+    match app.store.idempotency_finish(&scope, &key, &rec).await {
+        Ok(true) => {}
+        Ok(false) => tracing::warn!("an idempotency claim was taken over before its answer"),
+        Err(e) => tracing::warn!(error = %e, "could not keep an idempotent response"),
     }
     parts
         .headers
         .insert(REPLAYED, HeaderValue::from_static("false"));
     Response::from_parts(parts, Body::from(out))
+}
+
+/// Frees a key whose request kept no answer, so a retry can run.
+async fn release(app: &App, scope: &str, key: &str, created_at: i64) {
+    if let Err(e) = app.store.idempotency_release(scope, key, created_at).await {
+        tracing::warn!(error = %e, "could not release an idempotency claim");
+    }
 }
 
 fn replay(rec: &IdempotencyRecord) -> Response {

@@ -17,6 +17,7 @@ impl Pages {
         env.add_template("display.html", include_str!("../templates/display.html"))?;
         env.add_template("kiosk.html", include_str!("../templates/kiosk.html"))?;
         env.add_template("kitchen.html", include_str!("../templates/kitchen.html"))?;
+        env.add_template("receipt.html", include_str!("../templates/receipt.html"))?;
         env.add_function("asset", move |name: String| assets.url(&name));
         Ok(Pages { env })
     }

@@ -322,3 +322,57 @@ async fn an_empty_cart_cannot_be_quoted() {
     assert_eq!(error_code(res, 409).await.0, "no_quote");
     s.running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn bad_quote_and_confirm_bodies_are_4xx_naming_the_problem() {
+    let s = start(&[("STONEPOT_DEMO_KEY", KEY)]).await;
+    let id = conversation_with(&s, "a margherita").await;
+    let quote = s.url(&format!("/api/conversations/{id}/quote"));
+    for (body, status) in [
+        (json!({"tip": {"kind": "amount", "minor": -100}}), 422),
+        (json!({"tip": {"kind": "amount", "minor": i64::MAX}}), 422),
+        (
+            json!({"tip": {"kind": "percent", "bps": 4_000_000_000u32}}),
+            422,
+        ),
+        (json!({"tip": {"kind": "bribe"}}), 422),
+        (json!({"tip": "lots"}), 422),
+        (json!({"surprise": true}), 422),
+    ] {
+        let res = post_json(quote.clone(), Some(KEY), &body).await;
+        let (code, msg) = error_code(res, status).await;
+        assert!(!code.is_empty() && !msg.is_empty(), "{body}: {code} {msg}");
+    }
+    let confirm = s.url(&format!("/api/conversations/{id}/confirm"));
+    let q: Value = post_json(quote.clone(), Some(KEY), &json!({}))
+        .await
+        .json()
+        .await
+        .unwrap();
+    for body in [
+        json!({}),
+        json!({"quoteHash": 5}),
+        json!({"quoteHash": q["hash"], "orderType": "drone"}),
+    ] {
+        let res = post_json(confirm.clone(), Some(KEY), &body).await;
+        let (_, msg) = error_code(res, 422).await;
+        assert!(!msg.is_empty(), "{body}");
+    }
+    // Nothing was half-written: no order exists, and the good quote still confirms.
+    let list: Value = get(s.url("/api/tenants/demo-restaurant/orders"), Some(KEY))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(list["orders"].as_array().unwrap().is_empty());
+    let res = post_json(confirm, Some(KEY), &json!({"quoteHash": q["hash"]})).await;
+    assert_eq!(res.status(), 200);
+    // Another conversation's token cannot quote this one.
+    let res = post_json(quote, Some("sp_not_this_tenant"), &json!({})).await;
+    assert!(
+        res.status() == 401 || res.status() == 403,
+        "{}",
+        res.status()
+    );
+    s.running.stop().await.unwrap();
+}

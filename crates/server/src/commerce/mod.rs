@@ -9,10 +9,12 @@
 //! - [`placing`]: quotes and confirmations.
 //! - [`moving`]: status changes, and what follows each one.
 //! - [`kitchen`]: tickets, fired once per order, on the kitchen's live board.
+//! - [`receipt`]: the HTML receipt of a paid order.
 
 pub mod kitchen;
 pub mod moving;
 pub mod placing;
+pub mod receipt;
 
 pub use moving::{after_move, move_order};
 pub use placing::{Confirmation, confirm, fresh_quote, order_body, quote_body};

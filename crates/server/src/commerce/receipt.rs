@@ -1,0 +1,94 @@
+//! Receipts: one HTML page per paid order, written to object storage once, its SHA-256
+//! kept in the store beside the order.
+//!
+//! The page is a pure function of the order and its tenant (times in the tenant's zone,
+//! nothing from the clock), so rendering it twice — two payment events racing, a
+//! retry after a crash — writes the same bytes to the same path, and the store keeps the
+//! first record.
+
+use crate::pages::Pages;
+use jiff::tz::TimeZone;
+use serde_json::json;
+use stonepot_domain::Tenant;
+use stonepot_domain::commerce::UnixMs;
+use stonepot_domain::commerce::order::{Order, PaymentMethod};
+
+/// Where an order's receipt lives in object storage.
+pub fn path(tenant: &Tenant, order: &Order) -> String {
+    format!("receipts/{}/{}.html", tenant.id, order.id)
+}
+
+fn local_time(at: UnixMs, tz: &TimeZone) -> String {
+    jiff::Timestamp::from_millisecond(at.0)
+        .map(|t| {
+            t.to_zoned(tz.clone())
+                .strftime("%Y-%m-%d %H:%M %Z")
+                .to_string()
+        })
+        .unwrap_or_else(|_| at.to_rfc3339())
+}
+
+/// The receipt's HTML.
+pub fn render(
+    pages: &Pages,
+    tenant: &Tenant,
+    order: &Order,
+    ticket: Option<i64>,
+) -> anyhow::Result<String> {
+    let tz = TimeZone::get(&tenant.timezone).unwrap_or(TimeZone::UTC);
+    let money = |minor: i64| {
+        format!(
+            "{} {}",
+            order.currency.format_minor(minor),
+            order.currency.code()
+        )
+    };
+    let lines: Vec<_> = order
+        .lines
+        .iter()
+        .map(|l| {
+            let mods: Vec<&str> = l
+                .priced
+                .modifiers
+                .iter()
+                .filter(|m| !m.is_default)
+                .map(|m| m.name.as_str())
+                .collect();
+            json!({
+                "quantity": l.priced.quantity,
+                "name": l.priced.name,
+                "modifiers": mods.join(", "),
+                "total": money(l.priced.line_total),
+            })
+        })
+        .collect();
+    let tax_line = match (order.tax > 0, order.tax_inclusive) {
+        (false, _) => None,
+        (true, false) => Some("Tax"),
+        (true, true) => Some("Included tax"),
+    };
+    pages.render(
+        "receipt.html",
+        minijinja::context! {
+            tenant => tenant.name,
+            order_id => order.id.as_str(),
+            ticket => ticket,
+            order_type => order.order_type.as_str().replace('_', " "),
+            placed_at => local_time(order.created_at, &tz),
+            paid_at => order.paid_at.map(|t| local_time(t, &tz)),
+            payment => match order.payment_method {
+                PaymentMethod::Counter => "at the counter",
+                PaymentMethod::Stripe => "by card online",
+            },
+            lines => lines,
+            subtotal => money(order.subtotal),
+            tax_line => tax_line,
+            tax => money(order.tax),
+            service_charge => (order.service_charge > 0).then(|| money(order.service_charge)),
+            tip => (order.tip > 0).then(|| money(order.tip)),
+            total => money(order.total),
+            refunded => (order.refunded > 0).then(|| money(order.refunded)),
+            quote_hash => order.quote_hash.get(..12).unwrap_or(&order.quote_hash),
+        },
+    )
+}

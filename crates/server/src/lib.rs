@@ -3,6 +3,7 @@
 pub mod agent;
 pub mod app;
 pub mod assets;
+pub mod auth;
 pub mod cli;
 pub mod commerce;
 pub mod config;

@@ -156,7 +156,8 @@ impl App {
     fn documented(app: Option<&App>) -> OpenApiRouter<App> {
         let limited = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::ops::api_router())
-            .merge(routes::tenants::router());
+            .merge(routes::tenants::router())
+            .merge(routes::menu::router());
         let limited = match app {
             Some(app) => limited.layer(from_fn_with_state(app.clone(), ratelimit::limit)),
             None => limited,

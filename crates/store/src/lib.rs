@@ -19,6 +19,7 @@ pub use backup::{BackupError, BackupReport};
 pub use commerce::{IDEMPOTENCY_TTL_MS, IdempotencyRecord, OrderCreated, StoredQuote};
 pub use conversations::{ConversationRecord, ToolCallRow, TurnRow};
 pub use display::{ComponentChange, ComponentRecord, Created, SessionRecord, UpdateRecord};
+pub use menu::{ItemChange, MenuEditError};
 pub use pool::{Backend, Store, sqlite_file};
 pub use tenants::hash_api_key;
 

@@ -137,6 +137,14 @@ impl Engine {
         Ok(rec)
     }
 
+    /// Waits for and holds the conversation's turn lock: while the guard lives no turn
+    /// of `id` runs and no other holder changes its cart. The storefront's cart routes
+    /// and order confirmation take it, so a tap and an agent turn never overwrite each
+    /// other's change (each re-reads the cart under the lock).
+    pub async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.lock_for(id).lock_owned().await
+    }
+
     fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         busy.retain(|_, l| Arc::strong_count(l) > 1);

@@ -3,6 +3,7 @@
 pub mod chat;
 pub mod conversation;
 pub mod kiosk;
+pub mod menu;
 pub mod openai;
 pub mod ops;
 pub mod orders;

@@ -182,7 +182,10 @@ fn check_tags(field: &str, tags: &[String], allowed: &[&str]) -> Result<(), Menu
             ));
         }
         if tags.get(..i).is_some_and(|before| before.contains(tag)) {
-            return Err(err(format!("{field}[{i}]"), format!("'{tag}' is listed twice")));
+            return Err(err(
+                format!("{field}[{i}]"),
+                format!("'{tag}' is listed twice"),
+            ));
         }
     }
     Ok(())
@@ -373,14 +376,22 @@ impl Menu {
         for (i, s) in self.sections.iter().enumerate() {
             let at = format!("sections[{i}]");
             s.validate().map_err(|e| within(&at, e))?;
-            if self.sections.get(..i).is_some_and(|b| b.iter().any(|o| o.id == s.id)) {
+            if self
+                .sections
+                .get(..i)
+                .is_some_and(|b| b.iter().any(|o| o.id == s.id))
+            {
                 return Err(err(format!("{at}.id"), format!("'{}' is used twice", s.id)));
             }
         }
         for (i, item) in self.items.iter().enumerate() {
             let at = format!("items[{i}]");
             item.validate().map_err(|e| within(&at, e))?;
-            if self.items.get(..i).is_some_and(|b| b.iter().any(|o| o.id == item.id)) {
+            if self
+                .items
+                .get(..i)
+                .is_some_and(|b| b.iter().any(|o| o.id == item.id))
+            {
                 return Err(err(
                     format!("{at}.id"),
                     format!("'{}' is used twice", item.id),
@@ -510,7 +521,10 @@ mod tests {
         if let Some(f) = first {
             m.items.push(f);
         }
-        let e = m.validate().err().unwrap_or_else(|| panic!("duplicate ids"));
+        let e = m
+            .validate()
+            .err()
+            .unwrap_or_else(|| panic!("duplicate ids"));
         assert!(e.problem.contains("used twice"), "{e}");
         let mut m = demo::restaurant_menu();
         if let Some(i) = m.items.first_mut() {

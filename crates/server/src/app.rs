@@ -167,6 +167,7 @@ impl App {
             .merge(routes::chat::router())
             .merge(routes::openai::router())
             .merge(routes::orders::router())
+            .merge(routes::cart::router())
             .merge(routes::ui::router())
     }
 
@@ -178,6 +179,10 @@ impl App {
             .merge(routes::site::router())
             .merge(
                 routes::kiosk::router().layer(from_fn_with_state(self.clone(), ratelimit::limit)),
+            )
+            .merge(
+                routes::storefront::router()
+                    .layer(from_fn_with_state(self.clone(), ratelimit::limit)),
             );
         Router::new()
             .merge(api)

@@ -16,6 +16,14 @@ impl Pages {
         env.add_template("landing.html", include_str!("../templates/landing.html"))?;
         env.add_template("display.html", include_str!("../templates/display.html"))?;
         env.add_template("kiosk.html", include_str!("../templates/kiosk.html"))?;
+        env.add_template(
+            "storefront.html",
+            include_str!("../templates/storefront.html"),
+        )?;
+        env.add_template(
+            "storefront_menu.html",
+            include_str!("../templates/storefront_menu.html"),
+        )?;
         env.add_function("asset", move |name: String| assets.url(&name));
         Ok(Pages { env })
     }

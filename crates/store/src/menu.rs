@@ -13,7 +13,9 @@ use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use stonepot_domain::TenantId;
 use stonepot_domain::commerce::PricingPolicy;
-use stonepot_domain::menu::{Item, MAX_ITEMS, MAX_SECTIONS, Menu, MenuError, ModifierGroup, Section};
+use stonepot_domain::menu::{
+    Item, MAX_ITEMS, MAX_SECTIONS, Menu, MenuError, ModifierGroup, Section,
+};
 
 /// The part of an item kept in the `body` column.
 #[derive(Serialize, Deserialize)]
@@ -257,13 +259,11 @@ impl Store {
     /// One item of the tenant's menu.
     pub async fn menu_item(&self, tenant: &TenantId, id: &str) -> Result<Option<Item>> {
         with_pool!(self, |p| {
-            let row = sqlx::query(&format!(
-                "{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"
-            ))
-            .bind(tenant.as_str())
-            .bind(id)
-            .fetch_optional(p)
-            .await?;
+            let row = sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+                .bind(tenant.as_str())
+                .bind(id)
+                .fetch_optional(p)
+                .await?;
             Ok(match row {
                 Some(r) => Some(item_row!(r)),
                 None => None,
@@ -380,11 +380,12 @@ impl Store {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
-            let section = sqlx::query("SELECT 1 AS one FROM menu_sections WHERE tenant_id = $1 AND id = $2")
-                .bind(t)
-                .bind(&item.section_id)
-                .fetch_optional(&mut *tx)
-                .await?;
+            let section =
+                sqlx::query("SELECT 1 AS one FROM menu_sections WHERE tenant_id = $1 AND id = $2")
+                    .bind(t)
+                    .bind(&item.section_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
             if section.is_none() {
                 return Err(MenuError {
                     field: "sectionId".into(),
@@ -392,17 +393,16 @@ impl Store {
                 }
                 .into());
             }
-            let before = match sqlx::query(&format!(
-                "{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"
-            ))
-            .bind(t)
-            .bind(&item.id)
-            .fetch_optional(&mut *tx)
-            .await?
-            {
-                Some(r) => Some(item_row!(r)),
-                None => None,
-            };
+            let before =
+                match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+                    .bind(t)
+                    .bind(&item.id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
+                    Some(r) => Some(item_row!(r)),
+                    None => None,
+                };
             let now = now_ms();
             if before.is_some() {
                 sqlx::query(
@@ -468,22 +468,21 @@ impl Store {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
-            let before = match sqlx::query(&format!(
-                "{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"
-            ))
-            .bind(t)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            {
-                Some(r) => item_row!(r),
-                None => {
-                    return Err(MenuEditError::NotFound {
-                        kind: "item",
-                        id: id.into(),
-                    });
-                }
-            };
+            let before =
+                match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+                    .bind(t)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
+                    Some(r) => item_row!(r),
+                    None => {
+                        return Err(MenuEditError::NotFound {
+                            kind: "item",
+                            id: id.into(),
+                        });
+                    }
+                };
             sqlx::query("DELETE FROM menu_items WHERE tenant_id = $1 AND id = $2")
                 .bind(t)
                 .bind(id)
@@ -508,22 +507,21 @@ impl Store {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
-            let before = match sqlx::query(&format!(
-                "{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"
-            ))
-            .bind(t)
-            .bind(id)
-            .fetch_optional(&mut *tx)
-            .await?
-            {
-                Some(r) => item_row!(r),
-                None => {
-                    return Err(MenuEditError::NotFound {
-                        kind: "item",
-                        id: id.into(),
-                    });
-                }
-            };
+            let before =
+                match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+                    .bind(t)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
+                    Some(r) => item_row!(r),
+                    None => {
+                        return Err(MenuEditError::NotFound {
+                            kind: "item",
+                            id: id.into(),
+                        });
+                    }
+                };
             sqlx::query(
                 "UPDATE menu_items SET available = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
             )

@@ -293,7 +293,12 @@ impl Hub {
     }
 
     /// Validates one update against the locked session, appends it and applies it.
-    async fn apply(&self, id: &str, loaded: &mut Loaded, cmd: UpdateCommand) -> Result<u64, HubError> {
+    async fn apply(
+        &self,
+        id: &str,
+        loaded: &mut Loaded,
+        cmd: UpdateCommand,
+    ) -> Result<u64, HubError> {
         {
             let (envelope, change) = match cmd {
                 UpdateCommand::Put { kind, data, key } => {

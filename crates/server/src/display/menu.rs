@@ -66,8 +66,7 @@ impl MenuChange {
             }
         }
         let ids = |m: &Menu| m.items.iter().map(|i| i.id.clone()).collect::<Vec<_>>();
-        let reload =
-            !items.is_empty() || old.sections != new.sections || ids(old) != ids(new);
+        let reload = !items.is_empty() || old.sections != new.sections || ids(old) != ids(new);
         MenuChange {
             version,
             items,
@@ -94,7 +93,9 @@ pub async fn push(hub: &Hub, tenant: &TenantId, change: &MenuChange) -> usize {
     .to_string();
     for id in &sessions {
         if !change.items.is_empty()
-            && let Err(e) = hub.revise(id, |components| revisions(components, change)).await
+            && let Err(e) = hub
+                .revise(id, |components| revisions(components, change))
+                .await
         {
             tracing::warn!(session = %id, error = %e, "could not revise a display after a menu change");
         }
@@ -104,7 +105,10 @@ pub async fn push(hub: &Hub, tenant: &TenantId, change: &MenuChange) -> usize {
 }
 
 /// The updates that bring a session's components in line with `change`.
-fn revisions(components: &BTreeMap<String, (u64, Value)>, change: &MenuChange) -> Vec<UpdateCommand> {
+fn revisions(
+    components: &BTreeMap<String, (u64, Value)>,
+    change: &MenuChange,
+) -> Vec<UpdateCommand> {
     let mut out = Vec::new();
     for (key, (_, env)) in components {
         let kind = env.get("type").and_then(Value::as_str).unwrap_or_default();
@@ -187,16 +191,31 @@ mod tests {
     #[test]
     fn only_components_showing_a_changed_item_are_revised() {
         let menu = demo::restaurant_menu();
-        let mut off = menu.item("margherita").cloned().unwrap_or_else(|| panic!("demo"));
+        let mut off = menu
+            .item("margherita")
+            .cloned()
+            .unwrap_or_else(|| panic!("demo"));
         off.available = false;
         let change = MenuChange::item(7, "margherita", Some(off), false);
         let c = comps(&[
-            ("focus", json!({"type": "dish_card", "key": "focus", "data": {"name": "Margherita Pizza", "itemId": "margherita", "available": true, "price": {"minor": 1299, "currency": "USD"}}})),
-            ("other", json!({"type": "dish_card", "key": "other", "data": {"name": "Tiramisu", "itemId": "tiramisu", "available": true, "price": {"minor": 800, "currency": "USD"}}})),
-            ("menu", json!({"type": "menu_section", "key": "menu", "data": {"title": "Pizzas", "items": [
+            (
+                "focus",
+                json!({"type": "dish_card", "key": "focus", "data": {"name": "Margherita Pizza", "itemId": "margherita", "available": true, "price": {"minor": 1299, "currency": "USD"}}}),
+            ),
+            (
+                "other",
+                json!({"type": "dish_card", "key": "other", "data": {"name": "Tiramisu", "itemId": "tiramisu", "available": true, "price": {"minor": 800, "currency": "USD"}}}),
+            ),
+            (
+                "menu",
+                json!({"type": "menu_section", "key": "menu", "data": {"title": "Pizzas", "items": [
                 {"name": "Margherita Pizza", "itemId": "margherita", "available": true, "price": {"minor": 1299, "currency": "USD"}},
-                {"name": "Pepperoni", "itemId": "pepperoni", "available": true, "price": {"minor": 1499, "currency": "USD"}}]}})),
-            ("cart", json!({"type": "cart", "key": "cart", "data": {"lines": []}})),
+                {"name": "Pepperoni", "itemId": "pepperoni", "available": true, "price": {"minor": 1499, "currency": "USD"}}]}}),
+            ),
+            (
+                "cart",
+                json!({"type": "cart", "key": "cart", "data": {"lines": []}}),
+            ),
         ]);
         let out = revisions(&c, &change);
         assert_eq!(out.len(), 2, "{out:?}");

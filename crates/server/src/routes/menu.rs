@@ -60,7 +60,11 @@ async fn load_tenant(app: &App, id: &TenantId) -> ApiResult<Tenant> {
 }
 
 fn invalid(e: &MenuError) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_menu", e.to_string())
+    ApiError::new(
+        StatusCode::UNPROCESSABLE_ENTITY,
+        "invalid_menu",
+        e.to_string(),
+    )
 }
 
 impl From<MenuEditError> for ApiError {
@@ -141,7 +145,10 @@ pub struct MenuResponse {
 #[utoipa::path(get, path = "/api/tenants/{tenant}/menu", tag = "menu",
     params(("tenant" = String, Path, description = "tenant id")),
     responses((status = 200, body = MenuResponse), (status = 404, body = ErrorBody)))]
-async fn get_menu(State(app): State<App>, Path(raw): Path<String>) -> ApiResult<Json<MenuResponse>> {
+async fn get_menu(
+    State(app): State<App>,
+    Path(raw): Path<String>,
+) -> ApiResult<Json<MenuResponse>> {
     let id = crate::routes::tenants::tenant_id(&raw)?;
     let tenant = load_tenant(&app, &id).await?;
     let (menu, version) = app.store.menu_with_version(&id).await?;

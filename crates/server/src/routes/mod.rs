@@ -1,5 +1,6 @@
 //! HTTP handlers, one module per area.
 
+pub mod cart;
 pub mod chat;
 pub mod conversation;
 pub mod kiosk;
@@ -8,6 +9,7 @@ pub mod openai;
 pub mod ops;
 pub mod orders;
 pub mod site;
+pub mod storefront;
 pub mod tenants;
 pub mod ui;
 

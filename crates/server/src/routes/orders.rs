@@ -175,6 +175,10 @@ async fn confirm(
     JsonBody(req): JsonBody<Confirm>,
 ) -> ApiResult<Json<Value>> {
     let conv = authorize(&app, &raw, &headers, &q).await?;
+    // Hold the conversation's turn lock: the cart checked against the quote is the one
+    // cleared below, with no agent turn or storefront tap landing in between.
+    let _turn = app.engine.lock(&conv.id).await;
+    let conv = app.engine.conversation(&conv.id).await?;
     let order_type = match req.order_type.as_deref() {
         None => OrderType::DineIn,
         Some(t) => OrderType::parse(t)
@@ -207,6 +211,21 @@ async fn confirm(
         // Best effort: an empty or unpriceable cart has no new quote to show.
         let _ = fresh_quote(&app, &conv, Tip::None).await;
         return Err(ApiError::new(StatusCode::CONFLICT, stale.code(), message));
+    }
+    // Any menu change since the quote (a price, an 86, a modifier rule) makes it stale,
+    // even one the checks above would let through: the guest confirms exactly the
+    // menu they were quoted from.
+    let (_, version) = app.store.pricing_policy(&conv.tenant_id).await?;
+    if quote.menu_version != version.to_string() {
+        let _ = fresh_quote(&app, &conv, Tip::None).await;
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "menu_changed",
+            format!(
+                "the menu changed since the quote (version {}, now {version}); a new quote is on the display",
+                quote.menu_version
+            ),
+        ));
     }
     let session = SessionId::new(&conv.id).map_err(ApiError::internal)?;
     let origin = OrderOrigin {

@@ -156,7 +156,8 @@ impl App {
     fn documented(app: Option<&App>) -> OpenApiRouter<App> {
         let limited = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::ops::api_router())
-            .merge(routes::tenants::router());
+            .merge(routes::tenants::router())
+            .merge(routes::menu::router());
         let limited = match app {
             Some(app) => limited.layer(from_fn_with_state(app.clone(), ratelimit::limit)),
             None => limited,
@@ -167,6 +168,7 @@ impl App {
             .merge(routes::openai::router())
             .merge(routes::orders::router())
             .merge(routes::kitchen::router())
+            .merge(routes::cart::router())
             .merge(routes::ui::router())
     }
 
@@ -179,6 +181,7 @@ impl App {
             .merge(
                 routes::kiosk::router()
                     .merge(routes::kitchen::page_router())
+                    .merge(routes::storefront::router())
                     .layer(from_fn_with_state(self.clone(), ratelimit::limit)),
             );
         Router::new()

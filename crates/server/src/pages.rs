@@ -18,6 +18,14 @@ impl Pages {
         env.add_template("kiosk.html", include_str!("../templates/kiosk.html"))?;
         env.add_template("kitchen.html", include_str!("../templates/kitchen.html"))?;
         env.add_template("receipt.html", include_str!("../templates/receipt.html"))?;
+        env.add_template(
+            "storefront.html",
+            include_str!("../templates/storefront.html"),
+        )?;
+        env.add_template(
+            "storefront_menu.html",
+            include_str!("../templates/storefront_menu.html"),
+        )?;
         env.add_function("asset", move |name: String| assets.url(&name));
         Ok(Pages { env })
     }

@@ -21,6 +21,7 @@ pub use commerce::{IDEMPOTENCY_TTL_MS, IdempotencyRecord, OrderCreated, StoredQu
 pub use conversations::{ConversationRecord, ToolCallRow, TurnRow};
 pub use display::{ComponentChange, ComponentRecord, Created, SessionRecord, UpdateRecord};
 pub use kitchen::{Receipt, Ticket};
+pub use menu::{ItemChange, MenuEditError};
 pub use pool::{Backend, Store, sqlite_file};
 pub use tenants::hash_api_key;
 

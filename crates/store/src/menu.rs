@@ -1,11 +1,21 @@
 //! Menus: sections and items per tenant. Scalar fields that queries filter on are
 //! columns; the rest of an item (tags, aliases, modifier groups) is a JSON body.
+//!
+//! Every change — the whole menu, one section, one item, one "86" — runs in one
+//! transaction that first bumps the tenant's menu version (`tenant_pricing`), so a quote
+//! priced under the old menu is stale the moment the change is visible, never before
+//! and never after. Bumping first also takes the version row's lock on PostgreSQL, which
+//! serializes a tenant's menu writers there (SQLite serializes them with the write
+//! guard), so an expected-version check cannot race.
 
 use crate::{Result, Store, StoreError, now_ms, with_pool};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
 use stonepot_domain::TenantId;
-use stonepot_domain::menu::{Item, Menu, ModifierGroup, Section};
+use stonepot_domain::commerce::PricingPolicy;
+use stonepot_domain::menu::{
+    Item, MAX_ITEMS, MAX_SECTIONS, Menu, MenuError, ModifierGroup, Section,
+};
 
 /// The part of an item kept in the `body` column.
 #[derive(Serialize, Deserialize)]
@@ -19,16 +29,145 @@ struct ItemBody {
     modifier_groups: Vec<ModifierGroup>,
 }
 
+/// Why a menu change was refused. Nothing was written in any of these cases.
+#[derive(Debug, thiserror::Error)]
+pub enum MenuEditError {
+    /// The menu, section or item breaks a rule (see [`MenuError`]).
+    #[error(transparent)]
+    Invalid(#[from] MenuError),
+    /// The section or item to change is not on the tenant's menu.
+    #[error("no {kind} '{id}' on the menu")]
+    NotFound { kind: &'static str, id: String },
+    /// The caller edited an older menu than the stored one.
+    #[error("the menu is at version {current}, not {expected}; reload it and retry")]
+    VersionMismatch { expected: u64, current: u64 },
+    /// A section that still holds items cannot be deleted.
+    #[error("section '{id}' still has {items} item(s); move or delete them first")]
+    SectionInUse { id: String, items: i64 },
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+impl From<sqlx::Error> for MenuEditError {
+    fn from(e: sqlx::Error) -> Self {
+        MenuEditError::Store(e.into())
+    }
+}
+
+impl From<serde_json::Error> for MenuEditError {
+    fn from(e: serde_json::Error) -> Self {
+        MenuEditError::Store(e.into())
+    }
+}
+
+/// A committed item change: the item before it (None when new) and the menu version
+/// the change produced.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ItemChange {
+    pub before: Option<Item>,
+    pub after: Item,
+    pub version: u64,
+}
+
+const BUMP: &str = "INSERT INTO tenant_pricing (tenant_id, policy, menu_version, updated_at) \
+     VALUES ($1, $2, 1, $3) \
+     ON CONFLICT (tenant_id) DO UPDATE SET \
+     menu_version = tenant_pricing.menu_version + 1, updated_at = excluded.updated_at \
+     RETURNING menu_version";
+
+const INSERT_ITEM: &str = "INSERT INTO menu_items (tenant_id, id, section_id, position, name, price, available, body, updated_at) \
+     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)";
+
+const SELECT_ITEM: &str = "SELECT id, section_id, name, price, available, body FROM menu_items";
+
+fn body_of(item: &Item) -> Result<String> {
+    Ok(serde_json::to_string(&ItemBody {
+        description: item.description.clone(),
+        dietary: item.dietary.clone(),
+        allergens: item.allergens.clone(),
+        aliases: item.aliases.clone(),
+        image_url: item.image_url.clone(),
+        modifier_groups: item.modifier_groups.clone(),
+    })?)
+}
+
+fn version_of(v: i64) -> Result<u64> {
+    u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("menu version {v}")))
+}
+
+/// Builds an [`Item`] from a `menu_items` row of either backend.
+macro_rules! item_row {
+    ($r:expr) => {{
+        let r = $r;
+        let body: String = r.try_get("body")?;
+        let b: ItemBody = serde_json::from_str(&body)?;
+        Item {
+            id: r.try_get("id")?,
+            section_id: r.try_get("section_id")?,
+            name: r.try_get("name")?,
+            description: b.description,
+            price: r.try_get("price")?,
+            dietary: b.dietary,
+            allergens: b.allergens,
+            aliases: b.aliases,
+            available: r.try_get("available")?,
+            image_url: b.image_url,
+            modifier_groups: b.modifier_groups,
+        }
+    }};
+}
+
+/// Bumps the menu version inside `$tx` and returns the new one (see the module docs).
+macro_rules! bump {
+    ($tx:expr, $tenant:expr) => {{
+        let policy = serde_json::to_string(&PricingPolicy::default())?;
+        let v: i64 = sqlx::query(BUMP)
+            .bind($tenant)
+            .bind(policy)
+            .bind(now_ms())
+            .fetch_one(&mut *$tx)
+            .await?
+            .try_get("menu_version")?;
+        version_of(v)?
+    }};
+}
+
 impl Store {
-    /// Replaces the tenant's whole menu in one transaction.
-    pub async fn replace_menu(&self, tenant: &TenantId, menu: &Menu) -> Result<()> {
-        let _write = self.write_guard().await;
-        menu.validate()
-            .map_err(|e| StoreError::Corrupt(format!("menu rejected: {e}")))?;
-        let now = now_ms();
+    /// Replaces the tenant's whole menu in one transaction and returns the new menu
+    /// version.
+    pub async fn replace_menu(&self, tenant: &TenantId, menu: &Menu) -> Result<u64> {
+        self.replace_menu_at(tenant, menu, None)
+            .await
+            .map_err(|e| match e {
+                MenuEditError::Store(s) => s,
+                other => StoreError::Corrupt(format!("menu rejected: {other}")),
+            })
+    }
+
+    /// Replaces the whole menu, when `expected` is given only if the menu is still at
+    /// that version. Returns the new version.
+    pub async fn replace_menu_at(
+        &self,
+        tenant: &TenantId,
+        menu: &Menu,
+        expected: Option<u64>,
+    ) -> Result<u64, MenuEditError> {
+        menu.validate()?;
         let t = tenant.as_str();
-        with_pool!(self, |p| {
+        let bodies = menu.items.iter().map(body_of).collect::<Result<Vec<_>>>()?;
+        let _write = self.write_guard().await;
+        let now = now_ms();
+        let version = with_pool!(self, |p| {
             let mut tx = p.begin().await?;
+            let version = bump!(tx, t);
+            if let Some(expected) = expected
+                && expected + 1 != version
+            {
+                return Err(MenuEditError::VersionMismatch {
+                    expected,
+                    current: version - 1,
+                });
+            }
             sqlx::query("DELETE FROM menu_items WHERE tenant_id = $1")
                 .bind(t)
                 .execute(&mut *tx)
@@ -48,45 +187,49 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             }
-            for (pos, item) in menu.items.iter().enumerate() {
-                let body = serde_json::to_string(&ItemBody {
-                    description: item.description.clone(),
-                    dietary: item.dietary.clone(),
-                    allergens: item.allergens.clone(),
-                    aliases: item.aliases.clone(),
-                    image_url: item.image_url.clone(),
-                    modifier_groups: item.modifier_groups.clone(),
-                })?;
-                sqlx::query(
-                    "INSERT INTO menu_items (tenant_id, id, section_id, position, name, price, available, body, updated_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
-                )
-                .bind(t)
-                .bind(&item.id)
-                .bind(&item.section_id)
-                .bind(i64::try_from(pos).unwrap_or(i64::MAX))
-                .bind(&item.name)
-                .bind(item.price)
-                .bind(item.available)
-                .bind(body)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
+            for ((pos, item), body) in menu.items.iter().enumerate().zip(&bodies) {
+                sqlx::query(INSERT_ITEM)
+                    .bind(t)
+                    .bind(&item.id)
+                    .bind(&item.section_id)
+                    .bind(i64::try_from(pos).unwrap_or(i64::MAX))
+                    .bind(&item.name)
+                    .bind(item.price)
+                    .bind(item.available)
+                    .bind(body)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
             }
             tx.commit().await?;
+            version
         });
-        Ok(())
+        Ok(version)
     }
 
     /// The tenant's menu (empty when it has none), sections and items in order.
     pub async fn menu(&self, tenant: &TenantId) -> Result<Menu> {
+        Ok(self.menu_with_version(tenant).await?.0)
+    }
+
+    /// The tenant's menu with its version (0 before any change), read in one
+    /// transaction so the two agree.
+    pub async fn menu_with_version(&self, tenant: &TenantId) -> Result<(Menu, u64)> {
         let t = tenant.as_str();
         with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let version: Option<i64> =
+                sqlx::query("SELECT menu_version FROM tenant_pricing WHERE tenant_id = $1")
+                    .bind(t)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                    .map(|r| r.try_get("menu_version"))
+                    .transpose()?;
             let sections = sqlx::query(
                 "SELECT id, name, position FROM menu_sections WHERE tenant_id = $1 ORDER BY position, id",
             )
             .bind(t)
-            .fetch_all(p)
+            .fetch_all(&mut *tx)
             .await?
             .into_iter()
             .map(|r| {
@@ -99,33 +242,303 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-            let items = sqlx::query(
-                "SELECT id, section_id, name, price, available, body FROM menu_items \
-                 WHERE tenant_id = $1 ORDER BY position, id",
-            )
+            let items = sqlx::query(&format!(
+                "{SELECT_ITEM} WHERE tenant_id = $1 ORDER BY position, id"
+            ))
             .bind(t)
-            .fetch_all(p)
+            .fetch_all(&mut *tx)
             .await?
             .into_iter()
-            .map(|r| {
-                let body: String = r.try_get("body")?;
-                let b: ItemBody = serde_json::from_str(&body)?;
-                Ok(Item {
-                    id: r.try_get("id")?,
-                    section_id: r.try_get("section_id")?,
-                    name: r.try_get("name")?,
-                    description: b.description,
-                    price: r.try_get("price")?,
-                    dietary: b.dietary,
-                    allergens: b.allergens,
-                    aliases: b.aliases,
-                    available: r.try_get("available")?,
-                    image_url: b.image_url,
-                    modifier_groups: b.modifier_groups,
-                })
-            })
+            .map(|r| Ok(item_row!(r)))
             .collect::<Result<Vec<_>>>()?;
-            Ok(Menu { sections, items })
+            tx.commit().await?;
+            Ok((Menu { sections, items }, version_of(version.unwrap_or(0))?))
+        })
+    }
+
+    /// One item of the tenant's menu.
+    pub async fn menu_item(&self, tenant: &TenantId, id: &str) -> Result<Option<Item>> {
+        with_pool!(self, |p| {
+            let row = sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+                .bind(tenant.as_str())
+                .bind(id)
+                .fetch_optional(p)
+                .await?;
+            Ok(match row {
+                Some(r) => Some(item_row!(r)),
+                None => None,
+            })
+        })
+    }
+
+    /// Creates or replaces a section (its items stay). Returns whether it was new and
+    /// the new menu version.
+    pub async fn upsert_menu_section(
+        &self,
+        tenant: &TenantId,
+        section: &Section,
+    ) -> Result<(bool, u64), MenuEditError> {
+        section.validate()?;
+        let t = tenant.as_str();
+        let _write = self.write_guard().await;
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let version = bump!(tx, t);
+            let count: i64 =
+                sqlx::query("SELECT COUNT(*) AS n FROM menu_sections WHERE tenant_id = $1")
+                    .bind(t)
+                    .fetch_one(&mut *tx)
+                    .await?
+                    .try_get("n")?;
+            let updated = sqlx::query(
+                "UPDATE menu_sections SET name = $3, position = $4 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(t)
+            .bind(&section.id)
+            .bind(&section.name)
+            .bind(i64::from(section.position))
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+            let created = updated == 0;
+            if created {
+                if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_SECTIONS {
+                    return Err(MenuError {
+                        field: "sections".into(),
+                        problem: format!("the menu already has {MAX_SECTIONS} sections"),
+                    }
+                    .into());
+                }
+                sqlx::query(
+                    "INSERT INTO menu_sections (tenant_id, id, name, position) VALUES ($1, $2, $3, $4)",
+                )
+                .bind(t)
+                .bind(&section.id)
+                .bind(&section.name)
+                .bind(i64::from(section.position))
+                .execute(&mut *tx)
+                .await?;
+            }
+            tx.commit().await?;
+            Ok((created, version))
+        })
+    }
+
+    /// Deletes an empty section; returns the new menu version.
+    pub async fn delete_menu_section(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<u64, MenuEditError> {
+        let t = tenant.as_str();
+        let _write = self.write_guard().await;
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let version = bump!(tx, t);
+            let items: i64 = sqlx::query(
+                "SELECT COUNT(*) AS n FROM menu_items WHERE tenant_id = $1 AND section_id = $2",
+            )
+            .bind(t)
+            .bind(id)
+            .fetch_one(&mut *tx)
+            .await?
+            .try_get("n")?;
+            if items > 0 {
+                return Err(MenuEditError::SectionInUse {
+                    id: id.into(),
+                    items,
+                });
+            }
+            let gone = sqlx::query("DELETE FROM menu_sections WHERE tenant_id = $1 AND id = $2")
+                .bind(t)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if gone == 0 {
+                return Err(MenuEditError::NotFound {
+                    kind: "section",
+                    id: id.into(),
+                });
+            }
+            tx.commit().await?;
+            Ok(version)
+        })
+    }
+
+    /// Creates or replaces an item. A new item goes last on the menu; an existing one
+    /// keeps its place. Its section must exist.
+    pub async fn upsert_menu_item(
+        &self,
+        tenant: &TenantId,
+        item: &Item,
+    ) -> Result<ItemChange, MenuEditError> {
+        item.validate()?;
+        let body = body_of(item)?;
+        let t = tenant.as_str();
+        let _write = self.write_guard().await;
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let version = bump!(tx, t);
+            let section =
+                sqlx::query("SELECT 1 AS one FROM menu_sections WHERE tenant_id = $1 AND id = $2")
+                    .bind(t)
+                    .bind(&item.section_id)
+                    .fetch_optional(&mut *tx)
+                    .await?;
+            if section.is_none() {
+                return Err(MenuError {
+                    field: "sectionId".into(),
+                    problem: format!("unknown section '{}'", item.section_id),
+                }
+                .into());
+            }
+            let before =
+                match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+                    .bind(t)
+                    .bind(&item.id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
+                    Some(r) => Some(item_row!(r)),
+                    None => None,
+                };
+            let now = now_ms();
+            if before.is_some() {
+                sqlx::query(
+                    "UPDATE menu_items SET section_id = $3, name = $4, price = $5, available = $6, \
+                     body = $7, updated_at = $8 WHERE tenant_id = $1 AND id = $2",
+                )
+                .bind(t)
+                .bind(&item.id)
+                .bind(&item.section_id)
+                .bind(&item.name)
+                .bind(item.price)
+                .bind(item.available)
+                .bind(&body)
+                .bind(now)
+                .execute(&mut *tx)
+                .await?;
+            } else {
+                let row = sqlx::query(
+                    "SELECT COUNT(*) AS n, COALESCE(MAX(position), -1) AS last FROM menu_items WHERE tenant_id = $1",
+                )
+                .bind(t)
+                .fetch_one(&mut *tx)
+                .await?;
+                let count: i64 = row.try_get("n")?;
+                let last: i64 = row.try_get("last")?;
+                if usize::try_from(count).unwrap_or(usize::MAX) >= MAX_ITEMS {
+                    return Err(MenuError {
+                        field: "items".into(),
+                        problem: format!("the menu already has {MAX_ITEMS} items"),
+                    }
+                    .into());
+                }
+                sqlx::query(INSERT_ITEM)
+                    .bind(t)
+                    .bind(&item.id)
+                    .bind(&item.section_id)
+                    .bind(last.saturating_add(1))
+                    .bind(&item.name)
+                    .bind(item.price)
+                    .bind(item.available)
+                    .bind(&body)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+            }
+            tx.commit().await?;
+            Ok(ItemChange {
+                before,
+                after: item.clone(),
+                version,
+            })
+        })
+    }
+
+    /// Deletes an item; returns it as it was and the new menu version.
+    pub async fn delete_menu_item(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+    ) -> Result<(Item, u64), MenuEditError> {
+        let t = tenant.as_str();
+        let _write = self.write_guard().await;
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let version = bump!(tx, t);
+            let before =
+                match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+                    .bind(t)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
+                    Some(r) => item_row!(r),
+                    None => {
+                        return Err(MenuEditError::NotFound {
+                            kind: "item",
+                            id: id.into(),
+                        });
+                    }
+                };
+            sqlx::query("DELETE FROM menu_items WHERE tenant_id = $1 AND id = $2")
+                .bind(t)
+                .bind(id)
+                .execute(&mut *tx)
+                .await?;
+            tx.commit().await?;
+            Ok((before, version))
+        })
+    }
+
+    /// Marks an item available or not (the "86"). Bumps the version even when the flag
+    /// was already so: the caller asked for a change and every quote it races must be
+    /// re-checked.
+    pub async fn set_menu_item_available(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        available: bool,
+    ) -> Result<ItemChange, MenuEditError> {
+        let t = tenant.as_str();
+        let _write = self.write_guard().await;
+        with_pool!(self, |p| {
+            let mut tx = p.begin().await?;
+            let version = bump!(tx, t);
+            let before =
+                match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+                    .bind(t)
+                    .bind(id)
+                    .fetch_optional(&mut *tx)
+                    .await?
+                {
+                    Some(r) => item_row!(r),
+                    None => {
+                        return Err(MenuEditError::NotFound {
+                            kind: "item",
+                            id: id.into(),
+                        });
+                    }
+                };
+            sqlx::query(
+                "UPDATE menu_items SET available = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(t)
+            .bind(id)
+            .bind(available)
+            .bind(now_ms())
+            .execute(&mut *tx)
+            .await?;
+            tx.commit().await?;
+            let mut after = before.clone();
+            after.available = available;
+            Ok(ItemChange {
+                before: Some(before),
+                after,
+                version,
+            })
         })
     }
 }

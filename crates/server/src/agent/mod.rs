@@ -137,17 +137,18 @@ impl Engine {
         Ok(rec)
     }
 
+    /// Waits for and holds the conversation's turn lock: while the guard lives no turn
+    /// of `id` runs and no other holder changes its cart. The storefront's cart routes
+    /// and order confirmation take it, so a tap and an agent turn never overwrite each
+    /// other's change (each re-reads the cart under the lock).
+    pub async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
+        self.lock_for(id).lock_owned().await
+    }
+
     fn lock_for(&self, id: &str) -> Arc<tokio::sync::Mutex<()>> {
         let mut busy = self.busy.lock().unwrap_or_else(|p| p.into_inner());
         busy.retain(|_, l| Arc::strong_count(l) > 1);
         busy.entry(id.to_string()).or_default().clone()
-    }
-
-    /// Holds `id`'s conversation still: no turn runs and no other holder changes its
-    /// cart or orders until the guard drops. Routes that change a conversation outside
-    /// a turn (a tap that confirms, a quote) take it; a turn holds it throughout.
-    pub async fn lock(&self, id: &str) -> tokio::sync::OwnedMutexGuard<()> {
-        self.lock_for(id).lock_owned().await
     }
 
     /// Runs one turn of `conv`: events go to `tx`, the turn is stored whatever happens

@@ -195,6 +195,24 @@ pub async fn confirm(
             fresh,
         });
     }
+    // Any menu change since the quote (a price, an 86, a modifier rule) makes it stale,
+    // even one the checks above would let through: the guest confirms exactly the menu
+    // they were quoted from.
+    let (_, version) = app.store.pricing_policy(&conv.tenant_id).await?;
+    if quote.menu_version != version.to_string() {
+        let fresh = fresh_quote(app, conv, Tip::None).await.ok().map(Box::new);
+        return Err(Refused::Stale {
+            error: ApiError::new(
+                StatusCode::CONFLICT,
+                "menu_changed",
+                format!(
+                    "the menu changed since the quote (version {}, now {version}); a new quote is on the display",
+                    quote.menu_version
+                ),
+            ),
+            fresh,
+        });
+    }
     let session = SessionId::new(&conv.id).map_err(ApiError::internal)?;
     let origin = OrderOrigin {
         conversation_id: session,

@@ -13,7 +13,7 @@ pub struct Feed {
     hub: Arc<Hub>,
     id: String,
     rx: Receiver<Frame>,
-    _channel: Arc<Channel>,
+    channel: Arc<Channel>,
     pub display: u64,
     /// The last seq delivered.
     pub last: u64,
@@ -59,12 +59,12 @@ impl Feed {
             hub: hub.clone(),
             id: id.to_string(),
             rx,
-            _channel: channel,
+            channel,
             display,
             last: 0,
         };
         let (seq, state) = hub
-            .snapshot(id)
+            .snapshot_for(id, &feed.channel)
             .await?
             .ok_or_else(|| FeedError::NotFound(id.to_string()))?;
         let snapshot = |state: Value| Frame {

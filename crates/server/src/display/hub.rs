@@ -43,6 +43,9 @@ pub struct DisplayInfo {
 #[derive(Default)]
 pub struct Channel {
     displays: Mutex<HashMap<u64, DisplayInfo>>,
+    /// The session's tenant, set once its first subscriber has read the snapshot; lets
+    /// [`Hub::open_sessions`] find a tenant's open displays without loading sessions.
+    tenant: std::sync::OnceLock<TenantId>,
 }
 
 /// The in-memory state of a resident session.
@@ -263,6 +266,40 @@ impl Hub {
             let Some(loaded) = state.as_mut() else {
                 return Err(HubError::NotInitialized(id.into()));
             };
+            self.apply(id, loaded, cmd).await
+        })
+        .await
+    }
+
+    /// Commits the updates `revise` derives from the session's current components, under
+    /// the session's lock, so nothing can replace a component between reading and
+    /// revising it. An unknown or uninitialized session has nothing to revise.
+    pub async fn revise(
+        &self,
+        id: &str,
+        revise: impl FnOnce(&BTreeMap<String, (u64, Value)>) -> Vec<UpdateCommand>,
+    ) -> Result<Vec<u64>, HubError> {
+        self.with_session(id, async move |state| {
+            let Some(loaded) = state.as_mut() else {
+                return Ok(Vec::new());
+            };
+            let mut seqs = Vec::new();
+            for cmd in revise(&loaded.components) {
+                seqs.push(self.apply(id, loaded, cmd).await?);
+            }
+            Ok(seqs)
+        })
+        .await
+    }
+
+    /// Validates one update against the locked session, appends it and applies it.
+    async fn apply(
+        &self,
+        id: &str,
+        loaded: &mut Loaded,
+        cmd: UpdateCommand,
+    ) -> Result<u64, HubError> {
+        {
             let (envelope, change) = match cmd {
                 UpdateCommand::Put { kind, data, key } => {
                     let normalized = stonepot_domain::display::normalize(
@@ -328,8 +365,7 @@ impl Hub {
                 None => {}
             }
             Ok(seq)
-        })
-        .await
+        }
     }
 
     /// `(seq, state)` of a session, consistent with each other; None if unknown.
@@ -338,6 +374,47 @@ impl Hub {
             Ok(s.as_ref().map(|l| (l.rec.seq, state_json(l))))
         })
         .await
+    }
+
+    /// Like [`Hub::snapshot`], and records the session's tenant on a subscriber's
+    /// channel (see [`Hub::open_sessions`]).
+    pub async fn snapshot_for(
+        &self,
+        id: &str,
+        channel: &Channel,
+    ) -> Result<Option<(u64, Value)>, HubError> {
+        self.with_session(id, async |s| {
+            Ok(s.as_ref().map(|l| {
+                let _ = channel.tenant.set(l.rec.tenant_id.clone());
+                (l.rec.seq, state_json(l))
+            }))
+        })
+        .await
+    }
+
+    /// The sessions of `tenant` with at least one display connected to this process.
+    pub fn open_sessions(&self, tenant: &TenantId) -> Vec<String> {
+        let chans = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+        let mut ids: Vec<String> = chans
+            .iter()
+            .filter(|(_, ch)| ch.tenant.get() == Some(tenant))
+            .filter(|(_, ch)| ch.displays.lock().map(|d| !d.is_empty()).unwrap_or(false))
+            .map(|(id, _)| id.clone())
+            .collect();
+        ids.sort();
+        ids
+    }
+
+    /// Sends a frame outside the log (not resumable) to the session's current displays.
+    pub fn publish_ephemeral(&self, id: &str, event: &'static str, text: String) {
+        self.log.publish_ephemeral(
+            id,
+            Frame {
+                seq: None,
+                event,
+                text: Utf8Bytes::from(text),
+            },
+        );
     }
 
     /// The full `/state` document.

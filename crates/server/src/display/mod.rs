@@ -3,6 +3,7 @@
 pub mod feed;
 pub mod hub;
 pub mod log;
+pub mod menu;
 pub mod sse;
 pub mod token;
 pub mod ws;

@@ -1,13 +1,16 @@
 //! HTTP handlers, one module per area.
 
+pub mod cart;
 pub mod chat;
 pub mod conversation;
 pub mod kiosk;
 pub mod kitchen;
+pub mod menu;
 pub mod openai;
 pub mod ops;
 pub mod orders;
 pub mod site;
+pub mod storefront;
 pub mod tenants;
 pub mod ui;
 

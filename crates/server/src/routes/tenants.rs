@@ -1,5 +1,5 @@
-//! Tenant profiles and menus. Reads are public (display pages need them); writes need
-//! one of the tenant's API keys.
+//! Tenant profiles and agents. Reads of profiles are public (display pages need them);
+//! the rest needs one of the tenant's API keys. Menus are in [`super::menu`].
 
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
@@ -10,7 +10,6 @@ use axum::http::HeaderMap;
 use axum::http::request::Parts;
 use serde::Serialize;
 use std::collections::HashMap;
-use stonepot_domain::menu::Menu;
 use stonepot_domain::{Tenant, TenantId};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -19,7 +18,6 @@ use utoipa_axum::routes;
 pub fn router() -> OpenApiRouter<App> {
     OpenApiRouter::new()
         .routes(routes!(get_tenant))
-        .routes(routes!(get_menu, put_menu))
         .routes(routes!(me))
         .routes(routes!(get_agent, put_agent))
 }
@@ -176,44 +174,6 @@ async fn get_tenant(
         currency: t.currency.code().into(),
         timezone: t.timezone,
         theme: t.theme,
-    }))
-}
-
-/// The tenant's menu: sections and items, prices in integer minor units.
-#[utoipa::path(get, path = "/api/tenants/{tenant}/menu", tag = "tenants",
-    params(("tenant" = String, Path, description = "tenant id")),
-    responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
-async fn get_menu(State(app): State<App>, Path(raw): Path<String>) -> ApiResult<Json<Menu>> {
-    let t = load_tenant(&app, &raw).await?;
-    Ok(Json(app.store.menu(&t.id).await?))
-}
-
-#[derive(Serialize, ToSchema)]
-pub struct MenuSaved {
-    sections: usize,
-    items: usize,
-}
-
-/// Replaces the whole menu (needs the tenant's API key). Invalid menus get 422 naming the
-/// field.
-#[utoipa::path(put, path = "/api/tenants/{tenant}/menu", tag = "tenants",
-    params(("tenant" = String, Path, description = "tenant id")),
-    request_body(content = Object, content_type = "application/json"),
-    responses((status = 200, body = MenuSaved), (status = 400, body = ErrorBody),
-        (status = 401, body = ErrorBody), (status = 413, body = ErrorBody),
-        (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
-async fn put_menu(
-    State(app): State<App>,
-    TenantKey(tenant): TenantKey,
-    JsonBody(menu): JsonBody<Menu>,
-) -> ApiResult<Json<MenuSaved>> {
-    let t = load_tenant(&app, tenant.as_str()).await?;
-    menu.validate()
-        .map_err(|e| ApiError::unprocessable(e.to_string()))?;
-    app.store.replace_menu(&t.id, &menu).await?;
-    Ok(Json(MenuSaved {
-        sections: menu.sections.len(),
-        items: menu.items.len(),
     }))
 }
 

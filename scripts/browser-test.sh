@@ -12,7 +12,8 @@ cargo build --locked -p stonepot-server
 dir="$(mktemp -d /tmp/stonepot-browser.XXXXXX)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 key="sp_browser_$RANDOM$RANDOM"
-(cd "$dir" && STONEPOT_DEMO_KEY="$key" LOG_LEVEL=warn exec "$OLDPWD/target/debug/stonepot" serve --demo --port "$port" >"$dir/server.log" 2>&1) &
+bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/stonepot"
+(cd "$dir" && STONEPOT_DEMO_KEY="$key" LOG_LEVEL=warn exec "$bin" serve --demo --port "$port" >"$dir/server.log" 2>&1) &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$dir"; }
 trap cleanup EXIT
@@ -23,3 +24,4 @@ done
 STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" node tests/browser/display.test.mjs
 STONEPOT_URL="http://127.0.0.1:$port" node tests/browser/kiosk.test.mjs
 STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" node tests/browser/kitchen.test.mjs
+STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" node tests/browser/storefront.test.mjs

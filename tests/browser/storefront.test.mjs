@@ -20,7 +20,11 @@ const asStaff = (method, path, body) =>
     method,
     headers: { Authorization: `Bearer ${key}`, "Content-Type": "application/json" },
     body: JSON.stringify(body),
-  }).then(async (r) => { assert.ok(r.ok, `${method} ${path}: ${r.status} ${await r.text()}`); return r.json(); });
+  }).then(async (r) => {
+    const text = await r.text();
+    assert.ok(r.ok, `${method} ${path}: ${r.status} ${text}`);
+    return JSON.parse(text);
+  });
 
 const browser = await chromium.launch({
   executablePath: process.env.CHROMIUM || "/usr/bin/chromium",
@@ -40,7 +44,9 @@ try {
   await page.waitForSelector('#link[data-state="live"]');
 
   // The page fits the phone: nothing wider than the viewport.
-  const overflow = await page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
+  const overflow = await page.evaluate(() => Math.max(
+    document.documentElement.scrollWidth - window.innerWidth,
+    ...[...document.querySelectorAll(".item, .chat")].map((e) => e.getBoundingClientRect().right - window.innerWidth)));
   assert.ok(overflow <= 0, `no sideways scrolling on a phone (overflow ${overflow}px)`);
 
   // Filter by "vegan": only vegan dishes stay, the pepperoni pizza goes.

@@ -505,6 +505,7 @@ mod tests {
         {
             let mut twin = first;
             twin.name = "Twin".into();
+            twin.default = false;
             g.modifiers.push(twin);
         }
         let e = refused(&i);

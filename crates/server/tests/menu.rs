@@ -665,3 +665,80 @@ async fn another_tenants_key_opens_nothing() {
     assert_eq!(theirs["sections"].as_array().unwrap().len(), 1);
     assert!(theirs["items"].as_array().unwrap().is_empty());
 }
+
+#[tokio::test]
+async fn the_storefront_renders_the_menu_and_hands_out_guest_sessions() {
+    let s = server().await;
+    let res = common::get(s.url(&format!("/s/{T}")), None).await;
+    assert_eq!(res.status(), 200);
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("Margherita Pizza") && html.contains("$12.99"),
+        "prices in the tenant's currency"
+    );
+    assert!(html.contains("--primary:"), "themed");
+    assert!(
+        html.contains(r#"data-item="truffle-pizza""#) && html.contains("Sold out"),
+        "86'd dishes shown as such"
+    );
+    assert!(
+        html.contains(r#"data-tag="gluten_free""#),
+        "filters from the fixed list"
+    );
+    assert!(!html.contains(KEY), "no key on the page");
+    error_code(common::get(s.url("/s/demo-finance"), None).await, 404).await;
+    error_code(common::get(s.url("/s/nobody"), None).await, 404).await;
+
+    // A guest session: its token opens its cart, nothing else.
+    let res = client()
+        .post(s.url(&format!("/s/{T}/session")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let sess: Value = res.json().await.unwrap();
+    let (id, token) = (
+        sess["sessionId"].as_str().unwrap(),
+        sess["token"].as_str().unwrap(),
+    );
+    let res = post_json(
+        s.url(&format!("/api/conversations/{id}/cart/lines")),
+        Some(token),
+        &json!({"itemId": "tiramisu"}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    error_code(
+        put(
+            &s,
+            &format!("/api/tenants/{T}/menu/items/tiramisu"),
+            Some(token),
+            &soup(),
+        )
+        .await,
+        401,
+    )
+    .await;
+
+    // The menu part, for live reloads: 204 while unchanged.
+    let v = menu(&s).await["version"].as_u64().unwrap();
+    let res = common::get(s.url(&format!("/s/{T}/menu?since={v}")), None).await;
+    assert_eq!(res.status(), 204);
+    post_json(
+        url(&s, "/items/tiramisu/availability"),
+        Some(KEY),
+        &json!({"available": false}),
+    )
+    .await;
+    let res = common::get(s.url(&format!("/s/{T}/menu?since={v}")), None).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(
+        res.headers()["x-menu-version"].to_str().unwrap(),
+        (v + 1).to_string()
+    );
+    let part = res.text().await.unwrap();
+    assert!(
+        part.contains(r#"data-item="tiramisu""#) && !part.contains("<html"),
+        "{part}"
+    );
+}

@@ -161,7 +161,7 @@ impl Store {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
             if let Some(expected) = expected
-                && expected + 1 != version
+                && expected.checked_add(1) != Some(version)
             {
                 return Err(MenuEditError::VersionMismatch {
                     expected,

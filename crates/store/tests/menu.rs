@@ -281,6 +281,10 @@ async fn expected_version_guards_a_whole_menu_replace(b: Backend) {
         other => panic!("{other:?}"),
     }
     assert_eq!(version(s, &f.a).await, 1);
+    assert!(matches!(
+        s.replace_menu_at(&f.a, &menu, Some(u64::MAX)).await,
+        Err(MenuEditError::VersionMismatch { .. })
+    ));
     assert_eq!(s.replace_menu_at(&f.a, &menu, Some(1)).await.unwrap(), 2);
     f.done().await;
 }

@@ -538,7 +538,7 @@ impl Store {
             let mut tx = p.begin().await?;
             let (_, order) = lock_order!(tx, tenant, order_id);
             let pending: i64 = sqlx::query(
-                "SELECT COALESCE(SUM(amount), 0) AS held FROM refunds \
+                "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS held FROM refunds \
                  WHERE tenant_id = $1 AND order_id = $2 AND status = 'pending'",
             )
             .bind(tenant.as_str())

@@ -6,7 +6,8 @@
 //! retried with its key. Streams (SSE, WebSocket upgrades) are never stored. Two requests
 //! racing with the same key may both run (the first one to finish is kept); creating
 //! calls that must never run twice also guard themselves in the store (one order per
-//! quote, one tool call per id).
+//! quote, one tool call per id). Webhooks (`/webhooks/…`) are exempt: they carry their
+//! own event ids.
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -33,7 +34,9 @@ fn hex_sha256(parts: &[&[u8]]) -> String {
 }
 
 pub async fn idempotent(State(app): State<App>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
+    // Webhooks are deduplicated by their own event ids, in the same transaction as
+    // their effect; a replayed answer from here could hide a redelivery that must run.
+    if req.method() != Method::POST || req.uri().path().starts_with("/webhooks/") {
         return next.run(req).await;
     }
     let Some(raw) = req.headers().get(HEADER) else {

@@ -6,6 +6,7 @@ pub mod kiosk;
 pub mod openai;
 pub mod ops;
 pub mod orders;
+pub mod payments;
 pub mod site;
 pub mod tenants;
 pub mod ui;

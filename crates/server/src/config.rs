@@ -687,7 +687,11 @@ mod tests {
         assert!(!dbg.contains("sk-live-x"));
         assert!(!dbg.contains("sk_live_stripe_x"));
         assert!(!dbg.contains("whsec_"));
-        let secrets: Vec<&str> = c.stripe_webhook_secrets.iter().map(Secret::expose).collect();
+        let secrets: Vec<&str> = c
+            .stripe_webhook_secrets
+            .iter()
+            .map(Secret::expose)
+            .collect();
         assert_eq!(secrets, ["whsec_one", "whsec_two"]);
         assert_eq!(c.stripe_api_base, "https://api.stripe.com");
         assert!(dbg.contains("Secret(***)"));

@@ -160,16 +160,28 @@ async fn pay_end_to_end_through_a_signed_webhook() {
         .await
         .unwrap();
     assert_eq!(
-        events.iter().map(|e| e.outcome.as_str()).collect::<Vec<_>>(),
+        events
+            .iter()
+            .map(|e| e.outcome.as_str())
+            .collect::<Vec<_>>(),
         vec!["paid", "already_paid"]
     );
     // Other event types are acknowledged and ignored.
-    let other = fake.event("payment_intent.succeeded", &json!({"id": "pi_x", "object": "payment_intent"}));
+    let other = fake.event(
+        "payment_intent.succeeded",
+        &json!({"id": "pi_x", "object": "payment_intent"}),
+    );
     let res = deliver(&client(), &s.base, &other, Some(&signature(&other, 0))).await;
     assert_eq!(res.status(), 200);
-    assert_eq!(res.json::<Value>().await.unwrap()["ignored"], "payment_intent.succeeded");
+    assert_eq!(
+        res.json::<Value>().await.unwrap()["ignored"],
+        "payment_intent.succeeded"
+    );
     let status: Value = get(s.url("/api/status"), None).await.json().await.unwrap();
-    assert_eq!(status["payments"], json!({"stripe": true, "stripeWebhooks": true}));
+    assert_eq!(
+        status["payments"],
+        json!({"stripe": true, "stripeWebhooks": true})
+    );
     assert!(!status.to_string().contains("sk_test"));
     s.running.stop().await.unwrap();
 }
@@ -209,9 +221,10 @@ async fn unsigned_malformed_and_expired_webhooks_are_refused_and_write_nothing()
     // Signed but malformed events name the problem.
     let mut overflow: Value = serde_json::from_str(&body).unwrap();
     overflow["id"] = json!("evt_overflow");
-    let overflow = overflow
-        .to_string()
-        .replace(&format!("\"amount_total\":{}", o["total"]), "\"amount_total\":99999999999999999999999");
+    let overflow = overflow.to_string().replace(
+        &format!("\"amount_total\":{}", o["total"]),
+        "\"amount_total\":99999999999999999999999",
+    );
     assert!(overflow.contains("99999999999999999999999"));
     for (bad, named) in [
         ("not json".to_string(), "not JSON"),
@@ -255,7 +268,10 @@ async fn unsigned_malformed_and_expired_webhooks_are_refused_and_write_nothing()
 async fn a_wrong_amount_or_currency_is_flagged_and_never_paid() {
     let fake = FakeStripe::start().await;
     let s = server(&fake).await;
-    for (amount_delta, currency, kind) in [(1, None, "amount_mismatch"), (0, Some("eur"), "currency_mismatch")] {
+    for (amount_delta, currency, kind) in [
+        (1, None, "amount_mismatch"),
+        (0, Some("eur"), "currency_mismatch"),
+    ] {
         let o = order(&s).await;
         let (oid, sid) = (id_of(&o), session_of(&o));
         let total = o["total"].as_i64().unwrap();
@@ -333,9 +349,15 @@ async fn refunds_partial_full_and_never_more_than_captured() {
     let o = order(&s).await;
     let (oid, sid) = (id_of(&o), session_of(&o));
     let total = o["total"].as_i64().unwrap();
-    let url = s.url(&format!("/api/tenants/demo-restaurant/orders/{oid}/refunds"));
+    let url = s.url(&format!(
+        "/api/tenants/demo-restaurant/orders/{oid}/refunds"
+    ));
     // Not paid yet.
-    let (code, _) = error_code(post_json(&url, Some(KEY), &json!({"amount": 100})).await, 409).await;
+    let (code, _) = error_code(
+        post_json(&url, Some(KEY), &json!({"amount": 100})).await,
+        409,
+    )
+    .await;
     assert_eq!(code, "not_paid");
     let session = fake.complete(&sid, None, None);
     let body = fake.event("checkout.session.completed", &session);
@@ -346,8 +368,19 @@ async fn refunds_partial_full_and_never_more_than_captured() {
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["refund"]["status"], "succeeded");
     assert_eq!(v["refund"]["provider"], "stripe");
-    assert!(v["refund"]["providerRef"].as_str().unwrap().starts_with("re_"));
-    assert_eq!((v["order"]["refunded"].as_i64(), v["order"]["status"].as_str()), (Some(100), Some("paid")));
+    assert!(
+        v["refund"]["providerRef"]
+            .as_str()
+            .unwrap()
+            .starts_with("re_")
+    );
+    assert_eq!(
+        (
+            v["order"]["refunded"].as_i64(),
+            v["order"]["status"].as_str()
+        ),
+        (Some(100), Some("paid"))
+    );
     {
         let refunds = fake.state.refunds.lock().unwrap();
         assert_eq!(refunds.len(), 1);
@@ -381,7 +414,9 @@ async fn refunds_partial_full_and_never_more_than_captured() {
     assert_eq!(get(&url, None).await.status(), 401);
 
     // A pay-at-counter order refunds locally.
-    let c = stripe_order(&client(), &s.base, KEY, "one tiramisu", "counter").await.unwrap();
+    let c = stripe_order(&client(), &s.base, KEY, "one tiramisu", "counter")
+        .await
+        .unwrap();
     let cid = id_of(&c);
     assert!(c.get("checkout").is_none());
     let res = post_json(
@@ -392,7 +427,9 @@ async fn refunds_partial_full_and_never_more_than_captured() {
     .await;
     assert_eq!(res.status(), 200);
     let res = post_json(
-        s.url(&format!("/api/tenants/demo-restaurant/orders/{cid}/refunds")),
+        s.url(&format!(
+            "/api/tenants/demo-restaurant/orders/{cid}/refunds"
+        )),
         Some(KEY),
         &json!({"amount": 50}),
     )
@@ -400,7 +437,11 @@ async fn refunds_partial_full_and_never_more_than_captured() {
     assert_eq!(res.status(), 200);
     let v: Value = res.json().await.unwrap();
     assert_eq!(v["refund"]["provider"], "counter");
-    assert_eq!(fake.state.refunds.lock().unwrap().len(), 2, "only the Stripe ones");
+    assert_eq!(
+        fake.state.refunds.lock().unwrap().len(),
+        2,
+        "only the Stripe ones"
+    );
     s.running.stop().await.unwrap();
 }
 
@@ -422,7 +463,10 @@ async fn stripe_failing_leaves_the_order_unpaid_and_a_retry_reuses_one_session()
         .await
         .unwrap();
     let o = listed["orders"][0].clone();
-    assert_eq!((o["status"].as_str(), o["paymentMethod"].as_str()), (Some("confirmed"), Some("stripe")));
+    assert_eq!(
+        (o["status"].as_str(), o["paymentMethod"].as_str()),
+        (Some("confirmed"), Some("stripe"))
+    );
     // Confirming the same quote again retries with the same idempotency key.
     let conv = o["conversationId"].as_str().unwrap();
     let hash = o["quoteHash"].as_str().unwrap();
@@ -432,10 +476,20 @@ async fn stripe_failing_leaves_the_order_unpaid_and_a_retry_reuses_one_session()
     let a: Value = confirm(()).await.json().await.unwrap();
     let b: Value = confirm(()).await.json().await.unwrap();
     assert_eq!(a["id"], o["id"]);
-    assert_eq!(a["checkout"]["sessionId"], b["checkout"]["sessionId"], "the open session is reused");
+    assert_eq!(
+        a["checkout"]["sessionId"], b["checkout"]["sessionId"],
+        "the open session is reused"
+    );
     let creates = fake.creates();
-    assert_eq!(creates.len(), 2, "one failed, one made; the reuse asked nothing");
-    assert_eq!(creates[0], creates[1], "the retry used the same Idempotency-Key");
+    assert_eq!(
+        creates.len(),
+        2,
+        "one failed, one made; the reuse asked nothing"
+    );
+    assert_eq!(
+        creates[0], creates[1],
+        "the retry used the same Idempotency-Key"
+    );
     // Stripe expires it: the webhook records that, and the next confirm opens a new one.
     let sid = a["checkout"]["sessionId"].as_str().unwrap();
     let expired = fake.expire(sid);

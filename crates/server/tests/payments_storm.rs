@@ -10,7 +10,7 @@ mod common;
 mod fake_stripe;
 
 use common::start;
-use fake_stripe::{FakeStripe, deliver, signature, stripe_order};
+use fake_stripe::{FakeStripe, deliver, signature, tipped_order};
 use futures::StreamExt;
 use rand::rngs::StdRng;
 use rand::seq::SliceRandom;
@@ -51,7 +51,11 @@ async fn a_webhook_storm_racing_redirects_pays_each_order_exactly_once() {
         .build()
         .unwrap();
 
-    // Place the orders (varied carts, so varied totals).
+    // Place the orders (varied carts and tips, so varied totals). Each order's tip is
+    // its own: two conversations quoting the same cart in the same millisecond get
+    // the same quote id (the hash does not cover the conversation), and the second
+    // conversation then has no quote to confirm — a known defect of quoting, not of
+    // payments, kept out of this test's way.
     let started = Instant::now();
     let carts = [
         "one margherita pizza",
@@ -63,9 +67,11 @@ async fn a_webhook_storm_racing_redirects_pays_each_order_exactly_once() {
         .map(|n| {
             let (http, base) = (http.clone(), s.base.clone());
             async move {
-                stripe_order(&http, &base, KEY, carts[n % carts.len()], "stripe")
-                    .await
-                    .unwrap_or_else(|r| panic!("order {n}: {}", r.status()))
+                let tip = Some(i64::try_from(n).unwrap());
+                match tipped_order(&http, &base, KEY, carts[n % carts.len()], "stripe", tip).await {
+                    Ok(o) => o,
+                    Err(r) => panic!("order {n}: {} {}", r.status(), r.text().await.unwrap()),
+                }
             }
         })
         .buffer_unordered(8)
@@ -88,7 +94,10 @@ async fn a_webhook_storm_racing_redirects_pays_each_order_exactly_once() {
             fake.event("checkout.session.async_payment_succeeded", &session),
         ];
         for kind in NOISE {
-            events.push(fake.event(kind, &serde_json::json!({"id": format!("obj_{sid}"), "object": "payment_intent"})));
+            events.push(fake.event(
+                kind,
+                &serde_json::json!({"id": format!("obj_{sid}"), "object": "payment_intent"}),
+            ));
         }
         unique_events += events.len();
         for e in events {
@@ -111,12 +120,10 @@ async fn a_webhook_storm_racing_redirects_pays_each_order_exactly_once() {
             async move {
                 tokio::time::sleep(Duration::from_millis(delay)).await;
                 match job {
-                    Job::Webhook(body) => {
-                        deliver(&http, &base, &body, Some(&signature(&body, 0)))
-                            .await
-                            .status()
-                            .as_u16()
-                    }
+                    Job::Webhook(body) => deliver(&http, &base, &body, Some(&signature(&body, 0)))
+                        .await
+                        .status()
+                        .as_u16(),
                     Job::Redirect(sid) => http
                         .get(format!("{base}/checkout/success?session_id={sid}"))
                         .send()
@@ -132,7 +139,11 @@ async fn a_webhook_storm_racing_redirects_pays_each_order_exactly_once() {
         .await;
     let took = storm.elapsed();
     let failed: Vec<&u16> = statuses.iter().filter(|s| **s != 200).collect();
-    assert!(failed.is_empty(), "{} deliveries failed: {failed:?}", failed.len());
+    assert!(
+        failed.is_empty(),
+        "{} deliveries failed: {failed:?}",
+        failed.len()
+    );
 
     // Exactly one payment and one ticket per correctly paid order; none for the others.
     let store = &s.running.app.store;
@@ -156,7 +167,11 @@ async fn a_webhook_storm_racing_redirects_pays_each_order_exactly_once() {
             assert!(ticket.is_none());
             assert_eq!(order.flags.len(), 1, "order {id}: one flag");
         } else {
-            assert_eq!(payments, vec![order.total], "order {id}: one payment of its total");
+            assert_eq!(
+                payments,
+                vec![order.total],
+                "order {id}: one payment of its total"
+            );
             assert_eq!(order.total, o["quote"]["total"].as_i64().unwrap());
             assert_eq!(order.captured, order.total);
             assert!(ticket.is_some(), "order {id} has its ticket");
@@ -168,7 +183,8 @@ async fn a_webhook_storm_racing_redirects_pays_each_order_exactly_once() {
     let fired = m.tickets_fired.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(fired, paid, "one ticket fired per paid order, no more");
     assert_eq!(
-        m.payments_captured.load(std::sync::atomic::Ordering::Relaxed),
+        m.payments_captured
+            .load(std::sync::atomic::Ordering::Relaxed),
         paid
     );
     eprintln!(

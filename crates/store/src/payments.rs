@@ -96,7 +96,7 @@ pub enum PaymentRecorded {
     /// Recorded; the order as it now stands.
     Recorded {
         outcome: PaymentOutcome,
-        order: Order,
+        order: Box<Order>,
     },
 }
 
@@ -483,7 +483,10 @@ impl Store {
                 .await?;
             }
             tx.commit().await?;
-            Ok(PaymentRecorded::Recorded { outcome, order })
+            Ok(PaymentRecorded::Recorded {
+                outcome,
+                order: Box::new(order),
+            })
         })
     }
 

@@ -389,13 +389,13 @@ async fn racing_events_and_redirects_pay_once(b: Backend) {
         }
     }
     assert_eq!(paid, 1, "exactly one payment");
-    assert_eq!(duplicates, 16, "two of every three deliveries are duplicates");
+    assert_eq!(
+        duplicates, 16,
+        "two of every three deliveries are duplicates"
+    );
     let stored = f.store.order(&f.a, &o.id).await.unwrap().unwrap();
     assert_eq!(payments_in(&stored), 1);
-    assert_eq!(
-        f.store.payment_events(&f.a, &o.id).await.unwrap().len(),
-        8
-    );
+    assert_eq!(f.store.payment_events(&f.a, &o.id).await.unwrap().len(), 8);
     f.done().await;
 }
 
@@ -565,7 +565,10 @@ async fn events_for_unknown_or_foreign_orders_write_nothing(b: Backend) {
 async fn paid_counter_order(f: &Fixture, n: i64) -> Order {
     let o = f.order(n, PaymentMethod::Counter).await;
     let entry = o.pay(o.total, &staff(), NOW).unwrap();
-    f.store.apply_order_event(&f.a, &o.id, &entry).await.unwrap()
+    f.store
+        .apply_order_event(&f.a, &o.id, &entry)
+        .await
+        .unwrap()
 }
 
 async fn refunds_never_exceed_what_was_captured(b: Backend) {
@@ -636,10 +639,7 @@ async fn refunds_never_exceed_what_was_captured(b: Backend) {
         .complete_refund(&f.a, &o.id, "r4", Some("re_4"), &actor)
         .await
         .unwrap();
-    assert_eq!(
-        (done.refunded, done.status),
-        (total, OrderStatus::Refunded)
-    );
+    assert_eq!((done.refunded, done.status), (total, OrderStatus::Refunded));
     assert!(
         s.reserve_refund(&f.a, &o.id, &refund("r5", 1))
             .await
@@ -651,11 +651,7 @@ async fn refunds_never_exceed_what_was_captured(b: Backend) {
         list.iter()
             .map(|r| (r.id.as_str(), r.status.as_str()))
             .collect::<Vec<_>>(),
-        vec![
-            ("r1", "succeeded"),
-            ("r3", "failed"),
-            ("r4", "succeeded")
-        ]
+        vec![("r1", "succeeded"), ("r3", "failed"), ("r4", "succeeded")]
     );
     assert_eq!(list[2].provider_ref.as_deref(), Some("re_4"));
     f.done().await;

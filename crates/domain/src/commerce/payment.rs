@@ -107,10 +107,7 @@ impl Order {
                 problem,
             })
         };
-        if !evidence
-            .currency
-            .eq_ignore_ascii_case(self.currency.code())
-        {
+        if !evidence.currency.eq_ignore_ascii_case(self.currency.code()) {
             return flag(FlagProblem::CurrencyMismatch {
                 expected: self.currency.code().to_string(),
                 received: evidence.currency.to_ascii_uppercase(),
@@ -143,7 +140,9 @@ impl Order {
     /// when it was added.
     pub fn add_flag(&mut self, flag: OrderFlag) -> bool {
         let known = self.flags.iter().any(|f| {
-            f.provider == flag.provider && f.reference == flag.reference && f.problem == flag.problem
+            f.provider == flag.provider
+                && f.reference == flag.reference
+                && f.problem == flag.problem
         });
         if !known {
             self.flags.push(flag);

@@ -70,7 +70,9 @@ pub fn check_amount(total: i64) -> ApiResult<()> {
         return Err(ApiError::new(
             StatusCode::UNPROCESSABLE_ENTITY,
             "amount_too_large",
-            format!("the total {total} is over Stripe Checkout's limit of {MAX_AMOUNT} minor units"),
+            format!(
+                "the total {total} is over Stripe Checkout's limit of {MAX_AMOUNT} minor units"
+            ),
         ));
     }
     Ok(())
@@ -246,7 +248,8 @@ pub async fn qr_svg(app: &App, session_id: &str) -> ApiResult<String> {
     } else {
         None
     };
-    let rec = rec.ok_or_else(|| ApiError::not_found(format!("no checkout session '{session_id}'")))?;
+    let rec =
+        rec.ok_or_else(|| ApiError::not_found(format!("no checkout session '{session_id}'")))?;
     let code = qrcode::QrCode::new(rec.url.as_bytes()).map_err(ApiError::internal)?;
     Ok(code
         .render::<qrcode::render::svg::Color<'_>>()

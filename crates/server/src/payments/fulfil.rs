@@ -81,9 +81,17 @@ impl Fulfilled {
 /// agree with the session we stored, naming the first that does not.
 pub fn check_claims(stored: &CheckoutSessionRecord, s: &CheckoutSession) -> ApiResult<()> {
     let claims = [
-        ("client_reference_id", &s.client_reference_id, &stored.order_id),
+        (
+            "client_reference_id",
+            &s.client_reference_id,
+            &stored.order_id,
+        ),
         ("metadata.order_id", &s.metadata_order_id, &stored.order_id),
-        ("metadata.tenant_id", &s.metadata_tenant_id, &stored.tenant_id),
+        (
+            "metadata.tenant_id",
+            &s.metadata_tenant_id,
+            &stored.tenant_id,
+        ),
     ];
     for (field, claim, ours) in claims {
         if let Some(c) = claim
@@ -162,13 +170,19 @@ pub async fn fulfil(
             let order = finish(app, &tenant, order).await?;
             return Ok(Fulfilled::Duplicate(order));
         }
-        PaymentRecorded::Recorded { outcome, order } => (outcome, order),
+        PaymentRecorded::Recorded { outcome, order } => (outcome, *order),
     };
     Ok(match outcome {
         PaymentOutcome::Paid => {
             app.metrics.count(&app.metrics.payments_captured);
             tracing::info!(order = %order.id, event = %ev.event_id, amount = order.total, "order paid");
-            show_outcome(app, &order, "Paid — thank you", "Your order is on its way to the kitchen.").await;
+            show_outcome(
+                app,
+                &order,
+                "Paid — thank you",
+                "Your order is on its way to the kitchen.",
+            )
+            .await;
             Fulfilled::Paid(crate::commerce::after_move(app, &tenant, order).await?)
         }
         PaymentOutcome::AlreadyPaid => {

@@ -19,8 +19,8 @@ use crate::app::App;
 use crate::error::{ApiError, ApiResult};
 use axum::http::StatusCode;
 use stonepot_domain::TenantId;
-use stonepot_domain::commerce::order::{Actor, Order, PaymentMethod, TransitionError};
 use stonepot_domain::commerce::OrderId;
+use stonepot_domain::commerce::order::{Actor, Order, PaymentMethod, TransitionError};
 use stonepot_store::{NewRefund, RefundRecord};
 
 /// The longest reason kept.
@@ -66,7 +66,10 @@ pub async fn refund(
             if !order.is_paid() {
                 return Err(refused(TransitionError::NotPaid));
             }
-            let sessions = app.store.checkout_sessions_for_order(tenant, order_id).await?;
+            let sessions = app
+                .store
+                .checkout_sessions_for_order(tenant, order_id)
+                .await?;
             let pi = sessions
                 .iter()
                 .rev()
@@ -101,8 +104,14 @@ pub async fn refund(
         None => None,
         Some(pi) => {
             let stripe = super::checkout::client(app)?;
-            match stripe.create_refund(pi, amount, &id, order_id.as_str()).await {
-                Ok(r) if matches!(r.status.as_str(), "succeeded" | "pending") && r.amount == amount => {
+            match stripe
+                .create_refund(pi, amount, &id, order_id.as_str())
+                .await
+            {
+                Ok(r)
+                    if matches!(r.status.as_str(), "succeeded" | "pending")
+                        && r.amount == amount =>
+                {
                     Some(r.id)
                 }
                 Ok(r) => {
@@ -110,7 +119,10 @@ pub async fn refund(
                     return Err(ApiError::new(
                         StatusCode::BAD_GATEWAY,
                         "payment_provider_refused",
-                        format!("Stripe's refund {} is {} for {} (asked {amount})", r.id, r.status, r.amount),
+                        format!(
+                            "Stripe's refund {} is {} for {} (asked {amount})",
+                            r.id, r.status, r.amount
+                        ),
                     ));
                 }
                 Err(e @ super::stripe::StripeError::Refused { .. }) => {
@@ -124,7 +136,9 @@ pub async fn refund(
                     let mut err = ApiError::new(
                         StatusCode::SERVICE_UNAVAILABLE,
                         "refund_pending",
-                        format!("Stripe did not answer; refund {id} stays pending and holds {amount} until it is reconciled"),
+                        format!(
+                            "Stripe did not answer; refund {id} stays pending and holds {amount} until it is reconciled"
+                        ),
                     );
                     err.retry_after = Some(5);
                     return Err(err);

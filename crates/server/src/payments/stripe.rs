@@ -171,9 +171,7 @@ pub struct NewCheckout<'a> {
 /// Whether `id` looks like a Stripe object id (`cs_test_a1B2…`): it goes into URL
 /// paths, so nothing else may.
 pub fn valid_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 255
-        && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    !id.is_empty() && id.len() <= 255 && id.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'_')
 }
 
 /// The Stripe API client; cheap to clone.
@@ -233,7 +231,9 @@ impl StripeClient {
         ];
         let v = self
             .send(
-                self.http.post(self.url("/v1/checkout/sessions")).form(&form),
+                self.http
+                    .post(self.url("/v1/checkout/sessions"))
+                    .form(&form),
                 Some(c.idempotency_key),
             )
             .await?;
@@ -241,9 +241,14 @@ impl StripeClient {
     }
 
     /// Retrieves a Checkout Session.
-    pub async fn retrieve_checkout_session(&self, id: &str) -> Result<CheckoutSession, StripeError> {
+    pub async fn retrieve_checkout_session(
+        &self,
+        id: &str,
+    ) -> Result<CheckoutSession, StripeError> {
         if !valid_id(id) {
-            return Err(StripeError::Malformed(format!("'{id}' is not a session id")));
+            return Err(StripeError::Malformed(format!(
+                "'{id}' is not a session id"
+            )));
         }
         let v = self
             .send(
@@ -258,7 +263,9 @@ impl StripeClient {
     /// Expires an open Checkout Session so it can no longer be paid.
     pub async fn expire_checkout_session(&self, id: &str) -> Result<CheckoutSession, StripeError> {
         if !valid_id(id) {
-            return Err(StripeError::Malformed(format!("'{id}' is not a session id")));
+            return Err(StripeError::Malformed(format!(
+                "'{id}' is not a session id"
+            )));
         }
         let v = self
             .send(

@@ -170,7 +170,9 @@ async fn expired(
                 )
                 .await;
             }
-            Ok(json!({"received": true, "id": id, "outcome": "expired", "orderId": order.id.as_str()}))
+            Ok(
+                json!({"received": true, "id": id, "outcome": "expired", "orderId": order.id.as_str()}),
+            )
         }
     }
 }

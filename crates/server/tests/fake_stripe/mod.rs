@@ -3,7 +3,12 @@
 //! shapes): Checkout Session create/retrieve/expire and refunds. Tests "complete" a
 //! session as a paying guest would and deliver signed events to the server's webhook.
 //! Also helpers that drive the server through an order paid with Stripe.
-#![allow(dead_code, clippy::unwrap_used, clippy::expect_used)]
+#![allow(
+    dead_code,
+    clippy::unwrap_used,
+    clippy::expect_used,
+    clippy::result_large_err
+)]
 
 use axum::extract::{Form, Path, State};
 use axum::http::{HeaderMap, StatusCode};
@@ -53,7 +58,10 @@ fn now() -> i64 {
 
 impl FakeState {
     fn id(&self, prefix: &str) -> String {
-        format!("{prefix}_test_{:06}", self.next.fetch_add(1, Ordering::Relaxed))
+        format!(
+            "{prefix}_test_{:06}",
+            self.next.fetch_add(1, Ordering::Relaxed)
+        )
     }
 
     fn authorized(&self, h: &HeaderMap, method: &str, path: &str) -> Result<(), Response> {
@@ -107,7 +115,8 @@ async fn create_session(
     }
     let f: HashMap<String, String> = form.into_iter().collect();
     let get = |k: &str| f.get(k).cloned();
-    let Some(unit) = get("line_items[0][price_data][unit_amount]").and_then(|v| v.parse::<i64>().ok())
+    let Some(unit) =
+        get("line_items[0][price_data][unit_amount]").and_then(|v| v.parse::<i64>().ok())
     else {
         return stripe_error(
             StatusCode::BAD_REQUEST,
@@ -125,7 +134,11 @@ async fn create_session(
         || currency.len() != 3
         || currency != currency.to_ascii_lowercase()
     {
-        return stripe_error(StatusCode::BAD_REQUEST, "parameter_invalid", "bad line items or mode");
+        return stripe_error(
+            StatusCode::BAD_REQUEST,
+            "parameter_invalid",
+            "bad line items or mode",
+        );
     }
     if expires_at < now() + 30 * 60 || expires_at > now() + 24 * 3600 {
         return stripe_error(
@@ -362,13 +375,25 @@ pub async fn deliver(
 }
 
 /// Drives the server: a conversation whose cart holds `text`, its quote, and a
-/// confirmation paying with Stripe. Returns the confirm answer (200) or the response.
+/// confirmation paying with `method`. Returns the confirm answer (200) or the response.
 pub async fn stripe_order(
     client: &reqwest::Client,
     base: &str,
     key: &str,
     text: &str,
     method: &str,
+) -> Result<Value, reqwest::Response> {
+    tipped_order(client, base, key, text, method, None).await
+}
+
+/// Like [`stripe_order`], with a tip of `tip` minor units on the quote.
+pub async fn tipped_order(
+    client: &reqwest::Client,
+    base: &str,
+    key: &str,
+    text: &str,
+    method: &str,
+    tip: Option<i64>,
 ) -> Result<Value, reqwest::Response> {
     let v: Value = client
         .post(format!("{base}/api/restaurant/sessions"))
@@ -392,16 +417,20 @@ pub async fn stripe_order(
         .await
         .unwrap();
     assert!(said.contains("assistant_done"), "{said}");
-    let q: Value = client
+    let res = client
         .post(format!("{base}/api/conversations/{conv}/quote"))
         .bearer_auth(key)
-        .json(&json!({}))
+        .json(&match tip {
+            Some(minor) => json!({"tip": {"kind": "amount", "minor": minor}}),
+            None => json!({}),
+        })
         .send()
         .await
-        .unwrap()
-        .json()
-        .await
         .unwrap();
+    if res.status() != 200 {
+        return Err(res);
+    }
+    let q: Value = res.json().await.unwrap();
     let res = client
         .post(format!("{base}/api/conversations/{conv}/confirm"))
         .bearer_auth(key)

@@ -2,7 +2,8 @@
 # Installs what the test suite needs from Debian and PyPI when it is missing:
 # PostgreSQL (store tests on the second backend), caddy, shellcheck and systemd-analyze
 # (deploy-file checks), Chromium (display page tests), procps (kill, for the signal
-# tests). Does nothing when everything is present.
+# tests), and the official openai and stripe Python packages (independent clients).
+# Does nothing when everything is present.
 set -euo pipefail
 
 packages=(postgresql caddy shellcheck systemd chromium procps)
@@ -24,4 +25,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
     "${sudo[@]}" apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 
-python3 -c 'import yaml, openai' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml 'openai>=1.50,<3'
+python3 -c 'import yaml, openai, stripe' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml 'openai>=1.50,<3' 'stripe>=7,<17'

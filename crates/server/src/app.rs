@@ -34,6 +34,8 @@ pub struct App {
     /// Model routes for conversations and the OpenAI-compatible API (empty without
     /// configured targets).
     pub router: stonepot_llm::Router,
+    /// The Stripe client when `STRIPE_SECRET_KEY` is set (pay at counter needs none).
+    pub stripe: Option<Arc<crate::payments::stripe::StripeClient>>,
     /// Recently verified key hashes with their tenants; see [`App::api_key_tenants`].
     key_cache: Arc<std::sync::Mutex<KeyTenants>>,
 }
@@ -76,9 +78,17 @@ impl App {
                 route: config.agent_route.clone(),
             }))
         };
+        let stripe = match &config.stripe_secret_key {
+            Some(key) => Some(Arc::new(crate::payments::stripe::StripeClient::new(
+                &config.stripe_api_base,
+                key.clone(),
+            )?)),
+            None => None,
+        };
         let metrics = Arc::new(Metrics::default());
         let engine = crate::agent::Engine::new(store.clone(), hub.clone(), model, metrics.clone());
         Ok(App {
+            stripe,
             engine,
             router,
             hub,
@@ -169,6 +179,8 @@ impl App {
             .merge(routes::orders::router())
             .merge(routes::kitchen::router())
             .merge(routes::cart::router())
+            .merge(routes::payments::router())
+            .merge(routes::payments::public_router())
             .merge(routes::ui::router())
     }
 

@@ -146,8 +146,13 @@ pub struct Config {
     pub openai_api_key: Option<Secret>,
     pub gemini_api_key: Option<Secret>,
     pub grok_api_key: Option<Secret>,
+    /// Stripe Checkout is offered when this is set (`STRIPE_SECRET_KEY`).
     pub stripe_secret_key: Option<Secret>,
-    pub stripe_webhook_secret: Option<Secret>,
+    /// Webhook signing secrets (`STRIPE_WEBHOOK_SECRET`, comma-separated while one is
+    /// being rolled); any of them may sign an event.
+    pub stripe_webhook_secrets: Vec<Secret>,
+    /// Where the Stripe API is (`STRIPE_API_BASE`; tests point it at a fake).
+    pub stripe_api_base: String,
     pub slack_webhook_url: Option<Secret>,
     pub theme_api_token: Option<Secret>,
     pub cache_purge_token: Option<Secret>,
@@ -472,6 +477,30 @@ impl Config {
             }
         };
         let signing_key = required("SIGNING_KEY", "it signs display links")?;
+        let stripe_secret_key = secret("STRIPE_SECRET_KEY");
+        let stripe_webhook_secrets: Vec<Secret> = secret("STRIPE_WEBHOOK_SECRET")
+            .map(|s| split_list(s.expose()).into_iter().map(Secret).collect())
+            .unwrap_or_default();
+        if stripe_secret_key.is_some()
+            && stripe_webhook_secrets.is_empty()
+            && environment == Environment::Production
+            && !flags.tool
+        {
+            return Err(ConfigError::MissingInProduction {
+                name: "STRIPE_WEBHOOK_SECRET",
+                why: "with STRIPE_SECRET_KEY set, payments are confirmed by signed webhooks",
+            });
+        }
+        let stripe_api_base = get("STRIPE_API_BASE")
+            .unwrap_or_else(|| "https://api.stripe.com".into())
+            .trim_end_matches('/')
+            .to_string();
+        if !(stripe_api_base.starts_with("https://") || stripe_api_base.starts_with("http://")) {
+            return Err(ConfigError::Invalid {
+                name: "STRIPE_API_BASE",
+                problem: format!("'{stripe_api_base}' is not an http(s) URL"),
+            });
+        }
         let jwt_secret = required("JWT_SECRET", "it signs access tokens")?;
         if environment == Environment::Production && !flags.tool && is_temporary(&database_url) {
             return Err(ConfigError::MissingInProduction {
@@ -511,8 +540,9 @@ impl Config {
             openai_api_key: secret("OPENAI_API_KEY"),
             gemini_api_key: secret("GEMINI_API_KEY").or_else(|| secret("GOOGLE_API_KEY")),
             grok_api_key: secret("GROK_API_KEY"),
-            stripe_secret_key: secret("STRIPE_SECRET_KEY"),
-            stripe_webhook_secret: secret("STRIPE_WEBHOOK_SECRET"),
+            stripe_secret_key,
+            stripe_webhook_secrets,
+            stripe_api_base,
             slack_webhook_url: secret("SLACK_WEBHOOK_URL"),
             theme_api_token: secret("THEME_API_TOKEN"),
             cache_purge_token: secret("CACHE_PURGE_TOKEN"),
@@ -646,6 +676,8 @@ mod tests {
             &env(&[
                 ("SIGNING_KEY", "super-secret-signing"),
                 ("OPENAI_API_KEY", "sk-live-x"),
+                ("STRIPE_SECRET_KEY", "sk_live_stripe_x"),
+                ("STRIPE_WEBHOOK_SECRET", "whsec_one, whsec_two"),
             ]),
             &Overrides::default(),
         )
@@ -653,6 +685,15 @@ mod tests {
         let dbg = format!("{c:?}");
         assert!(!dbg.contains("super-secret-signing"));
         assert!(!dbg.contains("sk-live-x"));
+        assert!(!dbg.contains("sk_live_stripe_x"));
+        assert!(!dbg.contains("whsec_"));
+        let secrets: Vec<&str> = c
+            .stripe_webhook_secrets
+            .iter()
+            .map(Secret::expose)
+            .collect();
+        assert_eq!(secrets, ["whsec_one", "whsec_two"]);
+        assert_eq!(c.stripe_api_base, "https://api.stripe.com");
         assert!(dbg.contains("Secret(***)"));
     }
 
@@ -664,6 +705,7 @@ mod tests {
             ("RATE_LIMIT_REQUESTS", "0"),
             ("TRUSTED_PROXIES", "10.0.0.0/99"),
             ("ENVIRONMENT", "staging"),
+            ("STRIPE_API_BASE", "ftp://stripe"),
         ] {
             let e = Config::load(None, &env(&[(k, v)]), &Overrides::default()).unwrap_err();
             assert!(e.to_string().starts_with(k), "{k}: {e}");

@@ -12,6 +12,7 @@ pub mod error;
 pub mod http;
 pub mod metrics;
 pub mod pages;
+pub mod payments;
 pub mod routes;
 pub mod serve;
 pub mod smoke;

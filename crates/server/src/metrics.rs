@@ -75,6 +75,14 @@ pub struct Metrics {
     pub rate_limited: AtomicI64,
     /// Kitchen tickets fired (one per order that reached the kitchen).
     pub tickets_fired: AtomicI64,
+    /// Orders paid by a payment provider (one per order, however many events).
+    pub payments_captured: AtomicI64,
+    /// Payment events (webhooks, redirects) seen again and ignored.
+    pub payment_duplicates: AtomicI64,
+    /// Payments that did not match their order and were flagged instead.
+    pub payments_flagged: AtomicI64,
+    /// Webhooks refused for their signature.
+    pub webhooks_rejected: AtomicI64,
 }
 
 fn escape(v: &str) -> String {
@@ -105,6 +113,11 @@ impl Metrics {
     /// Records a finished conversation turn under the target that answered it.
     pub fn ticket_fired(&self) {
         self.tickets_fired.fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// Adds one to a counter (`metrics.count(&metrics.payments_flagged)`).
+    pub fn count(&self, counter: &AtomicI64) {
+        counter.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn observe_turn(&self, t: &TurnSample<'_>) {
@@ -267,6 +280,26 @@ impl Metrics {
                 "stonepot_kitchen_tickets_fired_total",
                 "Kitchen tickets fired, one per order that reached the kitchen.",
                 self.tickets_fired.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "stonepot_payments_captured_total",
+                "Orders paid through a payment provider.",
+                self.payments_captured.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "stonepot_payment_events_duplicate_total",
+                "Payment events and redirects seen before, acknowledged and ignored.",
+                self.payment_duplicates.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "stonepot_payments_flagged_total",
+                "Payments whose amount or currency did not match the order (flagged, not paid).",
+                self.payments_flagged.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "stonepot_webhooks_rejected_total",
+                "Webhooks refused for a missing, malformed, wrong or expired signature.",
+                self.webhooks_rejected.load(Ordering::Relaxed) as f64,
             ),
         ];
         if let Some(rss) = process_rss_bytes() {

@@ -376,3 +376,47 @@ async fn bad_quote_and_confirm_bodies_are_4xx_naming_the_problem() {
     );
     s.running.stop().await.unwrap();
 }
+
+#[tokio::test]
+async fn two_guests_with_the_same_cart_get_their_own_quotes() {
+    let s = start(&[("STONEPOT_DEMO_KEY", KEY)]).await;
+    let a = conversation_with(&s, "a margherita").await;
+    let b = conversation_with(&s, "a margherita").await;
+    // Quote both at once, many times: same cart, same prices, often the same millisecond.
+    let empty = json!({});
+    for _ in 0..10 {
+        let (qa, qb) = tokio::join!(
+            post_json(
+                s.url(&format!("/api/conversations/{a}/quote")),
+                Some(KEY),
+                &empty
+            ),
+            post_json(
+                s.url(&format!("/api/conversations/{b}/quote")),
+                Some(KEY),
+                &empty
+            ),
+        );
+        let (qa, qb): (Value, Value) = (qa.json().await.unwrap(), qb.json().await.unwrap());
+        assert_ne!(qa["quoteId"], qb["quoteId"], "{qa} {qb}");
+    }
+    for id in [&a, &b] {
+        let q: Value = post_json(
+            s.url(&format!("/api/conversations/{id}/quote")),
+            Some(KEY),
+            &json!({}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+        let res = post_json(
+            s.url(&format!("/api/conversations/{id}/confirm")),
+            Some(KEY),
+            &json!({"quoteHash": q["hash"]}),
+        )
+        .await;
+        assert_eq!(res.status(), 200, "each guest confirms their own quote");
+    }
+    s.running.stop().await.unwrap();
+}

@@ -485,6 +485,16 @@ impl Store {
         let _write = self.write_guard().await;
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
+            // Take the row lock before reading (a no-op write; PostgreSQL holds the row
+            // until commit): a change that keeps the version — a payment flag — must
+            // not be overwritten by a body read before it.
+            sqlx::query(
+                "UPDATE orders SET updated_at = updated_at WHERE tenant_id = $1 AND id = $2",
+            )
+            .bind(tenant.as_str())
+            .bind(order_id.as_str())
+            .execute(&mut *tx)
+            .await?;
             let row = sqlx::query(
                 "SELECT status, version, body FROM orders WHERE tenant_id = $1 AND id = $2",
             )

@@ -11,6 +11,7 @@ mod display;
 mod finance;
 mod kitchen;
 mod menu;
+mod payments;
 mod pool;
 mod tenants;
 #[cfg(feature = "testing")]
@@ -22,6 +23,10 @@ pub use conversations::{ConversationRecord, ToolCallRow, TurnRow};
 pub use display::{ComponentChange, ComponentRecord, Created, SessionRecord, UpdateRecord};
 pub use kitchen::{Receipt, Ticket};
 pub use menu::{ItemChange, MenuEditError};
+pub use payments::{
+    CheckoutSessionRecord, NewRefund, PaymentAction, PaymentEventInput, PaymentEventRecord,
+    PaymentOutcome, PaymentRecorded, RefundRecord, SessionUpdate,
+};
 pub use pool::{Backend, Store, sqlite_file};
 pub use tenants::hash_api_key;
 

@@ -8,6 +8,9 @@
 //!   [`Quote::read_back`] and [`Quote::display_data`] render it.
 //! - [`order`]: [`Order::from_quote`], the status machine with its transition table
 //!   and guards, payments and refunds, and the audit trail.
+//! - [`payment`]: [`Order::settle`] turns a provider's evidence into a payment, a
+//!   no-op duplicate or a flag (an amount or currency that does not match).
+//! - [`stripe_signature`]: the `Stripe-Signature` header, checked in constant time.
 //!
 //! All of it is pure: time comes in as [`UnixMs`], ids are chosen by the caller (the
 //! quote id is derived from its hash), and nothing here stores, sends or logs.
@@ -15,7 +18,9 @@
 mod canon;
 pub mod ids;
 pub mod order;
+pub mod payment;
 pub mod quote;
+pub mod stripe_signature;
 pub mod tax;
 pub mod time;
 
@@ -25,6 +30,7 @@ pub use order::{
     OrderOrigin, OrderStatus, OrderType, PaymentMethod, TRANSITIONS, Transition, TransitionError,
     transition_row,
 };
+pub use payment::{FlagProblem, OrderFlag, PaymentEvidence, Settlement};
 pub use quote::{
     DEFAULT_QUOTE_TTL, Quote, QuoteError, QuoteLine, QuoteModifier, StaleQuote, Tip,
     menu_fingerprint, spoken_amount,

@@ -368,6 +368,11 @@ pub struct Order {
     pub refunded: i64,
     pub paid_at: Option<UnixMs>,
     pub audit: Vec<AuditEntry>,
+    /// Problems staff must look at (a payment that did not match the total), oldest
+    /// first. Not part of the audit trail: a flag changes no status or money. Orders
+    /// stored before flags existed load with none.
+    #[serde(default)]
+    pub flags: Vec<super::payment::OrderFlag>,
 }
 
 /// Why an order could not be created from a quote.
@@ -520,6 +525,7 @@ impl Order {
                 to: OrderStatus::Confirmed,
                 action: AuditAction::Created,
             }],
+            flags: Vec::new(),
         })
     }
 

@@ -8,11 +8,11 @@ use crate::error::{ApiError, ApiResult};
 use axum::http::StatusCode;
 use serde_json::{Value, json};
 use std::collections::BTreeMap;
-use stonepot_domain::commerce::OrderId;
 use stonepot_domain::commerce::order::{
     Actor, LineOrigin, Order, OrderOrigin, OrderType, PaymentMethod,
 };
 use stonepot_domain::commerce::quote::{DEFAULT_QUOTE_TTL, Quote, Tip};
+use stonepot_domain::commerce::{OrderId, QuoteId};
 use stonepot_domain::{Cart, SessionId};
 use stonepot_store::{ConversationRecord, StoreError};
 
@@ -26,7 +26,7 @@ pub async fn fresh_quote(app: &App, conv: &ConversationRecord, tip: Tip) -> ApiR
     let cart: Cart = serde_json::from_str(&conv.cart).map_err(StoreError::from)?;
     let menu = app.store.menu(&tenant.id).await?;
     let (policy, version) = app.store.pricing_policy(&tenant.id).await?;
-    let q = Quote::build(
+    let mut q = Quote::build(
         &cart,
         &menu,
         &policy,
@@ -37,6 +37,11 @@ pub async fn fresh_quote(app: &App, conv: &ConversationRecord, tip: Tip) -> ApiR
         &version.to_string(),
     )
     .map_err(|e| ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, e.code(), e.to_string()))?;
+    // The domain names a quote by its hash, which two guests with the same cart in the
+    // same millisecond share; the id is not covered by the hash, so each stored quote
+    // gets its own.
+    q.id =
+        QuoteId::new(format!("q_{}", uuid::Uuid::now_v7().simple())).map_err(ApiError::internal)?;
     app.store.save_quote(&tenant.id, &conv.id, &q).await?;
     show_put(app, &conv.id, "quote", "quote", q.display_data()).await?;
     Ok(q)

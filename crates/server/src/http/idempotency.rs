@@ -10,7 +10,8 @@
 //! never both run, on one instance or several: the second waits for the first's answer
 //! (up to [`WAIT`]) and replays it, or gets 409 `idempotency_in_progress` with
 //! `Retry-After`. A claim whose request kept no answer is released; one abandoned by a
-//! crash is taken over after [`ABANDONED_MS`].
+//! crash is taken over after [`ABANDONED_MS`]. Webhooks (`/webhooks/…`) are exempt:
+//! they carry their own event ids.
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -41,7 +42,9 @@ fn hex_sha256(parts: &[&[u8]]) -> String {
 }
 
 pub async fn idempotent(State(app): State<App>, req: Request, next: Next) -> Response {
-    if req.method() != Method::POST {
+    // Webhooks are deduplicated by their own event ids, in the same transaction as
+    // their effect; a replayed answer from here could hide a redelivery that must run.
+    if req.method() != Method::POST || req.uri().path().starts_with("/webhooks/") {
         return next.run(req).await;
     }
     let Some(raw) = req.headers().get(HEADER) else {

@@ -9,6 +9,7 @@ pub mod menu;
 pub mod openai;
 pub mod ops;
 pub mod orders;
+pub mod payments;
 pub mod site;
 pub mod storefront;
 pub mod tenants;

@@ -132,9 +132,19 @@ pub struct Status {
     /// `offline` (no model targets: the offline agent answers every turn), `ok`, or
     /// `degraded` when some target's circuit is open.
     models: &'static str,
+    /// Whether Stripe Checkout is offered (`STRIPE_SECRET_KEY` set) and whether its
+    /// webhooks can be verified (`STRIPE_WEBHOOK_SECRET` set); never the keys.
+    payments: PaymentsStatus,
     /// Each model target with its circuit state.
     #[schema(value_type = Vec<Object>)]
     model_targets: Vec<stonepot_llm::router::TargetHealth>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct PaymentsStatus {
+    stripe: bool,
+    stripe_webhooks: bool,
 }
 
 /// Build and run information.
@@ -158,6 +168,10 @@ async fn status(State(app): State<App>) -> Json<Status> {
         "degraded"
     };
     Json(Status {
+        payments: PaymentsStatus {
+            stripe: app.stripe.is_some(),
+            stripe_webhooks: !app.config.stripe_webhook_secrets.is_empty(),
+        },
         models,
         model_targets,
         version: VERSION,

@@ -7,6 +7,7 @@ use crate::app::App;
 use crate::commerce::{self, Confirmation, order_body, quote_body};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
+use crate::payments;
 use crate::routes::chat::authorize;
 use crate::routes::tenants::TenantKey;
 use axum::Json;
@@ -68,17 +69,26 @@ pub struct Confirm {
     /// `dine_in` (default), `pickup` or `delivery`.
     #[serde(default)]
     order_type: Option<String>,
+    /// `counter` (default: pay at the counter) or `stripe` (Stripe Checkout: the answer
+    /// carries a `checkout` with the payment link, also shown on the display; needs
+    /// `STRIPE_SECRET_KEY` on the server).
+    #[serde(default)]
+    payment_method: Option<String>,
 }
 
 /// Confirms the quote the guest saw (by its hash) and places the order, paid at the
-/// counter. A stale hash — cart or prices changed, quote expired — is refused with 409
-/// and a fresh quote goes to the display. Confirming the same quote twice returns the
-/// same order.
+/// counter unless `paymentMethod` is `stripe`. A stale hash — cart or prices changed,
+/// quote expired — is refused with 409 and a fresh quote goes to the display.
+/// Confirming the same quote twice returns the same order. With Stripe, a Checkout
+/// Session for exactly the total is opened (or the open one reused) and returned as
+/// `checkout`; if Stripe fails the order stays confirmed and unpaid, the answer is
+/// 502/503, and confirming again retries.
 #[utoipa::path(post, path = "/api/conversations/{id}/confirm", tag = "orders",
     params(("id" = String, Path, description = "conversation id")),
     request_body = Confirm,
     responses((status = 200, body = Object), (status = 401, body = ErrorBody),
-        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
+        (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn confirm(
     State(app): State<App>,
     Path(raw): Path<String>,
@@ -88,16 +98,24 @@ async fn confirm(
 ) -> ApiResult<Json<Value>> {
     let conv = authorize(&app, &raw, &headers, &q).await?;
     let order_type = commerce::placing::order_type(req.order_type.as_deref())?;
+    let payment = payment_method(&app, req.payment_method.as_deref())?;
     let _turns = app.engine.lock(&conv.id).await;
     // Re-read under the lock: a turn that just ended may have changed the cart.
     let conv = app.engine.conversation(&conv.id).await?;
+    if payment == PaymentMethod::Stripe
+        && let Some(q) = app.store.latest_quote(&conv.tenant_id, &conv.id).await?
+        && q.quote.hash == req.quote_hash
+    {
+        // Refuse a total Stripe cannot take before placing an order nobody can pay.
+        payments::checkout::check_amount(q.quote.total)?;
+    }
     let placed = commerce::confirm(
         &app,
         &conv,
         &Confirmation {
             quote_hash: req.quote_hash,
             order_type,
-            payment: PaymentMethod::Counter,
+            payment,
             by: Actor::Guest {
                 session_id: conv.id.clone(),
             },
@@ -106,7 +124,29 @@ async fn confirm(
         },
     )
     .await?;
-    Ok(Json(order_body(&placed.order)))
+    let mut body = order_body(&placed.order);
+    if placed.order.payment_method == PaymentMethod::Stripe {
+        let base = crate::routes::conversation::base_url(&headers);
+        let checkout =
+            payments::checkout::start(&app, &conv.tenant_id, &placed.order, &base).await?;
+        body["checkout"] = serde_json::to_value(&checkout).map_err(ApiError::internal)?;
+    }
+    Ok(Json(body))
+}
+
+/// Reads a client's payment method (`counter` when absent); `stripe` only when Stripe
+/// is configured.
+fn payment_method(app: &App, raw: Option<&str>) -> ApiResult<PaymentMethod> {
+    match raw {
+        None | Some("counter") => Ok(PaymentMethod::Counter),
+        Some("stripe") => {
+            payments::checkout::client(app)?;
+            Ok(PaymentMethod::Stripe)
+        }
+        Some(other) => Err(ApiError::unprocessable(format!(
+            "paymentMethod: '{other}' is not one of counter, stripe"
+        ))),
+    }
 }
 
 #[derive(Deserialize)]

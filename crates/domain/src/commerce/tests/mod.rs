@@ -2,6 +2,7 @@
 //! generated menus and carts.
 
 mod order;
+mod payment;
 mod quote;
 
 use super::*;

@@ -16,19 +16,19 @@ fn agent() -> Actor {
     }
 }
 
-fn guest() -> Actor {
+pub(super) fn guest() -> Actor {
     Actor::Guest {
         session_id: "conv-1".into(),
     }
 }
 
-fn staff() -> Actor {
+pub(super) fn staff() -> Actor {
     Actor::Staff {
         user_id: "maria".into(),
     }
 }
 
-fn stripe() -> Actor {
+pub(super) fn stripe() -> Actor {
     Actor::Payment {
         provider: "stripe".into(),
         reference: "evt_1".into(),
@@ -64,7 +64,7 @@ fn origin(q: &Quote) -> OrderOrigin {
     }
 }
 
-fn order(method: PaymentMethod) -> Order {
+pub(super) fn order(method: PaymentMethod) -> Order {
     let q = quote_with(&exclusive(875), Tip::None);
     Order::from_quote(
         OrderId::new("ord-1").unwrap(),
@@ -77,7 +77,7 @@ fn order(method: PaymentMethod) -> Order {
     .unwrap()
 }
 
-fn at(s: i64) -> UnixMs {
+pub(super) fn at(s: i64) -> UnixMs {
     UnixMs(NOW.0 + s * 1000)
 }
 

@@ -34,6 +34,10 @@ pub struct App {
     /// Model routes for conversations and the OpenAI-compatible API (empty without
     /// configured targets).
     pub router: stonepot_llm::Router,
+    /// Artifacts (close reports, receipts): a directory or an S3-compatible bucket.
+    pub objects: crate::objects::Objects,
+    /// Runs daily closes (API, scheduler).
+    pub closer: Arc<crate::close::Closer>,
     /// Recently verified key hashes with their tenants; see [`App::api_key_tenants`].
     key_cache: Arc<std::sync::Mutex<KeyTenants>>,
 }
@@ -77,8 +81,23 @@ impl App {
             }))
         };
         let metrics = Arc::new(Metrics::default());
+        let objects = crate::objects::Objects::open(
+            config.object_store_url.as_deref(),
+            &config.data_dir,
+            &config.aws_env.0,
+        )?;
+        let closer = Arc::new(crate::close::Closer::new(
+            store.clone(),
+            objects.clone(),
+            config
+                .slack_webhook_url
+                .clone()
+                .map(crate::close::Slack::new),
+        ));
         let engine = crate::agent::Engine::new(store.clone(), hub.clone(), model, metrics.clone());
         Ok(App {
+            objects,
+            closer,
             engine,
             router,
             hub,
@@ -156,7 +175,8 @@ impl App {
     fn documented(app: Option<&App>) -> OpenApiRouter<App> {
         let limited = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::ops::api_router())
-            .merge(routes::tenants::router());
+            .merge(routes::tenants::router())
+            .merge(routes::closes::router());
         let limited = match app {
             Some(app) => limited.layer(from_fn_with_state(app.clone(), ratelimit::limit)),
             None => limited,

@@ -8,11 +8,14 @@
 //!   [`Quote::read_back`] and [`Quote::display_data`] render it.
 //! - [`order`]: [`Order::from_quote`], the status machine with its transition table
 //!   and guards, payments and refunds, and the audit trail.
+//! - [`close`]: the daily close — the business day, its schedule, and the report of a
+//!   day's sales, money and reconciliation, rendered deterministically.
 //!
 //! All of it is pure: time comes in as [`UnixMs`], ids are chosen by the caller (the
 //! quote id is derived from its hash), and nothing here stores, sends or logs.
 
 mod canon;
+pub mod close;
 pub mod ids;
 pub mod order;
 pub mod quote;

@@ -1,6 +1,7 @@
 //! HTTP handlers, one module per area.
 
 pub mod chat;
+pub mod closes;
 pub mod conversation;
 pub mod kiosk;
 pub mod openai;

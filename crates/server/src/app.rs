@@ -36,6 +36,10 @@ pub struct App {
     pub router: stonepot_llm::Router,
     /// The Stripe client when `STRIPE_SECRET_KEY` is set (pay at counter needs none).
     pub stripe: Option<Arc<crate::payments::stripe::StripeClient>>,
+    /// Artifacts (close reports, receipts): a directory or an S3-compatible bucket.
+    pub objects: crate::objects::Objects,
+    /// Runs daily closes (API, scheduler).
+    pub closer: Arc<crate::close::Closer>,
     /// Recently verified key hashes with their tenants; see [`App::api_key_tenants`].
     key_cache: Arc<std::sync::Mutex<KeyTenants>>,
 }
@@ -86,9 +90,24 @@ impl App {
             None => None,
         };
         let metrics = Arc::new(Metrics::default());
+        let objects = crate::objects::Objects::open(
+            config.object_store_url.as_deref(),
+            &config.data_dir,
+            &config.aws_env.0,
+        )?;
+        let closer = Arc::new(crate::close::Closer::new(
+            store.clone(),
+            objects.clone(),
+            config
+                .slack_webhook_url
+                .clone()
+                .map(crate::close::Slack::new),
+        ));
         let engine = crate::agent::Engine::new(store.clone(), hub.clone(), model, metrics.clone());
         Ok(App {
             stripe,
+            objects,
+            closer,
             engine,
             router,
             hub,
@@ -167,7 +186,8 @@ impl App {
         let limited = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::ops::api_router())
             .merge(routes::tenants::router())
-            .merge(routes::menu::router());
+            .merge(routes::menu::router())
+            .merge(routes::closes::router());
         let limited = match app {
             Some(app) => limited.layer(from_fn_with_state(app.clone(), ratelimit::limit)),
             None => limited,

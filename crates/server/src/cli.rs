@@ -63,6 +63,19 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         from: PathBuf,
     },
+    /// Close a business day now (as the scheduler would) and print the outcome as JSON.
+    /// A day already closed with the same figures is returned unchanged; different
+    /// figures are stored as an amendment.
+    Close {
+        #[command(flatten)]
+        common: Common,
+        /// The tenant id.
+        #[arg(long)]
+        tenant: String,
+        /// The business date, YYYY-MM-DD.
+        #[arg(long)]
+        date: String,
+    },
     /// Check a running instance end to end; exits non-zero on the first failure.
     Smoke {
         #[arg(long, default_value = "http://127.0.0.1:8080")]
@@ -169,6 +182,41 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 ));
                 anyhow::Ok(())
             })?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Close {
+            common,
+            tenant,
+            date,
+        } => {
+            let config = load(&common, Overrides::tool())?;
+            let tenant = stonepot_domain::TenantId::new(&tenant)
+                .map_err(|e| anyhow::anyhow!("--tenant: {e}"))?;
+            // Refuse a malformed date before touching the database.
+            stonepot_domain::commerce::close::day::parse_date(&date)
+                .map_err(|e| anyhow::anyhow!("--date: {e}"))?;
+            let body = runtime()?.block_on(async {
+                std::fs::create_dir_all(&config.data_dir)?;
+                let store = stonepot_store::Store::connect(&config.database_url).await?;
+                store.migrate().await?;
+                let objects = crate::objects::Objects::open(
+                    config.object_store_url.as_deref(),
+                    &config.data_dir,
+                    &config.aws_env.0,
+                )?;
+                let closer = crate::close::Closer::new(
+                    store.clone(),
+                    objects,
+                    config
+                        .slack_webhook_url
+                        .clone()
+                        .map(crate::close::Slack::new),
+                );
+                let run = closer.run(&tenant, &date, true).await;
+                store.close().await;
+                anyhow::Ok(run?.body())
+            })?;
+            out(&body.to_string());
             Ok(ExitCode::SUCCESS)
         }
         Command::Smoke { url, key } => {

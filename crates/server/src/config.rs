@@ -141,7 +141,12 @@ pub struct Config {
     pub generated_secrets: Vec<&'static str>,
     pub nats_url: Option<String>,
     pub nats_token: Option<Secret>,
+    /// Where artifacts go (`OBJECT_STORE_URL`): `file:///path` or `s3://bucket/prefix`;
+    /// `None` is `<data_dir>/objects`.
     pub object_store_url: Option<String>,
+    /// The `AWS_*` variables an `s3://` object store reads (endpoint, region,
+    /// credentials, `AWS_ALLOW_HTTP`); `Debug` shows only the names.
+    pub aws_env: LlmEnv,
     pub anthropic_api_key: Option<Secret>,
     pub openai_api_key: Option<Secret>,
     pub gemini_api_key: Option<Secret>,
@@ -210,6 +215,8 @@ pub struct FileConfig {
     #[serde(default)]
     pub display: FileDisplay,
     #[serde(default)]
+    pub objects: FileObjects,
+    #[serde(default)]
     pub secrets: HashMap<String, Secret>,
     #[serde(default)]
     pub llm: stonepot_llm::LlmConfig,
@@ -241,6 +248,13 @@ pub struct FileServer {
     pub data_dir: Option<PathBuf>,
     pub log_level: Option<String>,
     pub shutdown_grace: Option<String>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileObjects {
+    /// `file:///path` or `s3://bucket/prefix`.
+    pub url: Option<String>,
 }
 
 #[derive(Debug, Default, Deserialize)]
@@ -535,7 +549,13 @@ impl Config {
             generated_secrets,
             nats_url: get("NATS_URL"),
             nats_token: secret("NATS_TOKEN"),
-            object_store_url: get("OBJECT_STORE_URL"),
+            object_store_url: get("OBJECT_STORE_URL").or(fc.objects.url.clone()),
+            aws_env: LlmEnv(
+                env.iter()
+                    .filter(|(k, v)| k.starts_with("AWS_") && !v.is_empty())
+                    .map(|(k, v)| (k.clone(), v.clone()))
+                    .collect(),
+            ),
             anthropic_api_key: secret("ANTHROPIC_API_KEY"),
             openai_api_key: secret("OPENAI_API_KEY"),
             gemini_api_key: secret("GEMINI_API_KEY").or_else(|| secret("GOOGLE_API_KEY")),

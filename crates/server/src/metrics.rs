@@ -75,6 +75,8 @@ pub struct Metrics {
     pub rate_limited: AtomicI64,
     /// Kitchen tickets fired (one per order that reached the kitchen).
     pub tickets_fired: AtomicI64,
+    /// Receipts written (one per paid order).
+    pub receipts_written: AtomicI64,
     /// Orders paid by a payment provider (one per order, however many events).
     pub payments_captured: AtomicI64,
     /// Payment events (webhooks, redirects) seen again and ignored.
@@ -113,6 +115,10 @@ impl Metrics {
     /// Records a finished conversation turn under the target that answered it.
     pub fn ticket_fired(&self) {
         self.tickets_fired.fetch_add(1, Ordering::Relaxed);
+    }
+
+    pub fn receipt_written(&self) {
+        self.receipts_written.fetch_add(1, Ordering::Relaxed);
     }
 
     /// Adds one to a counter (`metrics.count(&metrics.payments_flagged)`).
@@ -280,6 +286,11 @@ impl Metrics {
                 "stonepot_kitchen_tickets_fired_total",
                 "Kitchen tickets fired, one per order that reached the kitchen.",
                 self.tickets_fired.load(Ordering::Relaxed) as f64,
+            ),
+            (
+                "stonepot_receipts_written_total",
+                "Receipts written to object storage, one per paid order.",
+                self.receipts_written.load(Ordering::Relaxed) as f64,
             ),
             (
                 "stonepot_payments_captured_total",

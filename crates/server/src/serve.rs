@@ -141,6 +141,7 @@ async fn run(app: App, listener: TcpListener, shutdown: CancellationToken) -> an
         }
     });
     app.hub.spawn_sweeper(shutdown.clone());
+    crate::close::schedule::spawn(app.closer.clone(), app.store.clone(), shutdown.clone());
     let (store, stop) = (app.store.clone(), shutdown.clone());
     tokio::spawn(async move {
         let mut tick = tokio::time::interval(std::time::Duration::from_secs(1));

@@ -263,7 +263,30 @@ async fn quote_confirm_and_move_an_order() {
         409,
         "a counter order is paid before it completes"
     );
+    let receipt_url = s.url(&format!(
+        "/api/tenants/demo-restaurant/orders/{oid}/receipt"
+    ));
+    error_code(get(receipt_url.clone(), Some(KEY)).await, 404).await;
     assert_eq!(mv("paid").await.status(), 200);
+    // Paid: the receipt is written once and served with its hash.
+    let res = get(receipt_url.clone(), Some(KEY)).await;
+    assert_eq!(res.status(), 200);
+    let sha = res.headers()["x-receipt-sha256"]
+        .to_str()
+        .unwrap()
+        .to_string();
+    let html = res.text().await.unwrap();
+    assert!(
+        html.contains("Margherita Pizza") && html.contains("Total"),
+        "{html}"
+    );
+    use sha2::Digest;
+    assert_eq!(sha, hex::encode(sha2::Sha256::digest(html.as_bytes())));
+    let on_disk = s
+        .dir
+        .path()
+        .join(format!("objects/receipts/demo-restaurant/{oid}.html"));
+    assert_eq!(std::fs::read_to_string(on_disk).unwrap(), html);
     let done: Value = mv("completed").await.json().await.unwrap();
     assert_eq!(done["status"], "completed", "{done}");
     let board: Value = post_json(board_url, Some(KEY), &json!({}))
@@ -274,6 +297,14 @@ async fn quote_confirm_and_move_an_order() {
     assert!(
         board["tickets"].as_array().unwrap().is_empty(),
         "a completed order leaves the board: {board}"
+    );
+    // Later moves never rewrite the receipt.
+    let again = get(receipt_url, Some(KEY)).await;
+    assert_eq!(again.headers()["x-receipt-sha256"].to_str().unwrap(), sha);
+    let metrics = get(s.url("/metrics"), None).await.text().await.unwrap();
+    assert!(
+        metrics.contains("stonepot_receipts_written_total 1"),
+        "{metrics}"
     );
     let list: Value = get(
         s.url("/api/tenants/demo-restaurant/orders?status=completed"),

@@ -1,9 +1,9 @@
 //! The webhook storm: hundreds of Stripe orders, thousands of signed events, each
 //! delivered 1–5 times, shuffled, with random delays and bounded concurrency, racing
 //! the guests' success redirects; some sessions are completed at a wrong amount.
-//! Afterwards: exactly one payment entry and one kitchen ticket per correctly paid
-//! order, none for the wrong-amount ones (flagged instead), and no order paid at an
-//! amount other than its quote's total.
+//! Afterwards: exactly one payment entry, one kitchen ticket and one receipt per
+//! correctly paid order, none for the wrong-amount ones (flagged instead), and no order
+//! paid at an amount other than its quote's total.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod common;
@@ -158,10 +158,12 @@ async fn a_webhook_storm_racing_redirects_pays_each_order_exactly_once() {
             })
             .collect();
         let ticket = store.ticket(&tenant, &id).await.unwrap();
+        let receipt = store.receipt(&tenant, &id).await.unwrap();
         if n < WRONG_AMOUNT {
             assert!(payments.is_empty(), "order {id} was paid at a wrong amount");
             assert!(!order.is_paid());
             assert!(ticket.is_none());
+            assert!(receipt.is_none(), "an unpaid order has no receipt");
             assert_eq!(order.flags.len(), 1, "order {id}: one flag");
         } else {
             assert_eq!(
@@ -172,6 +174,17 @@ async fn a_webhook_storm_racing_redirects_pays_each_order_exactly_once() {
             assert_eq!(order.total, o["quote"]["total"].as_i64().unwrap());
             assert_eq!(order.captured, order.total);
             assert!(ticket.is_some(), "order {id} has its ticket");
+            let receipt = receipt.expect("a paid order has its receipt");
+            let bytes = s
+                .running
+                .app
+                .objects
+                .get(&receipt.path)
+                .await
+                .unwrap()
+                .unwrap();
+            use sha2::Digest;
+            assert_eq!(hex::encode(sha2::Sha256::digest(&bytes)), receipt.sha256);
             assert!(order.flags.is_empty());
             paid += 1;
         }
@@ -179,6 +192,13 @@ async fn a_webhook_storm_racing_redirects_pays_each_order_exactly_once() {
     let m = &s.running.app.metrics;
     let fired = m.tickets_fired.load(std::sync::atomic::Ordering::Relaxed);
     assert_eq!(fired, paid, "one ticket fired per paid order, no more");
+    let receipts = m
+        .receipts_written
+        .load(std::sync::atomic::Ordering::Relaxed);
+    assert_eq!(
+        receipts, paid,
+        "one receipt written per paid order, no more"
+    );
     assert_eq!(
         m.payments_captured
             .load(std::sync::atomic::Ordering::Relaxed),

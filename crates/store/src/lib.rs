@@ -5,6 +5,7 @@
 //! the tenant.
 
 mod backup;
+mod closes;
 mod commerce;
 mod conversations;
 mod display;
@@ -18,6 +19,7 @@ mod tenants;
 pub mod testing;
 
 pub use backup::{BackupError, BackupReport};
+pub use closes::{CloseRecord, CloseRevision, CloseSaved, NewClose};
 pub use commerce::{IDEMPOTENCY_TTL_MS, IdempotencyRecord, OrderCreated, StoredQuote};
 pub use conversations::{ConversationRecord, ToolCallRow, TurnRow};
 pub use display::{ComponentChange, ComponentRecord, Created, SessionRecord, UpdateRecord};

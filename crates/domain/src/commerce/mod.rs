@@ -11,11 +11,14 @@
 //! - [`payment`]: [`Order::settle`] turns a provider's evidence into a payment, a
 //!   no-op duplicate or a flag (an amount or currency that does not match).
 //! - [`stripe_signature`]: the `Stripe-Signature` header, checked in constant time.
+//! - [`close`]: the daily close — the business day, its schedule, and the report of a
+//!   day's sales, money and reconciliation, rendered deterministically.
 //!
 //! All of it is pure: time comes in as [`UnixMs`], ids are chosen by the caller (the
 //! quote id is derived from its hash), and nothing here stores, sends or logs.
 
 mod canon;
+pub mod close;
 pub mod ids;
 pub mod order;
 pub mod payment;

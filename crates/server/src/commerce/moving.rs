@@ -42,10 +42,11 @@ pub(crate) async fn after_placed(app: &App, tenant: &TenantId, order: Order) -> 
 }
 
 /// What follows any change to an order, safe to run any number of times: the kitchen
-/// gets its ticket once the order is ready to cook, the kitchen page and the guest's
-/// display show the status. A display that is gone does not undo the change.
+/// gets its ticket once the order is ready to cook, a paid order gets its receipt once,
+/// the kitchen page and the guest's display show the status. A display that is gone does not undo the change.
 pub async fn after_move(app: &App, tenant: &TenantId, order: Order) -> ApiResult<Order> {
     super::kitchen::follow(app, tenant, &order).await?;
+    super::receipt::ensure(app, tenant, &order).await?;
     let _ = show_put(
         app,
         order.conversation_id.as_str(),

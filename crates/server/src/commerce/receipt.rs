@@ -6,12 +6,58 @@
 //! retry after a crash — writes the same bytes to the same path, and the store keeps the
 //! first record.
 
+use crate::app::App;
+use crate::error::{ApiError, ApiResult};
 use crate::pages::Pages;
 use jiff::tz::TimeZone;
 use serde_json::json;
-use stonepot_domain::Tenant;
 use stonepot_domain::commerce::UnixMs;
 use stonepot_domain::commerce::order::{Order, PaymentMethod};
+use stonepot_domain::{Tenant, TenantId};
+use stonepot_store::Receipt;
+
+/// Writes the paid order's receipt unless it has one: the bytes go to object storage
+/// first, then the store records their path and hash (insert-if-absent), so a recorded
+/// receipt always points at a real object and an order never has two.
+pub async fn ensure(app: &App, tenant_id: &TenantId, order: &Order) -> ApiResult<Option<Receipt>> {
+    if !order.is_paid() {
+        return Ok(None);
+    }
+    if let Some(r) = app.store.receipt(tenant_id, &order.id).await? {
+        return Ok(Some(r));
+    }
+    let tenant = app
+        .store
+        .tenant(tenant_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant_id}'")))?;
+    let ticket = app
+        .store
+        .ticket(tenant_id, &order.id)
+        .await?
+        .map(|t| t.number);
+    let html = render(&app.pages, &tenant, order, ticket).map_err(ApiError::internal)?;
+    let bytes = i64::try_from(html.len()).unwrap_or(i64::MAX);
+    let at = path(&tenant, order);
+    let sha256 = app
+        .objects
+        .put(&at, html.into_bytes(), "text/html; charset=utf-8")
+        .await
+        .map_err(ApiError::internal)?;
+    let receipt = Receipt {
+        order_id: order.id.as_str().to_string(),
+        path: at,
+        sha256,
+        bytes,
+        written_at: jiff::Timestamp::now().as_millisecond(),
+    };
+    if app.store.record_receipt(tenant_id, &receipt).await? {
+        app.metrics.receipt_written();
+        return Ok(Some(receipt));
+    }
+    // Another caller recorded it first (the same bytes at the same path).
+    Ok(app.store.receipt(tenant_id, &order.id).await?)
+}
 
 /// Where an order's receipt lives in object storage.
 pub fn path(tenant: &Tenant, order: &Order) -> String {

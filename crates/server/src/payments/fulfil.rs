@@ -203,12 +203,12 @@ pub async fn fulfil(
 }
 
 /// For a repeat: runs what follows a payment again only when it did not finish (the
-/// order is ready to cook but has no ticket: a crash after the payment committed), so
-/// duplicates cost one read.
+/// order is ready to cook but has no ticket, or has no receipt: a crash after the
+/// payment committed), so duplicates cost two reads.
 async fn finish(app: &App, tenant: &TenantId, order: Order) -> ApiResult<Order> {
     if order.is_paid()
-        && ready_to_cook(&order)
-        && app.store.ticket(tenant, &order.id).await?.is_none()
+        && ((ready_to_cook(&order) && app.store.ticket(tenant, &order.id).await?.is_none())
+            || app.store.receipt(tenant, &order.id).await?.is_none())
     {
         return crate::commerce::after_move(app, tenant, order).await;
     }

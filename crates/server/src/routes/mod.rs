@@ -2,6 +2,7 @@
 
 pub mod cart;
 pub mod chat;
+pub mod closes;
 pub mod conversation;
 pub mod kiosk;
 pub mod kitchen;

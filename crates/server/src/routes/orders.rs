@@ -29,6 +29,7 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(confirm))
         .routes(routes!(list_orders))
         .routes(routes!(move_order))
+        .routes(routes!(receipt))
 }
 
 #[derive(Deserialize, ToSchema, Default)]
@@ -212,4 +213,41 @@ async fn move_order(
     };
     let order = commerce::move_order(&app, &tenant, &id, to, &actor).await?;
     Ok(Json(order_body(&order)))
+}
+
+/// The paid order's HTML receipt as written to object storage (tenant key); its SHA-256
+/// is in `X-Receipt-Sha256`. 404 until the order is paid.
+#[utoipa::path(get, path = "/api/tenants/{tenant}/orders/{order}/receipt", tag = "orders",
+    params(("tenant" = String, Path, description = "tenant id"), ("order" = String, Path, description = "order id")),
+    responses((status = 200, content_type = "text/html", body = String), (status = 401, body = ErrorBody),
+        (status = 404, body = ErrorBody)))]
+async fn receipt(
+    State(app): State<App>,
+    TenantKey(tenant): TenantKey,
+    Path(ids): Path<(String, String)>,
+) -> ApiResult<axum::response::Response> {
+    use axum::response::IntoResponse;
+    let raw = ids.1;
+    let id = OrderId::new(raw.clone())
+        .map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))?;
+    let rec = app.store.receipt(&tenant, &id).await?.ok_or_else(|| {
+        ApiError::not_found(format!(
+            "order '{raw}' has no receipt (not paid yet, or no such order)"
+        ))
+    })?;
+    let bytes = app
+        .objects
+        .get(&rec.path)
+        .await
+        .map_err(ApiError::internal)?
+        .ok_or_else(|| ApiError::internal(format!("receipt object {} is missing", rec.path)))?;
+    let mut res = (
+        [(axum::http::header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        bytes,
+    )
+        .into_response();
+    if let Ok(v) = axum::http::HeaderValue::from_str(&rec.sha256) {
+        res.headers_mut().insert("x-receipt-sha256", v);
+    }
+    Ok(res)
 }

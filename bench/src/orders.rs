@@ -11,6 +11,7 @@
 //! 3. The daily close of the day holding the throughput phase's orders (timed through
 //!    `POST /api/tenants/{t}/closes/{date}`), then its re-run (unchanged).
 
+use crate::display::cpu_ticks;
 use crate::server::{ms, pct, request, say, start_with};
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
@@ -34,8 +35,41 @@ fn json(body: &[u8]) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(body)?)
 }
 
+/// What the guests ask for, in turn: different guests order different things.
+const CARTS: &[&str] = &[
+    "two margherita pizzas",
+    "one tiramisu",
+    "three margherita pizzas",
+    "one margherita pizza and one tiramisu",
+    "two tiramisu",
+    "four margherita pizzas",
+];
+
+/// Time spent in each of the five requests, summed over orders (µs).
+pub static STEP_US: [std::sync::atomic::AtomicU64; 5] = [
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+    std::sync::atomic::AtomicU64::new(0),
+];
+
+fn step(i: usize, since: Instant) -> Instant {
+    if let Some(c) = STEP_US.get(i) {
+        c.fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
+    }
+    Instant::now()
+}
+
+static GUEST: AtomicUsize = AtomicUsize::new(0);
+
 /// Places one order on `s`; returns its id.
 async fn place(s: &mut TcpStream) -> Result<String> {
+    let t = Instant::now();
+    let cart = CARTS
+        .get(GUEST.fetch_add(1, Ordering::Relaxed) % CARTS.len())
+        .copied()
+        .unwrap_or("two margherita pizzas");
     let (st, body) = request(
         s,
         "POST",
@@ -50,13 +84,15 @@ async fn place(s: &mut TcpStream) -> Result<String> {
         .as_str()
         .context("no sessionId")?
         .to_string();
+    let t = step(0, t);
     let (st, body) = request(
         s,
         "POST",
         &format!("/api/conversations/{conv}/messages"),
-        Some(r#"{"text":"two margherita pizzas"}"#),
+        Some(&format!(r#"{{"text":"{cart}"}}"#)),
     )
     .await?;
+    let t = step(1, t);
     let events = String::from_utf8_lossy(&body);
     if st != 200 || !events.contains("assistant_done") {
         bail!("message: {st} {events}");
@@ -75,6 +111,7 @@ async fn place(s: &mut TcpStream) -> Result<String> {
         .as_str()
         .context("no hash")?
         .to_string();
+    let t = step(2, t);
     let (st, body) = request(
         s,
         "POST",
@@ -89,6 +126,7 @@ async fn place(s: &mut TcpStream) -> Result<String> {
         .as_str()
         .context("no order id")?
         .to_string();
+    let t = step(3, t);
     let (st, body) = request(
         s,
         "POST",
@@ -99,12 +137,21 @@ async fn place(s: &mut TcpStream) -> Result<String> {
     if st != 200 {
         bail!("pay: {st} {}", String::from_utf8_lossy(&body));
     }
+    step(4, t);
     Ok(id)
 }
 
 fn report(name: &str, mut lat: Vec<Duration>, errors: usize, wall: Duration) {
     lat.sort();
     let n = lat.len();
+    let steps: Vec<String> = ["session", "message", "quote", "confirm", "pay"]
+        .iter()
+        .zip(STEP_US.iter())
+        .map(|(name, c)| {
+            let us = c.swap(0, Ordering::Relaxed);
+            format!("{name} {:.2}", us as f64 / 1000.0 / n.max(1) as f64)
+        })
+        .collect();
     say(&format!(
         "{name}: {n} orders in {:.2} s = {:.0} orders/s; latency per order p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms; errors {errors}",
         wall.as_secs_f64(),
@@ -114,10 +161,12 @@ fn report(name: &str, mut lat: Vec<Duration>, errors: usize, wall: Duration) {
         ms(pct(&lat, 0.999)),
         ms(lat.last().copied().unwrap_or_default()),
     ));
+    say(&format!("  mean ms per step: {}", steps.join(", ")));
 }
 
-async fn throughput(addr: SocketAddr, clients: usize, orders: usize) -> Result<()> {
+async fn throughput(addr: SocketAddr, pid: u32, clients: usize, orders: usize) -> Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
+    let cpu0 = cpu_ticks(pid).unwrap_or(0);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for _ in 0..clients {
@@ -149,12 +198,20 @@ async fn throughput(addr: SocketAddr, clients: usize, orders: usize) -> Result<(
         lat.extend(l);
         errors += e;
     }
+    let wall = t0.elapsed();
+    let cpu_ms = (cpu_ticks(pid).unwrap_or(0).saturating_sub(cpu0)) as f64 * 10.0;
+    let placed = lat.len().max(1);
     report(
         &format!("throughput, {clients} concurrent guests (closed loop)"),
         lat,
         errors,
-        t0.elapsed(),
+        wall,
     );
+    say(&format!(
+        "  server CPU {:.2} ms per order ({:.0}% of one core)",
+        cpu_ms / placed as f64,
+        cpu_ms / wall.as_secs_f64() / 10.0
+    ));
     Ok(())
 }
 
@@ -268,8 +325,9 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
         server.child.id()
     ));
     // Warm-up: connections, statement caches, the agent.
-    throughput(addr, p.clients.min(4), 50).await?;
-    throughput(addr, p.clients, p.orders).await?;
+    let pid = server.child.id();
+    throughput(addr, pid, p.clients.min(4), 50).await?;
+    throughput(addr, pid, p.clients, p.orders).await?;
     close(addr, &date, "first").await?;
     close(addr, &date, "re-run").await?;
     open_loop(addr, p.rate, p.seconds).await?;

@@ -160,7 +160,12 @@ async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> Result<()> {
 }
 
 /// Reads until `buf[from..]` contains `needle`; returns its index.
-async fn fill_until(s: &mut TcpStream, buf: &mut Vec<u8>, from: usize, needle: &[u8]) -> Result<usize> {
+async fn fill_until(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    from: usize,
+    needle: &[u8],
+) -> Result<usize> {
     let mut chunk = [0u8; 8192];
     loop {
         if let Some(i) = buf
@@ -191,7 +196,9 @@ async fn read_response(s: &mut TcpStream) -> Result<(u16, Vec<u8>)> {
     let header = |name: &str| {
         head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.trim().eq_ignore_ascii_case(name).then(|| v.trim().to_string())
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
     };
     if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {

@@ -6,10 +6,14 @@
 //!
 //! `gateway` measures the latency and memory the OpenAI-compatible gateway adds on top of
 //! a zero-delay fake model provider running inside the bench.
+//!
+//! `orders` places orders end to end over HTTP (conversation, cart through the offline
+//! agent, quote, confirm, pay at the counter) and times the daily close of the day.
 
 mod display;
 mod foundation;
 mod gateway;
+mod orders;
 mod server;
 
 use anyhow::Result;
@@ -51,6 +55,23 @@ enum Cmd {
         #[arg(long, default_value_t = 10)]
         per_session: usize,
         /// Total updates per second across all sessions.
+        #[arg(long, default_value_t = 200)]
+        rate: u64,
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Orders end to end over HTTP on SQLite: max orders/s, latency at a fixed rate, and
+    /// the daily close of the day's orders.
+    Orders {
+        #[arg(long, default_value = "target/release/stonepot")]
+        bin: PathBuf,
+        /// Concurrent guests in the throughput phase.
+        #[arg(long, default_value_t = 32)]
+        clients: usize,
+        /// Orders in the throughput phase.
+        #[arg(long, default_value_t = 10_000)]
+        orders: usize,
+        /// Orders per second in the latency phase (open loop).
         #[arg(long, default_value_t = 200)]
         rate: u64,
         #[arg(long, default_value_t = 10)]
@@ -103,6 +124,24 @@ async fn main() -> Result<()> {
                 display::Params {
                     sessions,
                     per_session,
+                    rate,
+                    seconds,
+                },
+            )
+            .await
+        }
+        Cmd::Orders {
+            bin,
+            clients,
+            orders,
+            rate,
+            seconds,
+        } => {
+            orders::run(
+                bin,
+                orders::Params {
+                    clients,
+                    orders,
                     rate,
                     seconds,
                 },

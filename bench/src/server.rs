@@ -125,40 +125,103 @@ pub async fn post(s: &mut TcpStream, path: &str, body: &str) -> Result<(u16, Vec
     read_response(s).await
 }
 
+/// One keep-alive request with the bench key and, when given, a JSON body; returns
+/// status and body (a chunked body, such as a finished SSE stream, is de-chunked).
+pub async fn request(
+    s: &mut TcpStream,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+) -> Result<(u16, Vec<u8>)> {
+    let req = match body {
+        Some(b) => format!(
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            b.len()
+        ),
+        None => format!(
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+        ),
+    };
+    s.write_all(req.as_bytes()).await?;
+    read_response(s).await
+}
+
+/// Reads until `buf` holds at least `n` bytes.
+async fn fill(s: &mut TcpStream, buf: &mut Vec<u8>, n: usize) -> Result<()> {
+    let mut chunk = [0u8; 8192];
+    while buf.len() < n {
+        let got = s.read(&mut chunk).await?;
+        if got == 0 {
+            bail!("connection closed mid-response");
+        }
+        buf.extend_from_slice(chunk.get(..got).unwrap_or_default());
+    }
+    Ok(())
+}
+
+/// Reads until `buf[from..]` contains `needle`; returns its index.
+async fn fill_until(
+    s: &mut TcpStream,
+    buf: &mut Vec<u8>,
+    from: usize,
+    needle: &[u8],
+) -> Result<usize> {
+    let mut chunk = [0u8; 8192];
+    loop {
+        if let Some(i) = buf
+            .get(from..)
+            .unwrap_or_default()
+            .windows(needle.len())
+            .position(|w| w == needle)
+        {
+            return Ok(from + i);
+        }
+        let got = s.read(&mut chunk).await?;
+        if got == 0 {
+            bail!("connection closed mid-response");
+        }
+        buf.extend_from_slice(chunk.get(..got).unwrap_or_default());
+    }
+}
+
 async fn read_response(s: &mut TcpStream) -> Result<(u16, Vec<u8>)> {
     let mut buf = Vec::with_capacity(8192);
-    let mut chunk = [0u8; 8192];
-    let head_end = loop {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            bail!("connection closed");
-        }
-        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
-        if let Some(i) = buf.windows(4).position(|w| w == b"\r\n\r\n") {
-            break i + 4;
-        }
-    };
-    let head = std::str::from_utf8(buf.get(..head_end).unwrap_or_default())?;
+    let head_end = fill_until(s, &mut buf, 0, b"\r\n\r\n").await? + 4;
+    let head = std::str::from_utf8(buf.get(..head_end).unwrap_or_default())?.to_string();
     let status: u16 = head
         .split_whitespace()
         .nth(1)
         .and_then(|s| s.parse().ok())
         .context("no status")?;
-    let len: usize = head
-        .lines()
-        .find_map(|l| {
+    let header = |name: &str| {
+        head.lines().find_map(|l| {
             let (k, v) = l.split_once(':')?;
-            k.eq_ignore_ascii_case("content-length")
-                .then(|| v.trim().parse().ok())?
+            k.trim()
+                .eq_ignore_ascii_case(name)
+                .then(|| v.trim().to_string())
         })
-        .context("no content-length")?;
-    while buf.len() < head_end + len {
-        let n = s.read(&mut chunk).await?;
-        if n == 0 {
-            bail!("connection closed mid-body");
+    };
+    if header("transfer-encoding").is_some_and(|v| v.eq_ignore_ascii_case("chunked")) {
+        let mut body = Vec::new();
+        let mut at = head_end;
+        loop {
+            let line_end = fill_until(s, &mut buf, at, b"\r\n").await?;
+            let size_text = std::str::from_utf8(buf.get(at..line_end).unwrap_or_default())?;
+            let size = usize::from_str_radix(size_text.split(';').next().unwrap_or("").trim(), 16)
+                .context("bad chunk size")?;
+            at = line_end + 2;
+            fill(s, &mut buf, at + size + 2).await?;
+            if size == 0 {
+                return Ok((status, body));
+            }
+            body.extend_from_slice(buf.get(at..at + size).unwrap_or_default());
+            at += size + 2;
         }
-        buf.extend_from_slice(chunk.get(..n).unwrap_or_default());
     }
+    let len: usize = header("content-length")
+        .and_then(|v| v.parse().ok())
+        .context("no content-length")?;
+    fill(s, &mut buf, head_end + len).await?;
     Ok((
         status,
         buf.get(head_end..head_end + len)

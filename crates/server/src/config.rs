@@ -718,6 +718,30 @@ mod tests {
     }
 
     #[test]
+    fn object_storage_comes_from_the_env_or_the_file_and_hides_aws_secrets() {
+        let c = Config::load(
+            None,
+            &env(&[
+                ("OBJECT_STORE_URL", "s3://bucket/prefix"),
+                ("AWS_SECRET_ACCESS_KEY", "aws-very-secret"),
+                ("AWS_ENDPOINT_URL", "http://minio:9000"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.object_store_url.as_deref(), Some("s3://bucket/prefix"));
+        assert_eq!(c.aws_env.0.len(), 2);
+        assert!(!format!("{c:?}").contains("aws-very-secret"));
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("stonepot.toml");
+        std::fs::write(&path, "[objects]\nurl = \"file:///srv/objects\"\n").unwrap();
+        let c = Config::load(Some(&path), &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.object_store_url.as_deref(), Some("file:///srv/objects"));
+        let c = Config::load(None, &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.object_store_url, None);
+    }
+
+    #[test]
     fn bad_values_name_their_setting() {
         for (k, v) in [
             ("PORT", "eighty"),

@@ -81,7 +81,8 @@ impl Objects {
     fn directory(dir: &Path) -> Result<Objects, ObjectsError> {
         std::fs::create_dir_all(dir)
             .map_err(|e| ObjectsError::Config(format!("creating {}: {e}", dir.display())))?;
-        let fs = LocalFileSystem::new_with_prefix(dir)?;
+        let fs = LocalFileSystem::new_with_prefix(dir)
+            .map_err(|e| ObjectsError::Config(format!("{}: {e}", dir.display())))?;
         Ok(Objects {
             store: Arc::new(fs),
             prefix: ObjectPath::default(),
@@ -108,7 +109,10 @@ impl Objects {
                 builder = builder.with_config(key, v.clone());
             }
         }
-        let s3 = builder.with_bucket_name(bucket).build()?;
+        let s3 = builder
+            .with_bucket_name(bucket)
+            .build()
+            .map_err(|e| ObjectsError::Config(format!("'{url}': {e}")))?;
         let prefix = ObjectPath::parse(prefix.trim_matches('/'))
             .map_err(|e| ObjectsError::Config(format!("'{url}': {e}")))?;
         Ok(Objects {

@@ -3,6 +3,10 @@
 //! amendment beside the original). Run once on SQLite and once on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
+mod common;
+
+use common::Fixture;
 use std::collections::BTreeMap;
 use stonepot_domain::commerce::close::render::render;
 use stonepot_domain::commerce::close::{CloseInput, CloseReport, CloseSettings};
@@ -11,65 +15,7 @@ use stonepot_domain::commerce::{
     PaymentMethod, PricingPolicy, Quote, Tip, UnixMs,
 };
 use stonepot_domain::{Cart, Currency, SessionId, TenantId, demo};
-use stonepot_store::{Backend, CloseSaved, NewClose, Store, testing};
-
-struct Fixture {
-    store: Store,
-    _dir: tempfile::TempDir,
-    pg_url: Option<String>,
-    a: TenantId,
-    b: TenantId,
-}
-
-impl Fixture {
-    async fn new(backend: Backend) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let (url, pg_url) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("closes.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let url = testing::fresh_postgres_url("closes")
-                    .await
-                    .expect("PostgreSQL is required for the store tests");
-                (url.clone(), Some(url))
-            }
-        };
-        let store = Store::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        let (ta, tb) = (demo::restaurant_tenant(), demo::finance_tenant());
-        store.upsert_tenant(&ta).await.unwrap();
-        store.upsert_tenant(&tb).await.unwrap();
-        Fixture {
-            store,
-            _dir: dir,
-            pg_url,
-            a: ta.id,
-            b: tb.id,
-        }
-    }
-
-    async fn done(self) {
-        self.store.close().await;
-        if let Some(url) = self.pg_url {
-            testing::drop_postgres_database(&url).await.unwrap();
-        }
-    }
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-              async fn $name() { super::$name(stonepot_store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-              async fn $name() { super::$name(stonepot_store::Backend::Postgres).await })*
-        }
-    };
-}
+use stonepot_store::{Backend, CloseSaved, NewClose};
 
 both_backends!(
     settings_default_set_and_listed,
@@ -136,7 +82,7 @@ fn staff() -> Actor {
 }
 
 async fn settings_default_set_and_listed(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "closes").await;
     let s = &f.store;
     assert_eq!(s.close_settings(&f.a).await.unwrap(), None);
     let ny = CloseSettings::new("04:00", "America/New_York", "0 5 4 * * *").unwrap();
@@ -161,7 +107,7 @@ async fn settings_default_set_and_listed(b: Backend) {
 }
 
 async fn facts_are_the_days_orders_and_the_days_money(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "closes").await;
     let s = &f.store;
     let w = window();
     let (start, end) = (w.start_ms(), w.end_ms());
@@ -229,7 +175,7 @@ async fn facts_are_the_days_orders_and_the_days_money(b: Backend) {
 }
 
 async fn revisions_are_append_only(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "closes").await;
     let s = &f.store;
     let w = window();
     let new = |report: &'static str, sha: &'static str| NewClose {

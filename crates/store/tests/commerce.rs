@@ -2,75 +2,17 @@
 //! PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
+mod common;
+
+use common::Fixture;
 use std::collections::BTreeMap;
 use stonepot_domain::commerce::{
     Actor, DEFAULT_QUOTE_TTL, LineOrigin, Order, OrderId, OrderOrigin, OrderStatus, OrderType,
     PaymentMethod, PricingPolicy, Quote, QuoteId, Tip, UnixMs,
 };
-use stonepot_domain::{Cart, Currency, SessionId, TenantId, demo};
-use stonepot_store::{
-    Backend, IDEMPOTENCY_TTL_MS, IdempotencyRecord, OrderCreated, Store, StoreError, testing,
-};
-
-/// A migrated store of the given backend with the two demo tenants.
-struct Fixture {
-    store: Store,
-    _dir: tempfile::TempDir,
-    pg_url: Option<String>,
-    a: TenantId,
-    b: TenantId,
-}
-
-impl Fixture {
-    async fn new(backend: Backend) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let (url, pg_url) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("commerce.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let url = testing::fresh_postgres_url("commerce")
-                    .await
-                    .expect("PostgreSQL is required for the store tests");
-                (url.clone(), Some(url))
-            }
-        };
-        let store = Store::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        assert_eq!(store.backend(), backend);
-        let (ta, tb) = (demo::restaurant_tenant(), demo::finance_tenant());
-        store.upsert_tenant(&ta).await.unwrap();
-        store.upsert_tenant(&tb).await.unwrap();
-        Fixture {
-            store,
-            _dir: dir,
-            pg_url,
-            a: ta.id,
-            b: tb.id,
-        }
-    }
-
-    async fn done(self) {
-        self.store.close().await;
-        if let Some(url) = self.pg_url {
-            testing::drop_postgres_database(&url).await.unwrap();
-        }
-    }
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-              async fn $name() { super::$name(stonepot_store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-              async fn $name() { super::$name(stonepot_store::Backend::Postgres).await })*
-        }
-    };
-}
+use stonepot_domain::{Cart, Currency, SessionId, demo};
+use stonepot_store::{Backend, IDEMPOTENCY_TTL_MS, IdempotencyRecord, OrderCreated, StoreError};
 
 both_backends!(
     pricing_policy_defaults_sets_and_bumps,
@@ -153,7 +95,7 @@ fn staff(n: usize) -> Actor {
 }
 
 async fn pricing_policy_defaults_sets_and_bumps(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "commerce").await;
     let s = &f.store;
     assert_eq!(
         s.pricing_policy(&f.a).await.unwrap(),
@@ -186,7 +128,7 @@ async fn pricing_policy_defaults_sets_and_bumps(b: Backend) {
 }
 
 async fn quotes_round_trip_and_the_latest_wins(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "commerce").await;
     let s = &f.store;
     let q1 = quote_at(NOW, Tip::None);
     let q2 = quote_at(UnixMs(NOW.0 + 5_000), Tip::Amount { minor: 200 });
@@ -222,7 +164,7 @@ async fn quotes_round_trip_and_the_latest_wins(b: Backend) {
 }
 
 async fn orders_round_trip_with_their_creation_event(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "commerce").await;
     let s = &f.store;
     let q = quote_at(NOW, Tip::Amount { minor: 150 });
     s.save_quote(&f.a, CONV, &q).await.unwrap();
@@ -291,7 +233,7 @@ async fn orders_round_trip_with_their_creation_event(b: Backend) {
 }
 
 async fn one_order_per_quote_under_a_race(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "commerce").await;
     let q = quote_at(NOW, Tip::None);
     f.store.save_quote(&f.a, CONV, &q).await.unwrap();
     let mut tasks = Vec::new();
@@ -348,7 +290,7 @@ async fn one_order_per_quote_under_a_race(b: Backend) {
 }
 
 async fn transitions_compare_and_set_under_a_race(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "commerce").await;
     let q = quote_at(NOW, Tip::None);
     let o = order_from(&q, "ord-cas");
     f.store.create_order(&f.a, &o).await.unwrap();
@@ -426,7 +368,7 @@ async fn transitions_compare_and_set_under_a_race(b: Backend) {
 }
 
 async fn stale_and_foreign_transitions_are_refused(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "commerce").await;
     let s = &f.store;
     let q = quote_at(NOW, Tip::None);
     let o = order_from(&q, "ord-stale");
@@ -485,7 +427,7 @@ async fn stale_and_foreign_transitions_are_refused(b: Backend) {
 }
 
 async fn tenants_are_isolated(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "commerce").await;
     let s = &f.store;
     let q = quote_at(NOW, Tip::None);
     s.save_quote(&f.a, CONV, &q).await.unwrap();
@@ -531,7 +473,7 @@ fn record(body_hash: &str, status: u16, created_at: i64) -> IdempotencyRecord {
 }
 
 async fn idempotency_keys_insert_if_absent_expire_and_purge(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "commerce").await;
     let s = &f.store;
     let now = jiff::Timestamp::now().as_millisecond();
     let first = record("h1", 201, now);
@@ -622,7 +564,7 @@ async fn idempotency_keys_insert_if_absent_expire_and_purge(b: Backend) {
 }
 
 async fn tickets_fire_once_numbered_per_tenant(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "commerce").await;
     let mut ids = Vec::new();
     for i in 0..4 {
         let q = quote_at(UnixMs(NOW.0 + i), Tip::None);

@@ -3,65 +3,13 @@
 //! PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
+mod common;
+
+use common::Fixture;
 use stonepot_domain::menu::{Item, MAX_PRICE, Section};
 use stonepot_domain::{TenantId, demo};
-use stonepot_store::{Backend, MenuEditError, Store, testing};
-
-struct Fixture {
-    store: Store,
-    _dir: tempfile::TempDir,
-    pg_url: Option<String>,
-    a: TenantId,
-    b: TenantId,
-}
-
-impl Fixture {
-    async fn new(backend: Backend) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let (url, pg_url) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("menu.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let url = testing::fresh_postgres_url("menu")
-                    .await
-                    .expect("PostgreSQL is required for the store tests");
-                (url.clone(), Some(url))
-            }
-        };
-        let store = Store::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        let (ta, tb) = (demo::restaurant_tenant(), demo::finance_tenant());
-        store.upsert_tenant(&ta).await.unwrap();
-        store.upsert_tenant(&tb).await.unwrap();
-        Fixture {
-            store,
-            _dir: dir,
-            pg_url,
-            a: ta.id,
-            b: tb.id,
-        }
-    }
-
-    async fn done(self) {
-        self.store.close().await;
-        if let Some(url) = self.pg_url {
-            testing::drop_postgres_database(&url).await.unwrap();
-        }
-    }
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test] async fn $name() { super::$name(stonepot_store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test] async fn $name() { super::$name(stonepot_store::Backend::Postgres).await })*
-        }
-    };
-}
+use stonepot_store::{Backend, MenuEditError, Store};
 
 both_backends!(
     every_change_bumps_the_version_once,
@@ -94,7 +42,7 @@ async fn version(s: &Store, t: &TenantId) -> u64 {
 }
 
 async fn every_change_bumps_the_version_once(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "menu").await;
     let s = &f.store;
     assert_eq!(version(s, &f.a).await, 0);
     assert_eq!(
@@ -130,7 +78,7 @@ async fn every_change_bumps_the_version_once(b: Backend) {
 }
 
 async fn item_upsert_keeps_places_and_checks_sections(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "menu").await;
     let s = &f.store;
     s.replace_menu(&f.a, &demo::restaurant_menu())
         .await
@@ -167,7 +115,7 @@ async fn item_upsert_keeps_places_and_checks_sections(b: Backend) {
 }
 
 async fn refusals_write_nothing(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "menu").await;
     let s = &f.store;
     s.replace_menu(&f.a, &demo::restaurant_menu())
         .await
@@ -208,7 +156,7 @@ async fn refusals_write_nothing(b: Backend) {
 }
 
 async fn eighty_six_and_delete(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "menu").await;
     let s = &f.store;
     s.replace_menu(&f.a, &demo::restaurant_menu())
         .await
@@ -242,7 +190,7 @@ async fn eighty_six_and_delete(b: Backend) {
 }
 
 async fn sections_are_deleted_only_when_empty(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "menu").await;
     let s = &f.store;
     s.replace_menu(&f.a, &demo::restaurant_menu())
         .await
@@ -269,7 +217,7 @@ async fn sections_are_deleted_only_when_empty(b: Backend) {
 }
 
 async fn expected_version_guards_a_whole_menu_replace(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "menu").await;
     let s = &f.store;
     let menu = demo::restaurant_menu();
     let v = s.replace_menu_at(&f.a, &menu, Some(0)).await.unwrap();
@@ -290,7 +238,7 @@ async fn expected_version_guards_a_whole_menu_replace(b: Backend) {
 }
 
 async fn edits_stay_within_their_tenant(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "menu").await;
     let s = &f.store;
     s.replace_menu(&f.a, &demo::restaurant_menu())
         .await

@@ -3,6 +3,10 @@
 //! once on SQLite and once on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+#[macro_use]
+mod common;
+
+use common::Fixture;
 use std::collections::BTreeMap;
 use std::sync::Arc;
 use stonepot_domain::commerce::{
@@ -10,56 +14,13 @@ use stonepot_domain::commerce::{
     OrderStatus, OrderType, PaymentEvidence, PaymentMethod, PricingPolicy, Quote, Tip,
     TransitionError, UnixMs,
 };
-use stonepot_domain::{Cart, Currency, SessionId, TenantId, demo};
+use stonepot_domain::{Cart, Currency, SessionId, demo};
 use stonepot_store::{
     Backend, CheckoutSessionRecord, NewRefund, PaymentAction, PaymentEventInput, PaymentOutcome,
-    PaymentRecorded, SessionUpdate, Store, StoreError, testing,
+    PaymentRecorded, SessionUpdate, StoreError,
 };
 
-struct Fixture {
-    store: Store,
-    _dir: tempfile::TempDir,
-    pg_url: Option<String>,
-    a: TenantId,
-    b: TenantId,
-}
-
 impl Fixture {
-    async fn new(backend: Backend) -> Fixture {
-        let dir = tempfile::tempdir().unwrap();
-        let (url, pg_url) = match backend {
-            Backend::Sqlite => (
-                format!("sqlite://{}", dir.path().join("payments.db").display()),
-                None,
-            ),
-            Backend::Postgres => {
-                let url = testing::fresh_postgres_url("payments")
-                    .await
-                    .expect("PostgreSQL is required for the store tests");
-                (url.clone(), Some(url))
-            }
-        };
-        let store = Store::connect(&url).await.unwrap();
-        store.migrate().await.unwrap();
-        let (ta, tb) = (demo::restaurant_tenant(), demo::finance_tenant());
-        store.upsert_tenant(&ta).await.unwrap();
-        store.upsert_tenant(&tb).await.unwrap();
-        Fixture {
-            store,
-            _dir: dir,
-            pg_url,
-            a: ta.id,
-            b: tb.id,
-        }
-    }
-
-    async fn done(self) {
-        self.store.close().await;
-        if let Some(url) = self.pg_url {
-            testing::drop_postgres_database(&url).await.unwrap();
-        }
-    }
-
     /// Places an order of tenant A (a distinct quote per `n`).
     async fn order(&self, n: i64, method: PaymentMethod) -> Order {
         let q = quote(n);
@@ -67,19 +28,6 @@ impl Fixture {
         self.store.create_order(&self.a, &o).await.unwrap();
         o
     }
-}
-
-macro_rules! both_backends {
-    ($($name:ident),* $(,)?) => {
-        mod sqlite {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-              async fn $name() { super::$name(stonepot_store::Backend::Sqlite).await })*
-        }
-        mod postgres {
-            $(#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
-              async fn $name() { super::$name(stonepot_store::Backend::Postgres).await })*
-        }
-    };
 }
 
 both_backends!(
@@ -200,7 +148,7 @@ fn payments_in(o: &Order) -> usize {
 }
 
 async fn checkout_sessions_round_trip(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "payments").await;
     let s = &f.store;
     let o = f.order(1, PaymentMethod::Stripe).await;
     let first = session_record(&o, "cs_1", 0);
@@ -244,7 +192,7 @@ async fn checkout_sessions_round_trip(b: Backend) {
 }
 
 async fn an_event_counts_once_and_an_order_is_paid_once(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "payments").await;
     let s = &f.store;
     let o = f.order(1, PaymentMethod::Stripe).await;
     s.save_checkout_session(&session_record(&o, "cs_1", 0))
@@ -339,7 +287,7 @@ async fn an_event_counts_once_and_an_order_is_paid_once(b: Backend) {
 }
 
 async fn racing_events_and_redirects_pay_once(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "payments").await;
     let s = Arc::new(f.store.clone());
     let o = f.order(1, PaymentMethod::Stripe).await;
     s.save_checkout_session(&session_record(&o, "cs_1", 0))
@@ -400,7 +348,7 @@ async fn racing_events_and_redirects_pay_once(b: Backend) {
 }
 
 async fn a_wrong_amount_or_currency_is_flagged_never_paid(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "payments").await;
     let s = &f.store;
     let o = f.order(1, PaymentMethod::Stripe).await;
     let actor = stripe("cs_1");
@@ -468,7 +416,7 @@ async fn a_wrong_amount_or_currency_is_flagged_never_paid(b: Backend) {
 }
 
 async fn a_flag_survives_a_transition_built_before_it(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "payments").await;
     let s = &f.store;
     let o = f.order(1, PaymentMethod::Stripe).await;
     // A guest's cancel, checked against the order before the flag.
@@ -525,7 +473,7 @@ async fn a_flag_survives_a_transition_built_before_it(b: Backend) {
 }
 
 async fn events_for_unknown_or_foreign_orders_write_nothing(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "payments").await;
     let s = &f.store;
     let o = f.order(1, PaymentMethod::Stripe).await;
     let ev = evidence("cs_1", o.total, "usd");
@@ -572,7 +520,7 @@ async fn paid_counter_order(f: &Fixture, n: i64) -> Order {
 }
 
 async fn refunds_never_exceed_what_was_captured(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "payments").await;
     let s = &f.store;
     let o = paid_counter_order(&f, 1).await;
     let total = o.total;
@@ -658,7 +606,7 @@ async fn refunds_never_exceed_what_was_captured(b: Backend) {
 }
 
 async fn racing_refunds_never_exceed_what_was_captured(b: Backend) {
-    let f = Fixture::new(b).await;
+    let f = Fixture::new(b, "payments").await;
     let o = paid_counter_order(&f, 1).await;
     let quarter = o.total / 4;
     let mut tasks = Vec::new();

@@ -7,7 +7,7 @@
 mod common;
 
 use axum::routing::post;
-use common::{TestServer, bin, error_code, get, post_json, start};
+use common::{TestServer, bin, confirm, error_code, get, post_json, quote, say, start};
 use jiff::Timestamp;
 use serde_json::{Value, json};
 use std::sync::{Arc, Mutex};
@@ -61,19 +61,6 @@ impl FakeSlack {
     }
 }
 
-async fn say(s: &TestServer, id: &str, text: &str) {
-    let body = post_json(
-        s.url(&format!("/api/conversations/{id}/messages")),
-        Some(KEY),
-        &json!({ "text": text }),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
-    assert!(body.contains("assistant_done"), "{body}");
-}
-
 async fn conversation(s: &TestServer) -> String {
     let v: Value = post_json(
         s.url("/api/restaurant/sessions"),
@@ -89,22 +76,9 @@ async fn conversation(s: &TestServer) -> String {
 
 /// Orders what `text` asks for in conversation `conv` and returns the order.
 async fn order(s: &TestServer, conv: &str, text: &str) -> Value {
-    say(s, conv, text).await;
-    let q: Value = post_json(
-        s.url(&format!("/api/conversations/{conv}/quote")),
-        Some(KEY),
-        &json!({}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let res = post_json(
-        s.url(&format!("/api/conversations/{conv}/confirm")),
-        Some(KEY),
-        &json!({ "quoteHash": q["hash"] }),
-    )
-    .await;
+    say(s, KEY, conv, text).await;
+    let q: Value = quote(s, KEY, conv).await;
+    let res = confirm(s, KEY, conv, &q["hash"]).await;
     assert_eq!(res.status(), 200);
     res.json().await.unwrap()
 }

@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, client, error_code, get_json, post_json, start};
+use common::{TestServer, client, confirm, error_code, get_json, post_json, quote, start};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use std::time::Duration;
@@ -299,15 +299,7 @@ async fn a_price_change_makes_the_outstanding_quote_stale() {
     )
     .await;
     assert_eq!(res.status(), 200);
-    let q: Value = post_json(
-        s.url(&format!("/api/conversations/{id}/quote")),
-        Some(KEY),
-        &json!({}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let q: Value = quote(&s, KEY, &id).await;
     let hash = q["hash"].as_str().unwrap().to_string();
 
     let mut pizza: Value = get_json(url(&s, "/items/margherita"), None).await;
@@ -324,12 +316,7 @@ async fn a_price_change_makes_the_outstanding_quote_stale() {
         200
     );
 
-    let res = post_json(
-        s.url(&format!("/api/conversations/{id}/confirm")),
-        Some(KEY),
-        &json!({"quoteHash": hash}),
-    )
-    .await;
+    let res = confirm(&s, KEY, &id, &json!(hash)).await;
     let (code, msg) = error_code(res, 409).await;
     assert_eq!(code, "price_changed", "{msg}");
     let orders: Value = get_json(s.url(&format!("/api/tenants/{T}/orders")), Some(KEY)).await;
@@ -339,15 +326,7 @@ async fn a_price_change_makes_the_outstanding_quote_stale() {
     );
 
     // A change that leaves this cart's prices alone still makes the quote stale.
-    let q: Value = post_json(
-        s.url(&format!("/api/conversations/{id}/quote")),
-        Some(KEY),
-        &json!({}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let q: Value = quote(&s, KEY, &id).await;
     assert_eq!(q["subtotal"], 2798);
     post_json(
         url(&s, "/items/tiramisu/availability"),
@@ -355,30 +334,12 @@ async fn a_price_change_makes_the_outstanding_quote_stale() {
         &json!({"available": false}),
     )
     .await;
-    let res = post_json(
-        s.url(&format!("/api/conversations/{id}/confirm")),
-        Some(KEY),
-        &json!({"quoteHash": q["hash"]}),
-    )
-    .await;
+    let res = confirm(&s, KEY, &id, &q["hash"]).await;
     let (code, _) = error_code(res, 409).await;
     assert_eq!(code, "menu_changed");
     // The fresh quote confirms.
-    let q: Value = post_json(
-        s.url(&format!("/api/conversations/{id}/quote")),
-        Some(KEY),
-        &json!({}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
-    let res = post_json(
-        s.url(&format!("/api/conversations/{id}/confirm")),
-        Some(KEY),
-        &json!({"quoteHash": q["hash"]}),
-    )
-    .await;
+    let q: Value = quote(&s, KEY, &id).await;
+    let res = confirm(&s, KEY, &id, &q["hash"]).await;
     assert_eq!(res.status(), 200);
 }
 

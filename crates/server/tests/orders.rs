@@ -5,7 +5,7 @@
 
 mod common;
 
-use common::{TestServer, error_code, get, post_json, start};
+use common::{TestServer, confirm, error_code, get, post_json, quote, say, start};
 use serde_json::{Value, json};
 
 const KEY: &str = "sp_orders_test";
@@ -21,22 +21,8 @@ async fn conversation_with(s: &TestServer, text: &str) -> String {
     .await
     .unwrap();
     let id = v["sessionId"].as_str().unwrap().to_string();
-    say(s, &id, text).await;
+    say(s, KEY, &id, text).await;
     id
-}
-
-async fn say(s: &TestServer, id: &str, text: &str) -> String {
-    let body = post_json(
-        s.url(&format!("/api/conversations/{id}/messages")),
-        Some(KEY),
-        &json!({"text": text}),
-    )
-    .await
-    .text()
-    .await
-    .unwrap();
-    assert!(body.contains("assistant_done"), "{body}");
-    body
 }
 
 /// The text the agent streamed in one SSE reply.
@@ -54,7 +40,7 @@ async fn the_agent_quotes_reads_back_and_places_the_order_on_a_yes() {
     let s = start(&[("STONEPOT_DEMO_KEY", KEY)]).await;
     let id = conversation_with(&s, "a margherita and a lemonade").await;
     // "that's all": the server's quote, read back word for word.
-    let sse = say(&s, &id, "that's all").await;
+    let sse = say(&s, KEY, &id, "that's all").await;
     assert!(sse.contains("quote_order"), "{sse}");
     let heard = reply_text(&sse);
     assert!(heard.contains("Shall I place the order?"), "{heard}");
@@ -66,7 +52,7 @@ async fn the_agent_quotes_reads_back_and_places_the_order_on_a_yes() {
     assert!(state.contains("\"quote\""), "{state}");
 
     // "no": nothing is placed.
-    let heard = reply_text(&say(&s, &id, "no").await);
+    let heard = reply_text(&say(&s, KEY, &id, "no").await);
     assert!(heard.contains("isn't placed"), "{heard}");
     let list: Value = get(s.url("/api/tenants/demo-restaurant/orders"), Some(KEY))
         .await
@@ -76,7 +62,7 @@ async fn the_agent_quotes_reads_back_and_places_the_order_on_a_yes() {
     assert_eq!(list["orders"].as_array().unwrap().len(), 0, "{list}");
 
     // "yes": one order, confirmed by the agent's tool call, its ticket fired once.
-    let sse = say(&s, &id, "yes please").await;
+    let sse = say(&s, KEY, &id, "yes please").await;
     assert!(sse.contains("confirm_order"), "{sse}");
     let heard = reply_text(&sse);
     assert!(heard.contains("Your order is placed"), "{heard}");
@@ -99,7 +85,7 @@ async fn the_agent_quotes_reads_back_and_places_the_order_on_a_yes() {
     assert!(t["cart"]["lines"].as_array().unwrap().is_empty(), "{t}");
 
     // A second yes places nothing new: the quote is spent.
-    say(&s, &id, "yes").await;
+    say(&s, KEY, &id, "yes").await;
     let list: Value = get(s.url("/api/tenants/demo-restaurant/orders"), Some(KEY))
         .await
         .json()
@@ -149,32 +135,14 @@ async fn quote_confirm_and_move_an_order() {
     );
 
     // A wrong hash is refused and a fresh quote is shown.
-    let res = post_json(
-        s.url(&format!("/api/conversations/{id}/confirm")),
-        Some(KEY),
-        &json!({"quoteHash": "0000"}),
-    )
-    .await;
+    let res = confirm(&s, KEY, &id, &json!("0000")).await;
     assert_eq!(error_code(res, 409).await.0, "hash_mismatch");
-    let q2: Value = post_json(
-        s.url(&format!("/api/conversations/{id}/quote")),
-        Some(KEY),
-        &json!({}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let q2: Value = quote(&s, KEY, &id).await;
     let hash = q2["hash"].as_str().map(String::from).unwrap_or(hash);
 
     // The cart changes after the quote: the old hash is stale.
-    say(&s, &id, "and a lemonade").await;
-    let res = post_json(
-        s.url(&format!("/api/conversations/{id}/confirm")),
-        Some(KEY),
-        &json!({"quoteHash": hash}),
-    )
-    .await;
+    say(&s, KEY, &id, "and a lemonade").await;
+    let res = confirm(&s, KEY, &id, &json!(hash)).await;
     let (code, msg) = error_code(res, 409).await;
     assert!(
         code == "cart_changed" || code == "hash_mismatch",
@@ -182,15 +150,7 @@ async fn quote_confirm_and_move_an_order() {
     );
 
     // Confirm the fresh quote: one order, the same on a second confirmation.
-    let q3: Value = post_json(
-        s.url(&format!("/api/conversations/{id}/quote")),
-        Some(KEY),
-        &json!({}),
-    )
-    .await
-    .json()
-    .await
-    .unwrap();
+    let q3: Value = quote(&s, KEY, &id).await;
     let body = json!({"quoteHash": q3["hash"], "orderType": "pickup"});
     let res = post_json(
         s.url(&format!("/api/conversations/{id}/confirm")),
@@ -344,12 +304,7 @@ async fn an_empty_cart_cannot_be_quoted() {
     )
     .await;
     assert_eq!(error_code(res, 422).await.0, "empty_cart");
-    let res = post_json(
-        s.url(&format!("/api/conversations/{id}/confirm")),
-        Some(KEY),
-        &json!({"quoteHash": "x"}),
-    )
-    .await;
+    let res = confirm(&s, KEY, &id, &json!("x")).await;
     assert_eq!(error_code(res, 409).await.0, "no_quote");
     s.running.stop().await.unwrap();
 }
@@ -432,21 +387,8 @@ async fn two_guests_with_the_same_cart_get_their_own_quotes() {
         assert_ne!(qa["quoteId"], qb["quoteId"], "{qa} {qb}");
     }
     for id in [&a, &b] {
-        let q: Value = post_json(
-            s.url(&format!("/api/conversations/{id}/quote")),
-            Some(KEY),
-            &json!({}),
-        )
-        .await
-        .json()
-        .await
-        .unwrap();
-        let res = post_json(
-            s.url(&format!("/api/conversations/{id}/confirm")),
-            Some(KEY),
-            &json!({"quoteHash": q["hash"]}),
-        )
-        .await;
+        let q: Value = quote(&s, KEY, id).await;
+        let res = confirm(&s, KEY, id, &q["hash"]).await;
         assert_eq!(res.status(), 200, "each guest confirms their own quote");
     }
     s.running.stop().await.unwrap();

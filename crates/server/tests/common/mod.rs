@@ -92,6 +92,50 @@ pub async fn get(url: impl reqwest::IntoUrl, key: Option<&str>) -> reqwest::Resp
     req.send().await.unwrap()
 }
 
+/// Sends one guest message to conversation `id` and reads its SSE reply to the end
+/// (which must be `assistant_done`); returns the stream's text.
+pub async fn say(s: &TestServer, key: &str, id: &str, text: &str) -> String {
+    let body = post_json(
+        s.url(&format!("/api/conversations/{id}/messages")),
+        Some(key),
+        &serde_json::json!({ "text": text }),
+    )
+    .await
+    .text()
+    .await
+    .unwrap();
+    assert!(body.contains("assistant_done"), "{body}");
+    body
+}
+
+/// Price-locks conversation `id`'s cart (no tip) and returns the quote.
+pub async fn quote(s: &TestServer, key: &str, id: &str) -> serde_json::Value {
+    post_json(
+        s.url(&format!("/api/conversations/{id}/quote")),
+        Some(key),
+        &serde_json::json!({}),
+    )
+    .await
+    .json()
+    .await
+    .unwrap()
+}
+
+/// Confirms conversation `id`'s quote by `hash` (pay at counter).
+pub async fn confirm(
+    s: &TestServer,
+    key: &str,
+    id: &str,
+    hash: &serde_json::Value,
+) -> reqwest::Response {
+    post_json(
+        s.url(&format!("/api/conversations/{id}/confirm")),
+        Some(key),
+        &serde_json::json!({ "quoteHash": hash }),
+    )
+    .await
+}
+
 /// Asserts the standard error body and returns its code.
 pub async fn error_code(res: reqwest::Response, status: u16) -> (String, String) {
     assert_eq!(res.status().as_u16(), status, "unexpected status");

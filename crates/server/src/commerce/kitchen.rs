@@ -59,7 +59,7 @@ pub async fn follow(app: &App, tenant: &TenantId, order: &Order) -> ApiResult<()
     let Some(ticket) = ticket else {
         return Ok(());
     };
-    let board = open_board(app, tenant).await?;
+    let board = board_id(tenant);
     let op = if order.status.is_open() {
         DisplayOp::put(
             "kitchen_ticket",
@@ -71,7 +71,16 @@ pub async fn follow(app: &App, tenant: &TenantId, order: &Order) -> ApiResult<()
             key: order.id.as_str().to_string(),
         }
     };
-    match app.hub.update(&board, op.into()).await {
+    // The board is created by the first ticket that needs it, not checked on every
+    // move (that would be a write per order change).
+    let shown = match app.hub.update(&board, op.clone().into()).await {
+        Err(crate::display::HubError::NotInitialized(_)) => {
+            open_board(app, tenant).await?;
+            app.hub.update(&board, op.into()).await
+        }
+        other => other,
+    };
+    match shown {
         Ok(_) => Ok(()),
         // Removing a card that is already gone is what we wanted.
         Err(crate::display::HubError::Invalid(_)) if !order.status.is_open() => Ok(()),

@@ -62,6 +62,17 @@ pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5)
 struct ApiDoc;
 
 impl App {
+    /// The tenant `id` names, or 404 naming it.
+    pub async fn tenant(
+        &self,
+        id: &stonepot_domain::TenantId,
+    ) -> crate::error::ApiResult<stonepot_domain::Tenant> {
+        self.store
+            .tenant(id)
+            .await?
+            .ok_or_else(|| crate::error::ApiError::not_found(format!("no tenant '{id}'")))
+    }
+
     pub fn new(config: Config, store: Store) -> anyhow::Result<App> {
         let assets = Arc::new(Assets::load());
         let hub = crate::display::Hub::new(

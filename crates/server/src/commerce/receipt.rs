@@ -26,11 +26,7 @@ pub async fn ensure(app: &App, tenant_id: &TenantId, order: &Order) -> ApiResult
     if let Some(r) = app.store.receipt(tenant_id, &order.id).await? {
         return Ok(Some(r));
     }
-    let tenant = app
-        .store
-        .tenant(tenant_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant_id}'")))?;
+    let tenant = app.tenant(tenant_id).await?;
     let ticket = app
         .store
         .ticket(tenant_id, &order.id)

@@ -37,12 +37,7 @@ async fn kiosk(
     Path(raw): Path<String>,
     headers: HeaderMap,
 ) -> ApiResult<Response> {
-    let id = crate::routes::tenants::tenant_id(&raw)?;
-    let tenant = app
-        .store
-        .tenant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))?;
+    let tenant = crate::routes::tenants::load_tenant(&app, &raw).await?;
     let session = format!("kiosk-{}", uuid::Uuid::now_v7().simple());
     let conv = app.engine.create(&session, &tenant, None, "en").await?;
     let links = crate::routes::chat::session_body(&app, &headers, &conv);

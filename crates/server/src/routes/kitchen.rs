@@ -28,14 +28,12 @@ pub fn router() -> OpenApiRouter<App> {
 }
 
 async fn page(State(app): State<App>, Path(raw): Path<String>) -> ApiResult<Response> {
-    let id = crate::routes::tenants::tenant_id(&raw)?;
-    let tenant = app
-        .store
-        .tenant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))?;
+    let tenant = crate::routes::tenants::load_tenant(&app, &raw).await?;
     if tenant.category != Category::Restaurant {
-        return Err(ApiError::not_found(format!("'{id}' has no kitchen")));
+        return Err(ApiError::not_found(format!(
+            "'{}' has no kitchen",
+            tenant.id
+        )));
     }
     let html = app
         .pages
@@ -63,11 +61,7 @@ async fn open_board(
     TenantKey(tenant): TenantKey,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
-    let t = app
-        .store
-        .tenant(&tenant)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant '{tenant}'")))?;
+    let t = app.tenant(&tenant).await?;
     if t.category != Category::Restaurant {
         return Err(ApiError::not_found(format!("'{tenant}' has no kitchen")));
     }

@@ -48,15 +48,8 @@ impl FromRequestParts<App> for Operator {
             .ok_or_else(|| ApiError::internal("route has no {tenant} parameter"))?;
         let id = crate::routes::tenants::tenant_id(raw)?;
         crate::routes::conversation::require_key(app, &parts.headers, &id).await?;
-        Ok(Operator(load_tenant(app, &id).await?))
+        Ok(Operator(app.tenant(&id).await?))
     }
-}
-
-async fn load_tenant(app: &App, id: &TenantId) -> ApiResult<Tenant> {
-    app.store
-        .tenant(id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))
 }
 
 fn invalid(e: &MenuError) -> ApiError {
@@ -150,7 +143,7 @@ async fn get_menu(
     Path(raw): Path<String>,
 ) -> ApiResult<Json<MenuResponse>> {
     let id = crate::routes::tenants::tenant_id(&raw)?;
-    let tenant = load_tenant(&app, &id).await?;
+    let tenant = app.tenant(&id).await?;
     let (menu, version) = app.store.menu_with_version(&id).await?;
     Ok(Json(MenuResponse {
         version,

@@ -33,15 +33,11 @@ pub fn router() -> Router<App> {
 
 /// A restaurant tenant (others have no storefront).
 async fn restaurant(app: &App, raw: &str) -> ApiResult<Tenant> {
-    let id = crate::routes::tenants::tenant_id(raw)?;
-    let tenant = app
-        .store
-        .tenant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))?;
+    let tenant = crate::routes::tenants::load_tenant(app, raw).await?;
     if tenant.category != Category::Restaurant {
         return Err(ApiError::not_found(format!(
-            "tenant '{id}' has no storefront (it is not a restaurant)"
+            "tenant '{}' has no storefront (it is not a restaurant)",
+            tenant.id
         )));
     }
     Ok(tenant)

@@ -137,12 +137,9 @@ impl FromRequestParts<App> for TenantKey {
     }
 }
 
-async fn load_tenant(app: &App, raw: &str) -> ApiResult<Tenant> {
-    let id = tenant_id(raw)?;
-    app.store
-        .tenant(&id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no tenant '{id}'")))
+/// The tenant a path segment names: 400 for a malformed id, 404 when there is none.
+pub(crate) async fn load_tenant(app: &App, raw: &str) -> ApiResult<Tenant> {
+    app.tenant(&tenant_id(raw)?).await
 }
 
 #[derive(Serialize, ToSchema)]

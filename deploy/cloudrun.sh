@@ -4,7 +4,7 @@ set -euo pipefail
 
 usage() {
     cat <<'USAGE'
-Usage: deploy/cloudrun.sh [--dry-run] [-h|--help]
+Usage: deploy/cloudrun.sh [--dry-run] [--canary] [-h|--help]
 
 Deploys the stonepot image to Cloud Run. With IMAGE unset, first builds the image from
 deploy/Dockerfile with Cloud Build and pushes it to Artifact Registry.
@@ -12,6 +12,11 @@ deploy/Dockerfile with Cloud Build and pushes it to Artifact Registry.
 Options:
   --dry-run   print the gcloud commands (and the Cloud Build config) instead of running
               them; needs neither gcloud nor credentials
+  --canary    deploy the new revision with no traffic (tagged "canary"), then move
+              traffic to it in steps (CANARY_STEPS), watching its error rate on
+              /metrics for CANARY_STEP_SECONDS at each step; above CANARY_MAX_ERROR_RATE
+              (or when /metrics cannot be read) all traffic goes back to the revision
+              that served before and the script exits 1
   -h, --help  show this help
 
 Environment (all optional; defaults in brackets):
@@ -44,6 +49,16 @@ Environment (all optional; defaults in brackets):
   SERVICE_ACCOUNT     runtime service account (needs roles/secretmanager.secretAccessor)
   ALLOW_UNAUTHENTICATED  1 = public service, 0 = IAM-authenticated callers only [1]
 
+Canary (with --canary):
+  CANARY_STEPS           traffic percentages, in order [5 25 50 100]
+  CANARY_STEP_SECONDS    how long each step is watched [300]
+  CANARY_MAX_ERROR_RATE  5xx share of the new revision's requests that rolls back
+                         [0.005, i.e. 0.5%]
+  CANARY_MIN_REQUESTS    fewer requests than this in a step are too few to judge; the
+                         step is watched again, up to 3 times, then judged as it is [20]
+  CANARY_METRICS_URL     the new revision's /metrics [its tag URL + /metrics]
+  CANARY_METRICS_TOKEN   bearer token for /metrics, if it is protected [none]
+
 DATABASE_URL must be durable (postgres://...): an instance's disk is in memory and
 disappears with it. Create the secrets once, e.g.
   openssl rand -hex 32 | gcloud secrets create stonepot-signing-key --data-file=-
@@ -53,9 +68,11 @@ USAGE
 }
 
 DRY_RUN=0
+CANARY=0
 while [ $# -gt 0 ]; do
     case "$1" in
         --dry-run) DRY_RUN=1 ;;
+        --canary) CANARY=1 ;;
         -h | --help)
             usage
             exit 0
@@ -223,6 +240,13 @@ if [ "$ALLOW_UNAUTHENTICATED" = 1 ]; then
     deploy+=(--allow-unauthenticated)
 else
     deploy+=(--no-allow-unauthenticated)
+fi
+
+if [ "$CANARY" = 1 ]; then
+    # shellcheck source=deploy/canary.sh
+    . "$ROOT/deploy/canary.sh"
+    canary_deploy "${deploy[@]}"
+    exit $?
 fi
 
 run "${deploy[@]}"

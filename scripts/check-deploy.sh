@@ -106,6 +106,10 @@ for want in 'gcloud builds submit' 'gcloud run deploy' '--timeout 3600' '--sessi
 done
 ok "deploy/cloudrun.sh --dry-run prints gcloud run deploy with --timeout 3600 and --session-affinity"
 
+# The canary mode, end to end against a fake gcloud and a fake /metrics.
+out="$(scripts/check-canary.sh 2>&1)" || fail "scripts/check-canary.sh" "$out"
+printf '%s\n' "$out"
+
 # ---- compose file ---------------------------------------------------------------------
 compose=deploy/docker-compose.prod.yml
 if command -v python3 >/dev/null 2>&1 && python3 -c 'import yaml' >/dev/null 2>&1; then

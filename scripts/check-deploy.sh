@@ -52,12 +52,21 @@ else
     if [[ "$major" =~ ^[0-9]+$ && "$minor" =~ ^[0-9]+$ ]] && [ "$major" -eq 2 ] && [ "$minor" -lt 7 ] &&
         grep -q 'unrecognized subdirective stream_close_delay' <<<"$out"; then
         grep -vE '^[[:space:]]*stream_close_delay[[:space:]]' deploy/Caddyfile >"$tmp/Caddyfile"
+        caddyfile_checked="$tmp/Caddyfile"
         out="$(caddy_validate "$tmp/Caddyfile")" || fail "caddy validate deploy/Caddyfile" "$out"
         ok "caddy validate deploy/Caddyfile (caddy $caddy_version predates stream_close_delay, which needs 2.7+: validated without that line)"
     else
         fail "caddy validate deploy/Caddyfile" "$out"
     fi
 fi
+
+# The compose file's two-instance UPSTREAM must parse as two upstreams.
+out="$(UPSTREAM="stonepot-1:8080 stonepot-2:8080" XDG_DATA_HOME="$tmp/xdg-data" XDG_CONFIG_HOME="$tmp/xdg-config" \
+    caddy adapt --adapter caddyfile --config "${caddyfile_checked:-deploy/Caddyfile}" 2>&1)" ||
+    fail "caddy adapt deploy/Caddyfile with two upstreams" "$out"
+grep -q '"dial":"stonepot-2:8080"' <<<"$out" ||
+    fail "caddy adapt deploy/Caddyfile: UPSTREAM with two instances did not give two upstreams" "$out"
+ok "deploy/Caddyfile balances across UPSTREAM=\"stonepot-1:8080 stonepot-2:8080\" (caddy adapt)"
 
 # ---- shell scripts --------------------------------------------------------------------
 shopt -s nullglob
@@ -121,19 +130,31 @@ with open(sys.argv[1]) as f:
     doc = yaml.safe_load(f)
 services = doc.get("services") or {}
 problems = []
-for name in ("stonepot", "postgres", "nats", "caddy"):
+instances = [n for n in ("stonepot-1", "stonepot-2") if n in services]
+if len(instances) != 2:
+    problems.append("want two stonepot instances, stonepot-1 and stonepot-2")
+for name in ("postgres", "nats", "caddy"):
     if name not in services:
         problems.append(f"no service {name}")
-app = services.get("stonepot") or {}
-if "stonepot" not in str((app.get("healthcheck") or {}).get("test")):
-    problems.append("stonepot has no health check using the binary")
-deps = app.get("depends_on") or {}
-if not isinstance(deps, dict) or (deps.get("postgres") or {}).get("condition") != "service_healthy":
-    problems.append("stonepot does not wait for a healthy postgres")
-env = app.get("environment") or {}
-for secret in ("SIGNING_KEY", "JWT_SECRET", "NATS_TOKEN"):
-    if ":?" not in str(env.get(secret, "")):
-        problems.append(f"{secret} is not required with ${{{secret}:?...}}")
+for name in instances:
+    app = services[name]
+    if "stonepot" not in str((app.get("healthcheck") or {}).get("test")):
+        problems.append(f"{name} has no health check using the binary")
+    deps = app.get("depends_on") or {}
+    for dep in ("postgres", "nats"):
+        if not isinstance(deps, dict) or (deps.get(dep) or {}).get("condition") != "service_healthy":
+            problems.append(f"{name} does not wait for a healthy {dep}")
+    env = app.get("environment") or {}
+    for secret in ("SIGNING_KEY", "JWT_SECRET", "NATS_TOKEN"):
+        if ":?" not in str(env.get(secret, "")):
+            problems.append(f"{name}: {secret} is not required with ${{{secret}:?...}}")
+    if not str(env.get("DATABASE_URL", "")).startswith("postgres://"):
+        problems.append(f"{name} does not use PostgreSQL")
+    if env.get("NATS_URL") != "nats://nats:4222":
+        problems.append(f"{name} does not use the nats service")
+upstream = str(((services.get("caddy") or {}).get("environment") or {}).get("UPSTREAM", ""))
+if sorted(upstream.split()) != sorted(f"{n}:8080" for n in instances):
+    problems.append(f"caddy's UPSTREAM '{upstream}' does not list every instance")
 if problems:
     sys.exit("\n".join(problems))
 print(" ".join(sorted(services)))

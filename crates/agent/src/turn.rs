@@ -19,6 +19,7 @@ use stonepot_llm::provider::{EventStream, Price};
 use stonepot_llm::{ChatRequest, Collected, LlmError, Message, Role, StreamEvent, ToolCall, Usage};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 
 /// The most model round-trips in one turn (each may run several tools).
 pub const MAX_STEPS: usize = 6;
@@ -379,7 +380,17 @@ async fn drive(
             max_tokens: Some(1024),
             temperature: Some(0.2),
         };
-        let stream = match model.stream(&input.conversation, req).await {
+        let model_span = tracing::info_span!(
+            "model_call",
+            step,
+            target = tracing::field::Empty,
+            model = tracing::field::Empty
+        );
+        let opened = model
+            .stream(&input.conversation, req)
+            .instrument(model_span.clone())
+            .await;
+        let stream = match opened {
             Ok(s) => s,
             Err(e) if step == 0 && t.rec.assistant_text.is_empty() => {
                 tracing::warn!(error = %e, "every model target failed; the offline agent takes this turn");
@@ -392,26 +403,35 @@ async fn drive(
         };
         t.rec.model.clone_from(&stream.model);
         t.rec.target.clone_from(&stream.target);
+        model_span.record("model", stream.model.as_str());
+        model_span.record("target", stream.target.as_str());
         let price = stream.price;
         let mut events = stream.events;
         let mut got = Collected::default();
         let mut open = Vec::new();
-        while let Some(ev) = events.next().await {
-            match ev {
-                Ok(StreamEvent::TextDelta(text)) => {
-                    got.text.push_str(&text);
-                    t.say(&text).await;
-                }
-                Ok(ev) => {
-                    t.first_output();
-                    got.push(&ev, &mut open);
-                }
-                Err(e) => {
-                    t.fail("model_stream", format!("the model's answer broke off: {e}"))
-                        .await;
-                    return Ok(());
+        // The model call's span lasts until its answer has streamed in.
+        let broke = async {
+            while let Some(ev) = events.next().await {
+                match ev {
+                    Ok(StreamEvent::TextDelta(text)) => {
+                        got.text.push_str(&text);
+                        t.say(&text).await;
+                    }
+                    Ok(ev) => {
+                        t.first_output();
+                        got.push(&ev, &mut open);
+                    }
+                    Err(e) => return Some(e),
                 }
             }
+            None
+        }
+        .instrument(model_span)
+        .await;
+        if let Some(e) = broke {
+            t.fail("model_stream", format!("the model's answer broke off: {e}"))
+                .await;
+            return Ok(());
         }
         add_usage(&mut t.rec, &got.usage, price);
         if got.tool_calls.is_empty() {
@@ -429,7 +449,10 @@ async fn drive(
             arguments,
         } in &got.tool_calls
         {
-            let rec = t.call(id, name, arguments).await?;
+            let rec = t
+                .call(id, name, arguments)
+                .instrument(tracing::info_span!("tool", name = %name))
+                .await?;
             messages.push(Message::tool_result(id.clone(), rec.result.to_string()));
         }
     }
@@ -457,7 +480,10 @@ async fn offline_turn(t: &mut Turn<'_>, text: &str) -> Result<(), String> {
     let mut outcomes = Vec::with_capacity(plan.calls.len());
     for (i, c) in plan.calls.iter().enumerate() {
         let id = format!("offline-{}-{i}", t.rec.turn);
-        let rec = t.call(&id, &c.name, &c.arguments.to_string()).await?;
+        let rec = t
+            .call(&id, &c.name, &c.arguments.to_string())
+            .instrument(tracing::info_span!("tool", name = %c.name))
+            .await?;
         outcomes.push(ToolOutcome {
             ok: rec.ok,
             result: rec.result,

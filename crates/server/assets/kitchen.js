@@ -1,4 +1,5 @@
-// Stonepot kitchen board: staff sign in with the tenant's key (kept for this tab only),
+// Stonepot kitchen board: staff sign in with a staff key of the tenant or a staff token
+// (a JWT, pasted or handed over as #token=… by a sign-in page) kept for this tab only;
 // the board's display session streams one kitchen_ticket card per open order, and the
 // buttons move orders along through the same API the counter uses.
 (() => {
@@ -14,6 +15,14 @@
   const stored = `stonepot.kitchen.${tenant}`;
   const cards = new Map(); // order id -> {data, el}
   let key = sessionStorage.getItem(stored);
+  // A sign-in redirect may hand the token over in the fragment, which never reaches a
+  // server or a log; take it and clear it from the address bar.
+  const handed = new URLSearchParams(location.hash.slice(1)).get("token");
+  if (handed) {
+    key = handed;
+    sessionStorage.setItem(stored, key);
+    history.replaceState(null, "", location.pathname + location.search);
+  }
   let socketPath = null;
   let socket = null;
   let seq = 0;
@@ -148,7 +157,7 @@
     if (r.status === 401 || r.status === 403) {
       sessionStorage.removeItem(stored);
       key = null;
-      loginError.textContent = "That key is not valid for this kitchen.";
+      loginError.textContent = "That key or token is not valid for this kitchen.";
       form.hidden = false;
       setStatus("offline", "signed out");
       return;

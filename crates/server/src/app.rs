@@ -40,11 +40,19 @@ pub struct App {
     pub objects: crate::objects::Objects,
     /// Runs daily closes (API, scheduler).
     pub closer: Arc<crate::close::Closer>,
-    /// Recently verified key hashes with their tenants; see [`App::api_key_tenants`].
-    key_cache: Arc<std::sync::Mutex<KeyTenants>>,
+    /// Verifies bearer JWTs: Stonepot's own (HS256, `JWT_SECRET`) and the identity
+    /// provider's (RS256/ES256 from `JWKS_URL`).
+    pub verifier: Arc<crate::auth::jwt::Verifier>,
+    /// Error capture (`SENTRY_DSN`) and critical alerts (`SLACK_WEBHOOK_URL`).
+    pub alerts: Arc<crate::alerts::Alerts>,
+    /// Recently verified key hashes with their grants; see [`App::api_key_grants`].
+    key_cache: Arc<std::sync::Mutex<KeyGrants>>,
 }
 
-type KeyTenants = std::collections::HashMap<String, (Vec<stonepot_domain::TenantId>, Instant)>;
+/// What one API key opens: each tenant with the role the key has there.
+pub type Grants = Vec<(stonepot_domain::TenantId, crate::auth::Role)>;
+
+type KeyGrants = std::collections::HashMap<String, (Grants, Instant)>;
 
 /// How long a verified API key is trusted without asking the store again; a revoked key
 /// stops working within this time.
@@ -57,9 +65,48 @@ pub const KEY_CACHE_TTL: std::time::Duration = std::time::Duration::from_secs(5)
         description = "Real-time conversational agents with a live, themed display."
     ),
     paths(routes::ops::health, routes::ops::metrics),
-    components(schemas(crate::error::ErrorBody))
+    components(schemas(crate::error::ErrorBody)),
+    modifiers(&SecuritySchemes)
 )]
 struct ApiDoc;
+
+/// The two ways a caller proves who they are. Every operation lists what it accepts
+/// with the least role as the requirement's scope (`security(("bearer" = ["staff"]))`),
+/// or an empty requirement when it is public; `tests/access.rs` reads these to try
+/// every endpoint with other tenants' credentials and too-weak roles.
+struct SecuritySchemes;
+
+impl utoipa::Modify for SecuritySchemes {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        use utoipa::openapi::security::SecurityScheme;
+        use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder};
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .description(Some(
+                        "A JWT (Stonepot's own HS256, or the identity provider's RS256/ES256) \
+                         whose `role` claim is the role, a tenant API key (staff or operator \
+                         role, also accepted as `X-Api-Key`), or the admin token \
+                         (`THEME_API_TOKEN`). The scope is the least role the operation needs: \
+                         guest < staff < operator < admin; below admin, only on the \
+                         credential's own tenant.",
+                    ))
+                    .build(),
+            ),
+        );
+        components.add_security_scheme(
+            "session_token",
+            SecurityScheme::ApiKey(ApiKey::Query(ApiKeyValue::with_description(
+                "token",
+                "The session's signed display token (guest): opens that one session only. \
+                 Also accepted as a bearer token.",
+            ))),
+        );
+    }
+}
 
 impl App {
     /// The tenant `id` names, or 404 naming it.
@@ -115,7 +162,38 @@ impl App {
                 .map(crate::close::Slack::new),
         ));
         let engine = crate::agent::Engine::new(store.clone(), hub.clone(), model, metrics.clone());
+        let provider = config.identity_provider.as_ref().map(|p| {
+            (
+                crate::auth::jwt::Provider {
+                    issuer: p.issuer.clone(),
+                    audiences: p.audiences.clone(),
+                    authorized_parties: p.authorized_parties.clone(),
+                },
+                Arc::new(crate::auth::jwks::Jwks::new(
+                    &p.jwks_url,
+                    crate::auth::jwks::JwksPolicy::default(),
+                )),
+            )
+        });
+        let verifier = Arc::new(crate::auth::jwt::Verifier::new(
+            config.jwt_secret.expose().as_bytes(),
+            provider,
+        ));
+        let alerts = crate::alerts::Alerts::new(
+            config.sentry_dsn.as_ref(),
+            config
+                .slack_webhook_url
+                .clone()
+                .map(crate::close::Slack::new),
+            match config.environment {
+                crate::config::Environment::Production => "production",
+                crate::config::Environment::Development => "development",
+            },
+        )
+        .map_err(|e| anyhow::anyhow!(e))?;
         Ok(App {
+            alerts: Arc::new(alerts),
+            verifier,
             stripe,
             objects,
             closer,
@@ -135,55 +213,79 @@ impl App {
         })
     }
 
-    /// Whether `key` is an active key of `tenant`. Uses the cache of
-    /// [`App::api_key_tenants`] (hot paths such as display updates skip a query per
-    /// request); a key not cached for this tenant always asks the store.
+    /// Whether `key` is an active key of `tenant` (any role).
     pub async fn api_key_valid(
         &self,
         tenant: &stonepot_domain::TenantId,
         key: &str,
     ) -> Result<bool, stonepot_store::StoreError> {
-        let h = stonepot_store::hash_api_key(key);
-        if self.cached_tenants(&h).is_some_and(|t| t.contains(tenant)) {
-            return Ok(true);
-        }
-        Ok(self.load_tenants(h, key).await?.contains(tenant))
+        Ok(self
+            .api_key_grants(key)
+            .await?
+            .iter()
+            .any(|(t, _)| t == tenant))
     }
 
-    /// The tenants `key` is an active key of (empty: not a key). Non-empty answers are
-    /// remembered for [`KEY_CACHE_TTL`], so a revoked key stops working within it.
+    /// The tenants `key` is an active key of (empty: not a key).
     pub async fn api_key_tenants(
         &self,
         key: &str,
     ) -> Result<Vec<stonepot_domain::TenantId>, stonepot_store::StoreError> {
+        Ok(self
+            .api_key_grants(key)
+            .await?
+            .into_iter()
+            .map(|(t, _)| t)
+            .collect())
+    }
+
+    /// The tenants `key` opens, each with the role it grants (empty: not a key).
+    /// Non-empty answers are remembered for [`KEY_CACHE_TTL`] (hot paths such as
+    /// display updates skip a query per request), so a revoked key stops working
+    /// within it; unknown keys always ask the store.
+    pub async fn api_key_grants(&self, key: &str) -> Result<Grants, stonepot_store::StoreError> {
         let h = stonepot_store::hash_api_key(key);
-        match self.cached_tenants(&h) {
-            Some(t) => Ok(t),
-            None => self.load_tenants(h, key).await,
+        if let Some(g) = self.cached_grants(&h) {
+            return Ok(g);
         }
-    }
-
-    fn cached_tenants(&self, hash: &str) -> Option<Vec<stonepot_domain::TenantId>> {
-        let cache = self.key_cache.lock().ok()?;
-        let (tenants, at) = cache.get(hash)?;
-        (at.elapsed() < KEY_CACHE_TTL).then(|| tenants.clone())
-    }
-
-    async fn load_tenants(
-        &self,
-        hash: String,
-        key: &str,
-    ) -> Result<Vec<stonepot_domain::TenantId>, stonepot_store::StoreError> {
-        let tenants = self.store.api_key_tenants(key).await?;
-        if !tenants.is_empty()
+        let grants: Grants = self
+            .store
+            .api_key_grants(key)
+            .await?
+            .into_iter()
+            .map(|(t, role)| {
+                // A role the server does not know grants nothing rather than guessing.
+                crate::auth::Role::parse(&role)
+                    .filter(|r| matches!(r, crate::auth::Role::Staff | crate::auth::Role::Operator))
+                    .map(|r| (t, r))
+            })
+            .collect::<Option<Grants>>()
+            .ok_or_else(|| {
+                stonepot_store::StoreError::Corrupt("an API key has an unknown role".into())
+            })?;
+        if !grants.is_empty()
             && let Ok(mut cache) = self.key_cache.lock()
         {
             if cache.len() > 10_000 {
                 cache.retain(|_, (_, at)| at.elapsed() < KEY_CACHE_TTL);
             }
-            cache.insert(hash, (tenants.clone(), Instant::now()));
+            cache.insert(h, (grants.clone(), Instant::now()));
         }
-        Ok(tenants)
+        Ok(grants)
+    }
+
+    /// Forgets cached key grants, so a revocation through this instance takes effect
+    /// at once (other instances within [`KEY_CACHE_TTL`]).
+    pub fn forget_keys(&self) {
+        if let Ok(mut cache) = self.key_cache.lock() {
+            cache.clear();
+        }
+    }
+
+    fn cached_grants(&self, hash: &str) -> Option<Grants> {
+        let cache = self.key_cache.lock().ok()?;
+        let (grants, at) = cache.get(hash)?;
+        (at.elapsed() < KEY_CACHE_TTL).then(|| grants.clone())
     }
 
     /// The OpenAPI document of every JSON route.
@@ -197,6 +299,7 @@ impl App {
         let limited = OpenApiRouter::with_openapi(ApiDoc::openapi())
             .merge(routes::ops::api_router())
             .merge(routes::tenants::router())
+            .merge(routes::keys::router())
             .merge(routes::menu::router())
             .merge(routes::closes::router());
         let limited = match app {

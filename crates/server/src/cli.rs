@@ -91,6 +91,71 @@ enum Command {
     },
     /// Print the full commented stonepot.toml.
     PrintDefaultConfig,
+    /// Manage tenants' API keys.
+    Tenant {
+        #[command(subcommand)]
+        command: TenantCommand,
+    },
+    /// Issue a Stonepot access token (HS256 with JWT_SECRET), e.g. for a kitchen
+    /// screen's staff sign-in; printed on stdout.
+    Token {
+        #[command(flatten)]
+        common: Common,
+        /// staff, operator or admin.
+        #[arg(long)]
+        role: String,
+        /// The tenant (required below admin).
+        #[arg(long)]
+        tenant: Option<String>,
+        /// Who the token is for (its `sub`).
+        #[arg(long)]
+        subject: String,
+        /// Lifetime in seconds.
+        #[arg(long, default_value_t = 12 * 3600)]
+        ttl: i64,
+    },
+}
+
+#[derive(Subcommand)]
+enum TenantCommand {
+    /// API keys: shown once when created, stored hashed.
+    Key {
+        #[command(subcommand)]
+        command: KeyCommand,
+    },
+}
+
+#[derive(Subcommand)]
+enum KeyCommand {
+    /// Create a key and print it (the only time it is shown).
+    Create {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        tenant: String,
+        /// What the key is for.
+        #[arg(long)]
+        label: String,
+        /// staff or operator.
+        #[arg(long, default_value = "operator")]
+        role: String,
+    },
+    /// List the tenant's keys (ids, labels, roles; never the keys) as JSON lines.
+    List {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        tenant: String,
+    },
+    /// Revoke a key by the id `list` shows.
+    Revoke {
+        #[command(flatten)]
+        common: Common,
+        #[arg(long)]
+        tenant: String,
+        #[arg(long)]
+        id: String,
+    },
 }
 
 fn load(common: &Common, mut flags: Overrides) -> anyhow::Result<Config> {
@@ -110,8 +175,102 @@ fn out(line: &str) {
     let _ = writeln!(o, "{line}");
 }
 
+fn tenant_arg(raw: &str) -> anyhow::Result<stonepot_domain::TenantId> {
+    stonepot_domain::TenantId::new(raw).map_err(|e| anyhow::anyhow!("--tenant: {e}"))
+}
+
+/// Opens and migrates the database a key command works on.
+async fn key_store(common: &Common) -> anyhow::Result<stonepot_store::Store> {
+    let config = load(common, Overrides::tool())?;
+    let store = stonepot_store::Store::connect(&config.database_url).await?;
+    store.migrate().await?;
+    Ok(store)
+}
+
+fn run_key(command: KeyCommand) -> anyhow::Result<ExitCode> {
+    runtime()?.block_on(async {
+        match command {
+            KeyCommand::Create {
+                common,
+                tenant,
+                label,
+                role,
+            } => {
+                let tenant = tenant_arg(&tenant)?;
+                let role = crate::auth::keys::key_role(&role)?;
+                let store = key_store(&common).await?;
+                let k = crate::auth::keys::create(&store, &tenant, &label, role).await;
+                store.close().await;
+                out(&serde_json::to_string(&k?)?);
+            }
+            KeyCommand::List { common, tenant } => {
+                let tenant = tenant_arg(&tenant)?;
+                let store = key_store(&common).await?;
+                let keys = store.api_keys(&tenant).await;
+                store.close().await;
+                for k in keys? {
+                    out(&serde_json::to_string(&crate::auth::keys::KeyView::from(
+                        k,
+                    ))?);
+                }
+            }
+            KeyCommand::Revoke { common, tenant, id } => {
+                let tenant = tenant_arg(&tenant)?;
+                let store = key_store(&common).await?;
+                let done = store.revoke_api_key(&tenant, &id).await;
+                store.close().await;
+                if !done? {
+                    anyhow::bail!("tenant '{tenant}' has no active key '{id}'");
+                }
+                out(&format!("revoked {id}"));
+            }
+        }
+        anyhow::Ok(ExitCode::SUCCESS)
+    })
+}
+
 fn run(cli: Cli) -> anyhow::Result<ExitCode> {
     match cli.command {
+        Command::Tenant {
+            command: TenantCommand::Key { command },
+        } => run_key(command),
+        Command::Token {
+            common,
+            role,
+            tenant,
+            subject,
+            ttl,
+        } => {
+            let config = load(&common, Overrides::tool())?;
+            if config.generated_secrets.contains(&"JWT_SECRET") {
+                anyhow::bail!(
+                    "JWT_SECRET is not set: a token signed with a random secret opens nothing"
+                );
+            }
+            let role = crate::auth::Role::parse(&role)
+                .filter(|r| *r != crate::auth::Role::Guest)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--role: '{role}' is not staff, operator or admin")
+                })?;
+            let tenant = tenant.as_deref().map(tenant_arg).transpose()?;
+            if role != crate::auth::Role::Admin && tenant.is_none() {
+                anyhow::bail!("--tenant is required for a {} token", role.as_str());
+            }
+            if ttl <= 0 {
+                anyhow::bail!("--ttl: must be positive");
+            }
+            let verifier =
+                crate::auth::jwt::Verifier::new(config.jwt_secret.expose().as_bytes(), None);
+            let identity = crate::auth::Identity {
+                subject,
+                role,
+                tenant,
+                issuer: crate::auth::jwt::OWN_ISSUER.into(),
+            };
+            let token = verifier.issue(&identity, jiff::Timestamp::now().as_second(), ttl)?;
+            out(&token);
+            Ok(ExitCode::SUCCESS)
+        }
         Command::PrintDefaultConfig => {
             let mut o = std::io::stdout().lock();
             o.write_all(DEFAULT_CONFIG.as_bytes())?;
@@ -132,8 +291,16 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     ..Overrides::default()
                 },
             )?;
-            crate::telemetry::init(&config.log_level);
-            runtime()?.block_on(crate::serve::serve_forever(config))?;
+            let telemetry = crate::telemetry::init(
+                &config.log_level,
+                config
+                    .tracing_enabled
+                    .then(|| config.tracing_endpoint.as_deref().unwrap_or_default()),
+            );
+            let served = runtime()?.block_on(crate::serve::serve_forever(config));
+            // Flush queued spans whether or not serving ended cleanly.
+            telemetry.shutdown();
+            served?;
             let _ = std::io::stdout().flush();
             Ok(ExitCode::SUCCESS)
         }

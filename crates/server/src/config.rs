@@ -137,6 +137,10 @@ pub struct Config {
     pub display_token_ttl: Duration,
     pub signing_key: Secret,
     pub jwt_secret: Secret,
+    /// The identity provider whose RS256/ES256 tokens staff and operators sign in with
+    /// (`JWKS_URL`, `JWT_ISSUER`, `JWT_AUDIENCE`, `JWT_AUTHORIZED_PARTIES`); `None`
+    /// accepts only Stonepot's own HS256 tokens.
+    pub identity_provider: Option<IdentityProvider>,
     /// Which secrets were generated for this run (development only).
     pub generated_secrets: Vec<&'static str>,
     pub nats_url: Option<String>,
@@ -163,6 +167,8 @@ pub struct Config {
     pub cache_purge_token: Option<Secret>,
     pub tracing_enabled: bool,
     pub tracing_endpoint: Option<String>,
+    /// Where captured errors go (`SENTRY_DSN`, a Sentry-compatible DSN).
+    pub sentry_dsn: Option<Secret>,
     /// Seed the demo tenants and print their keys.
     pub demo: bool,
     /// A fixed demo API key (`STONEPOT_DEMO_KEY`).
@@ -174,6 +180,18 @@ pub struct Config {
     pub llm_env: LlmEnv,
     /// The route conversations use (`AGENT_ROUTE`, default `default`).
     pub agent_route: String,
+}
+
+/// An identity provider's token settings.
+#[derive(Debug, Clone)]
+pub struct IdentityProvider {
+    pub jwks_url: String,
+    /// The exact `iss` of its tokens.
+    pub issuer: String,
+    /// Accepted `aud` values (any of them).
+    pub audiences: Vec<String>,
+    /// Accepted `azp` values; empty does not check `azp`.
+    pub authorized_parties: Vec<String>,
 }
 
 /// The provider variables the router reads for `provider/model` requests.
@@ -516,6 +534,44 @@ impl Config {
             });
         }
         let jwt_secret = required("JWT_SECRET", "it signs access tokens")?;
+        let identity_provider = match get("JWKS_URL") {
+            None => None,
+            Some(jwks_url) => {
+                if !(jwks_url.starts_with("https://") || jwks_url.starts_with("http://")) {
+                    return Err(ConfigError::Invalid {
+                        name: "JWKS_URL",
+                        problem: format!("'{jwks_url}' is not an http(s) URL"),
+                    });
+                }
+                let issuer = get("JWT_ISSUER").ok_or(ConfigError::Invalid {
+                    name: "JWT_ISSUER",
+                    problem: "required with JWKS_URL (the provider's exact `iss`)".into(),
+                })?;
+                if issuer == crate::auth::jwt::OWN_ISSUER {
+                    return Err(ConfigError::Invalid {
+                        name: "JWT_ISSUER",
+                        problem: "'stonepot' is the issuer of Stonepot's own tokens".into(),
+                    });
+                }
+                let audiences = get("JWT_AUDIENCE")
+                    .map(|s| split_list(&s))
+                    .unwrap_or_default();
+                if audiences.is_empty() {
+                    return Err(ConfigError::Invalid {
+                        name: "JWT_AUDIENCE",
+                        problem: "required with JWKS_URL (the `aud` its tokens carry)".into(),
+                    });
+                }
+                Some(IdentityProvider {
+                    jwks_url,
+                    issuer,
+                    audiences,
+                    authorized_parties: get("JWT_AUTHORIZED_PARTIES")
+                        .map(|s| split_list(&s))
+                        .unwrap_or_default(),
+                })
+            }
+        };
         if environment == Environment::Production && !flags.tool && is_temporary(&database_url) {
             return Err(ConfigError::MissingInProduction {
                 name: "DATABASE_URL",
@@ -546,6 +602,7 @@ impl Config {
             display_token_ttl,
             signing_key,
             jwt_secret,
+            identity_provider,
             generated_secrets,
             nats_url: get("NATS_URL"),
             nats_token: secret("NATS_TOKEN"),
@@ -570,6 +627,7 @@ impl Config {
                 .map(|v| matches!(v.as_str(), "1" | "true" | "yes"))
                 .unwrap_or(false),
             tracing_endpoint: get("TRACING_ENDPOINT"),
+            sentry_dsn: secret("SENTRY_DSN"),
             demo: flags.demo,
             demo_key: secret("STONEPOT_DEMO_KEY"),
             agent_route: get("AGENT_ROUTE")

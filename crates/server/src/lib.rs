@@ -1,6 +1,7 @@
 //! The `stonepot` server: configuration, CLI, HTTP routes, pages and assets.
 
 pub mod agent;
+pub mod alerts;
 pub mod app;
 pub mod assets;
 pub mod auth;

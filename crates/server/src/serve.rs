@@ -17,12 +17,6 @@ const SEND_BUFFER: usize = 128 * 1024;
 /// The demo API keys in effect after seeding (tenant id, key).
 pub type DemoKeys = Vec<(String, String)>;
 
-fn new_api_key() -> String {
-    let mut buf = [0u8; 20];
-    rand::fill(&mut buf);
-    format!("sp_{}", hex::encode(buf))
-}
-
 /// Seeds the demo tenants on first run and sets their API keys: `STONEPOT_DEMO_KEY` when
 /// given, otherwise (development only) a fresh key per start, replacing the last one.
 pub async fn seed_demo(store: &Store, config: &Config) -> anyhow::Result<DemoKeys> {
@@ -56,7 +50,7 @@ pub async fn seed_demo(store: &Store, config: &Config) -> anyhow::Result<DemoKey
     for id in [&restaurant.id, &finance.id] {
         let key = match (&config.demo_key, config.environment) {
             (Some(k), _) => k.expose().to_string(),
-            (None, Environment::Development) => new_api_key(),
+            (None, Environment::Development) => crate::auth::keys::new_api_key(),
             (None, Environment::Production) => continue,
         };
         store.add_api_key(id, &key, "demo").await?;

@@ -30,7 +30,7 @@ pub use payments::{
     PaymentOutcome, PaymentRecorded, RefundRecord, SessionUpdate,
 };
 pub use pool::{Backend, Store, sqlite_file};
-pub use tenants::hash_api_key;
+pub use tenants::{ApiKeyInfo, KEY_ID_LEN, hash_api_key};
 
 /// What can go wrong talking to the store.
 #[derive(Debug, thiserror::Error)]

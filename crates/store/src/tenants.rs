@@ -5,6 +5,22 @@ use sha2::{Digest, Sha256};
 use sqlx::Row;
 use stonepot_domain::{Category, Currency, Tenant, TenantId, Theme};
 
+/// How many hex digits of a key's hash name it in listings and revocations (64 bits: no
+/// two keys of one tenant share it in practice, and it reveals nothing usable).
+pub const KEY_ID_LEN: usize = 16;
+
+/// One API key as listed: never the key itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ApiKeyInfo {
+    /// The first [`KEY_ID_LEN`] hex digits of the key's SHA-256.
+    pub id: String,
+    pub label: String,
+    /// `staff` or `operator`.
+    pub role: String,
+    pub created_at_ms: i64,
+    pub revoked_at_ms: Option<i64>,
+}
+
 /// The hex SHA-256 of an API key, the only form in which keys are stored.
 pub fn hash_api_key(key: &str) -> String {
     hex::encode(Sha256::digest(key.as_bytes()))
@@ -92,23 +108,85 @@ impl Store {
         })
     }
 
-    /// Grants `key` (stored as its hash) access to `tenant` under `label`. Granting a
-    /// revoked key again re-activates it.
+    /// Grants `key` (stored as its hash) operator access to `tenant` under `label`.
+    /// Granting a revoked key again re-activates it.
     pub async fn add_api_key(&self, tenant: &TenantId, key: &str, label: &str) -> Result<()> {
+        self.add_api_key_as(tenant, key, label, "operator").await
+    }
+
+    /// Grants `key` (stored as its hash) access to `tenant` as `role` (`staff` or
+    /// `operator`; the caller checks the name) under `label`. Granting a revoked key
+    /// again re-activates it with the new label and role.
+    pub async fn add_api_key_as(
+        &self,
+        tenant: &TenantId,
+        key: &str,
+        label: &str,
+        role: &str,
+    ) -> Result<()> {
         let _write = self.write_guard().await;
-        let sql = "INSERT INTO api_keys (tenant_id, key_hash, label, created_at, revoked_at) \
-                   VALUES ($1, $2, $3, $4, NULL) \
-                   ON CONFLICT (tenant_id, key_hash) DO UPDATE SET revoked_at = NULL, label = excluded.label";
+        let sql = "INSERT INTO api_keys (tenant_id, key_hash, label, role, created_at, revoked_at) \
+                   VALUES ($1, $2, $3, $4, $5, NULL) \
+                   ON CONFLICT (tenant_id, key_hash) DO UPDATE SET revoked_at = NULL, \
+                   label = excluded.label, role = excluded.role";
         with_pool!(self, |p| {
             sqlx::query(sql)
                 .bind(tenant.as_str())
                 .bind(hash_api_key(key))
                 .bind(label)
+                .bind(role)
                 .bind(now_ms())
                 .execute(p)
                 .await?;
         });
         Ok(())
+    }
+
+    /// Every key of `tenant`, active and revoked, oldest first. Keys are named by
+    /// [`ApiKeyInfo::id`], a prefix of their hash: enough to revoke one, useless to
+    /// authenticate with.
+    pub async fn api_keys(&self, tenant: &TenantId) -> Result<Vec<ApiKeyInfo>> {
+        let sql = "SELECT key_hash, label, role, created_at, revoked_at FROM api_keys \
+                   WHERE tenant_id = $1 ORDER BY created_at, key_hash";
+        with_pool!(self, |p| {
+            sqlx::query(sql)
+                .bind(tenant.as_str())
+                .fetch_all(p)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let hash: String = r.try_get("key_hash")?;
+                    Ok(ApiKeyInfo {
+                        id: hash.chars().take(KEY_ID_LEN).collect(),
+                        label: r.try_get("label")?,
+                        role: r.try_get("role")?,
+                        created_at_ms: r.try_get("created_at")?,
+                        revoked_at_ms: r.try_get("revoked_at")?,
+                    })
+                })
+                .collect()
+        })
+    }
+
+    /// Revokes the active key of `tenant` whose id (see [`Store::api_keys`]) is `id`.
+    /// `Ok(false)` when no active key of this tenant has that id.
+    pub async fn revoke_api_key(&self, tenant: &TenantId, id: &str) -> Result<bool> {
+        if id.len() != KEY_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
+            return Ok(false);
+        }
+        let _write = self.write_guard().await;
+        let pattern = format!("{}%", id.to_ascii_lowercase());
+        let sql = "UPDATE api_keys SET revoked_at = $1 \
+                   WHERE tenant_id = $2 AND key_hash LIKE $3 AND revoked_at IS NULL";
+        with_pool!(self, |p| {
+            let done = sqlx::query(sql)
+                .bind(now_ms())
+                .bind(tenant.as_str())
+                .bind(&pattern)
+                .execute(p)
+                .await?;
+            Ok(done.rows_affected() > 0)
+        })
     }
 
     /// Revokes every active key of `tenant` with `label`, except `keep` (a plain key).
@@ -161,6 +239,29 @@ impl Store {
                 .map(|r| {
                     let id: String = r.try_get("tenant_id")?;
                     TenantId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))
+                })
+                .collect()
+        })
+    }
+}
+
+impl Store {
+    /// Every tenant an active key opens, with the role it grants there, ordered by
+    /// tenant.
+    pub async fn api_key_grants(&self, key: &str) -> Result<Vec<(TenantId, String)>> {
+        let sql = "SELECT tenant_id, role FROM api_keys WHERE key_hash = $1 \
+                   AND revoked_at IS NULL ORDER BY tenant_id";
+        with_pool!(self, |p| {
+            sqlx::query(sql)
+                .bind(hash_api_key(key))
+                .fetch_all(p)
+                .await?
+                .into_iter()
+                .map(|r| {
+                    let id: String = r.try_get("tenant_id")?;
+                    let role: String = r.try_get("role")?;
+                    let id = TenantId::new(id).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                    Ok((id, role))
                 })
                 .collect()
         })

@@ -61,6 +61,7 @@ macro_rules! both_backends {
 both_backends!(
     tenants_round_trip_and_upsert,
     api_keys_are_hashed_scoped_and_revocable,
+    api_keys_carry_roles_and_are_listed_and_revoked_by_id,
     menu_round_trips_exactly_and_is_tenant_scoped,
     book_round_trips,
     migrations_are_idempotent,
@@ -140,6 +141,69 @@ async fn api_keys_are_hashed_scoped_and_revocable(b: Backend) {
         .await
         .unwrap();
     assert!(f.store.api_key_valid(&r.id, "sp_first").await.unwrap());
+    f.done().await;
+}
+
+async fn api_keys_carry_roles_and_are_listed_and_revoked_by_id(b: Backend) {
+    let f = Fixture::new(b).await;
+    let r = demo::restaurant_tenant();
+    let fin = demo::finance_tenant();
+    f.store.upsert_tenant(&r).await.unwrap();
+    f.store.upsert_tenant(&fin).await.unwrap();
+    f.store
+        .add_api_key(&r.id, "sp_owner", "owner")
+        .await
+        .unwrap();
+    f.store
+        .add_api_key_as(&r.id, "sp_line", "kitchen", "staff")
+        .await
+        .unwrap();
+    f.store
+        .add_api_key_as(&fin.id, "sp_line", "desk", "operator")
+        .await
+        .unwrap();
+    // A key's role is per tenant; keys from before roles are operators.
+    assert_eq!(
+        f.store.api_key_grants("sp_line").await.unwrap(),
+        vec![
+            (fin.id.clone(), "operator".into()),
+            (r.id.clone(), "staff".into())
+        ]
+    );
+    assert_eq!(
+        f.store.api_key_grants("sp_owner").await.unwrap(),
+        vec![(r.id.clone(), "operator".into())]
+    );
+    let keys = f.store.api_keys(&r.id).await.unwrap();
+    assert_eq!(keys.len(), 2);
+    let line = keys.iter().find(|k| k.label == "kitchen").unwrap();
+    assert_eq!(line.role, "staff");
+    assert_eq!(line.id, stonepot_store::hash_api_key("sp_line")[..16]);
+    assert_eq!(line.revoked_at_ms, None);
+    // Revoking by id touches only that tenant's key; ids of other tenants, malformed
+    // ids and already revoked keys revoke nothing.
+    assert!(
+        !f.store
+            .revoke_api_key(&fin.id, "0000000000000000")
+            .await
+            .unwrap()
+    );
+    assert!(!f.store.revoke_api_key(&r.id, "%").await.unwrap());
+    assert!(!f.store.revoke_api_key(&r.id, &line.id[..8]).await.unwrap());
+    assert!(f.store.revoke_api_key(&r.id, &line.id).await.unwrap());
+    assert!(!f.store.revoke_api_key(&r.id, &line.id).await.unwrap());
+    assert_eq!(
+        f.store.api_key_grants("sp_line").await.unwrap(),
+        vec![(fin.id.clone(), "operator".into())]
+    );
+    let keys = f.store.api_keys(&r.id).await.unwrap();
+    assert!(
+        keys.iter()
+            .find(|k| k.label == "kitchen")
+            .unwrap()
+            .revoked_at_ms
+            .is_some()
+    );
     f.done().await;
 }
 

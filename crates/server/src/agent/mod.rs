@@ -153,6 +153,7 @@ impl Engine {
 
     /// Runs one turn of `conv`: events go to `tx`, the turn is stored whatever happens
     /// (done, failed or cancelled). Turns of one conversation never overlap.
+    #[tracing::instrument(name = "agent_turn", skip_all, fields(conversation = %conv.id))]
     pub async fn run(
         &self,
         app: &crate::app::App,

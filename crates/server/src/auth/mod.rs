@@ -9,8 +9,10 @@
 //! refreshed on an unknown `kid` at most once per 10 s, and served stale while the
 //! provider is unreachable.
 
+pub mod access;
 pub mod jwks;
 pub mod jwt;
+pub mod keys;
 
 use serde::{Deserialize, Serialize};
 use stonepot_domain::TenantId;

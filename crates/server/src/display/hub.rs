@@ -17,6 +17,7 @@ use std::time::Duration;
 use stonepot_domain::{Category, Currency, TenantId};
 use stonepot_store::{ComponentChange, Created, SessionRecord, Store, StoreError};
 use tokio::sync::broadcast;
+use tracing::Instrument;
 
 pub use axum::extract::ws::Utf8Bytes;
 
@@ -328,10 +329,22 @@ impl Hub {
                     )
                 }
             };
+            // The trace the update was written under travels with it to every display
+            // (and into the log, so a replay names it too).
+            let mut envelope = envelope;
+            if let (Some(trace), Some(o)) = (
+                crate::telemetry::current_trace_id(),
+                envelope.as_object_mut(),
+            ) {
+                o.insert("traceId".into(), Value::String(trace));
+            }
             let body = envelope.to_string();
+            let append_span =
+                tracing::info_span!("log_append", session = %id, seq = tracing::field::Empty);
             let seq = match self
                 .log
                 .append(id, &loaded.rec.tenant_id, loaded.rec.seq, &body)
+                .instrument(append_span.clone())
                 .await
             {
                 Ok(seq) => seq,
@@ -354,6 +367,7 @@ impl Hub {
                 }
                 Err(LogError::Store(e)) => return Err(e.into()),
             };
+            append_span.record("seq", seq);
             loaded.rec.seq = seq;
             match change {
                 Some(ComponentChange::Put { key, .. }) => {

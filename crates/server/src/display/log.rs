@@ -128,6 +128,9 @@ impl SessionLog for LocalLog {
         };
         // The caller holds the session's lock, so frames go out in seq order.
         if let Some(tx) = self.sender_if_any(session) {
+            let _fan_out =
+                tracing::info_span!("fan_out", session, seq, sockets = tx.receiver_count())
+                    .entered();
             let _ = tx.send(update_frame(seq, envelope));
         }
         Ok(seq)

@@ -24,9 +24,10 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 #[derive(Clone, Debug)]
 pub struct RequestId(pub String);
 
-/// Filled by [`record_route`] once routing has matched, read by [`observe`].
+/// Filled by [`record_route`] once routing has matched, read by [`observe`]: the route
+/// template and, when spans are exported, the request's trace id.
 #[derive(Clone, Default)]
-struct RouteSlot(Arc<OnceLock<String>>);
+struct RouteSlot(Arc<OnceLock<String>>, Arc<OnceLock<String>>);
 
 fn acceptable_request_id(v: &HeaderValue) -> Option<String> {
     let s = v.to_str().ok()?;
@@ -50,7 +51,10 @@ pub async fn observe(State(app): State<App>, mut req: Request, next: Next) -> Re
     req.extensions_mut().insert(slot.clone());
     req.extensions_mut().insert(RequestId(id.clone()));
     let method = req.method().clone();
-    let span = tracing::info_span!("request", request_id = %id, method = %method, path = %req.uri().path());
+    // The log span of the request (not exported: the exported span is opened by
+    // [`record_route`] once the route, its name, is known). `trace_id` is filled there.
+    let span = tracing::info_span!(target: REQUEST_SPAN_TARGET, "request", request_id = %id,
+        method = %method, path = %req.uri().path(), trace_id = tracing::field::Empty);
     app.metrics
         .in_flight
         .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
@@ -62,6 +66,20 @@ pub async fn observe(State(app): State<App>, mut req: Request, next: Next) -> Re
     let route = slot.0.get().map(String::as_str).unwrap_or("unmatched");
     let status = res.status().as_u16();
     app.metrics.observe(route, method.as_str(), status, took);
+    if status >= 500 {
+        let trace_id = slot.1.get().cloned();
+        app.alerts.critical(crate::alerts::Problem {
+            fingerprint: format!("{status} {method} {route}"),
+            message: format!("{method} {route} answered {status}"),
+            level: crate::alerts::Level::Error,
+            tags: vec![
+                ("route", route.to_string()),
+                ("status", status.to_string()),
+                ("request_id", id.clone()),
+            ],
+            trace_id,
+        });
+    }
     span.in_scope(|| {
         tracing::info!(
             route,
@@ -76,15 +94,41 @@ pub async fn observe(State(app): State<App>, mut req: Request, next: Next) -> Re
     res
 }
 
-/// Route layer: notes the matched route template for metrics.
+/// The target of [`observe`]'s log span, which the trace exporter leaves out.
+pub const REQUEST_SPAN_TARGET: &str = "stonepot_server::http::request";
+
+/// Route layer: notes the matched route template for metrics, and opens the request's
+/// exported span, named `METHOD /route/{template}` (a span's exported name is fixed once
+/// it has children, so it must be known when the span opens). It continues the caller's
+/// W3C `traceparent` and gives its trace id to the log span and to [`observe`].
 pub async fn record_route(req: Request, next: Next) -> Response {
-    if let (Some(slot), Some(path)) = (
-        req.extensions().get::<RouteSlot>(),
-        req.extensions().get::<MatchedPath>(),
-    ) {
+    let Some(path) = req.extensions().get::<MatchedPath>().cloned() else {
+        return next.run(req).await;
+    };
+    let slot = req.extensions().get::<RouteSlot>().cloned();
+    if let Some(slot) = &slot {
         let _ = slot.0.set(path.as_str().to_string());
     }
-    next.run(req).await
+    let method = req.method().clone();
+    let span = tracing::info_span!("http_request",
+        otel.name = %format_args!("{method} {}", path.as_str()), otel.kind = "server",
+        http.request.method = %method, http.route = %path.as_str(),
+        http.response.status_code = tracing::field::Empty,
+        otel.status_code = tracing::field::Empty);
+    crate::telemetry::adopt_parent(&span, req.headers());
+    if let Some(trace) = crate::telemetry::trace_id(&span) {
+        tracing::Span::current().record("trace_id", trace.as_str());
+        if let Some(slot) = &slot {
+            let _ = slot.1.set(trace);
+        }
+    }
+    let res = next.run(req).instrument(span.clone()).await;
+    let status = res.status().as_u16();
+    span.record("http.response.status_code", status);
+    if status >= 500 {
+        span.record("otel.status_code", "ERROR");
+    }
+    res
 }
 
 /// Gives every error response without a JSON body (routing 404/405, the body-limit 413,

@@ -11,12 +11,11 @@
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
-use crate::routes::chat::authorize;
+use crate::routes::chat::Conversation;
 use axum::Json;
-use axum::extract::{Path, Query, State};
-use axum::http::{HeaderMap, StatusCode};
+use axum::extract::{Path, State};
+use axum::http::StatusCode;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use stonepot_domain::cart::ChosenModifier;
 use stonepot_domain::{Cart, CartError, Category};
 use stonepot_store::{ConversationRecord, StoreError};
@@ -98,14 +97,8 @@ fn view(cart: &Cart, currency: &str, line_id: Option<String>) -> CartResponse {
     }
 }
 
-/// A restaurant conversation the caller may use.
-async fn restaurant(
-    app: &App,
-    raw: &str,
-    headers: &HeaderMap,
-    q: &HashMap<String, String>,
-) -> ApiResult<ConversationRecord> {
-    let conv = authorize(app, raw, headers, q).await?;
+/// The conversation, refused unless it is a restaurant's (only those have a cart).
+fn restaurant(conv: ConversationRecord) -> ApiResult<ConversationRecord> {
     if conv.category != Category::Restaurant {
         return Err(ApiError::new(
             StatusCode::CONFLICT,
@@ -164,15 +157,14 @@ async fn change_cart(
 /// The conversation's cart, priced in minor units.
 #[utoipa::path(get, path = "/api/conversations/{id}/cart", tag = "cart",
     params(("id" = String, Path, description = "conversation id")),
+    security(("session_token" = ["guest"]), ("bearer" = ["staff"])),
     responses((status = 200, body = CartResponse), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn get_cart(
     State(app): State<App>,
-    Path(raw): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Conversation(conv): Conversation,
 ) -> ApiResult<Json<CartResponse>> {
-    let conv = restaurant(&app, &raw, &headers, &q).await?;
+    let conv = restaurant(conv)?;
     let cart: Cart = serde_json::from_str(&conv.cart).map_err(StoreError::from)?;
     Ok(Json(view(&cart, &currency_of(&app, &conv).await?, None)))
 }
@@ -200,16 +192,15 @@ fn one() -> i64 {
 #[utoipa::path(post, path = "/api/conversations/{id}/cart/lines", tag = "cart",
     params(("id" = String, Path, description = "conversation id")),
     request_body = AddLineRequest,
+    security(("session_token" = ["guest"]), ("bearer" = ["staff"])),
     responses((status = 200, body = CartResponse), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn add_line(
     State(app): State<App>,
-    Path(raw): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Conversation(conv): Conversation,
     JsonBody(req): JsonBody<AddLineRequest>,
 ) -> ApiResult<Json<CartResponse>> {
-    let conv = restaurant(&app, &raw, &headers, &q).await?;
+    let conv = restaurant(conv)?;
     let item = req.item_id;
     // Ids only: a tap names the exact item, unlike the agent, which may use a name.
     let res = change_cart(&app, &conv, |cart, menu| {
@@ -238,16 +229,16 @@ pub struct UpdateLineRequest {
 #[utoipa::path(patch, path = "/api/conversations/{id}/cart/lines/{line}", tag = "cart",
     params(("id" = String, Path, description = "conversation id"), ("line" = String, Path, description = "line id, e.g. l1")),
     request_body = UpdateLineRequest,
+    security(("session_token" = ["guest"]), ("bearer" = ["staff"])),
     responses((status = 200, body = CartResponse), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn update_line(
     State(app): State<App>,
+    Conversation(conv): Conversation,
     Path(ids): Path<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
     JsonBody(req): JsonBody<UpdateLineRequest>,
 ) -> ApiResult<Json<CartResponse>> {
-    let conv = restaurant(&app, &ids.0, &headers, &q).await?;
+    let conv = restaurant(conv)?;
     if req.quantity.is_none() && req.modifiers.is_none() {
         return Err(ApiError::unprocessable(
             "give quantity and/or modifiers to change",
@@ -265,15 +256,15 @@ async fn update_line(
 /// Removes a line from the cart.
 #[utoipa::path(delete, path = "/api/conversations/{id}/cart/lines/{line}", tag = "cart",
     params(("id" = String, Path, description = "conversation id"), ("line" = String, Path, description = "line id, e.g. l1")),
+    security(("session_token" = ["guest"]), ("bearer" = ["staff"])),
     responses((status = 200, body = CartResponse), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn remove_line(
     State(app): State<App>,
+    Conversation(conv): Conversation,
     Path(ids): Path<(String, String)>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
 ) -> ApiResult<Json<CartResponse>> {
-    let conv = restaurant(&app, &ids.0, &headers, &q).await?;
+    let conv = restaurant(conv)?;
     let line = ids.1;
     let res = change_cart(&app, &conv, |cart, _| cart.remove(&line).map(|l| l.line_id)).await?;
     Ok(Json(res))

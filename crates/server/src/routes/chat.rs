@@ -9,7 +9,9 @@ use crate::agent::{EngineError, TextProblem};
 use crate::app::App;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
-use crate::routes::conversation::{base_url, bearer, display_links, enc, require_key, session_id};
+use crate::routes::conversation::{
+    base_url, bearer, display_links, enc, require_staff, session_id,
+};
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -25,6 +27,7 @@ use stonepot_domain::TenantId;
 use stonepot_store::ConversationRecord;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
+use tracing::Instrument;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -73,6 +76,7 @@ pub struct NewSession {
 /// Creates a conversation and its display session; returns a signed display link.
 #[utoipa::path(post, path = "/api/restaurant/sessions", tag = "conversations",
     request_body = NewSession,
+    security(("bearer" = ["staff"])),
     responses((status = 200, body = Object, description = "{sessionId, displayUrl, websocketUrl, token, …}"),
         (status = 401, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn create_session(
@@ -82,7 +86,7 @@ async fn create_session(
 ) -> ApiResult<Json<Value>> {
     let tenant_id = TenantId::new(&body.tenant_id)
         .map_err(|e| ApiError::unprocessable(format!("tenantId: {e}")))?;
-    require_key(&app, &headers, &tenant_id).await?;
+    require_staff(&app, &headers, &tenant_id).await?;
     let tenant = app
         .store
         .tenant(&tenant_id)
@@ -155,8 +159,34 @@ pub(crate) async fn authorize(
     {
         return Ok(conv);
     }
-    require_key(app, headers, &conv.tenant_id).await?;
+    require_staff(app, headers, &conv.tenant_id).await?;
     Ok(conv)
+}
+
+/// The conversation named by the path's `{id}`, after [`authorize`] let the caller in
+/// (guest with the session token, or staff of its tenant). An extractor, so routes that
+/// take a body check the caller first: one without access learns nothing about the
+/// body's shape.
+pub(crate) struct Conversation(pub ConversationRecord);
+
+impl axum::extract::FromRequestParts<App> for Conversation {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &App,
+    ) -> Result<Self, Self::Rejection> {
+        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+        let raw = params
+            .get("id")
+            .ok_or_else(|| ApiError::internal("route has no {id} parameter"))?;
+        let Query(q) = Query::<HashMap<String, String>>::from_request_parts(parts, app)
+            .await
+            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+        Ok(Conversation(authorize(app, raw, &parts.headers, &q).await?))
+    }
 }
 
 #[derive(Deserialize, ToSchema)]
@@ -171,32 +201,33 @@ pub struct UserMessage {
 #[utoipa::path(post, path = "/api/conversations/{id}/messages", tag = "conversations",
     params(("id" = String, Path, description = "conversation id")),
     request_body = UserMessage,
+    security(("session_token" = ["guest"]), ("bearer" = ["staff"])),
     responses((status = 200, content_type = "text/event-stream", body = String),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn post_message(
     State(app): State<App>,
-    Path(raw): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Conversation(conv): Conversation,
     JsonBody(msg): JsonBody<UserMessage>,
 ) -> ApiResult<Response> {
-    let conv = authorize(&app, &raw, &headers, &q).await?;
     check_text(&msg.text)?;
     let (tx, rx) = mpsc::channel::<TurnEvent>(64);
     let cancel = CancellationToken::new();
     let c = cancel.clone();
     let a = app.clone();
-    tokio::spawn(async move {
-        if let Err(e) = a.engine.run(&a, &conv, &msg.text, tx.clone(), c).await {
-            let _ = tx
-                .send(TurnEvent::Error {
-                    code: "turn_failed".into(),
-                    message: e.to_string(),
-                })
-                .await;
+    tokio::spawn(
+        async move {
+            if let Err(e) = a.engine.run(&a, &conv, &msg.text, tx.clone(), c).await {
+                let _ = tx
+                    .send(TurnEvent::Error {
+                        code: "turn_failed".into(),
+                        message: e.to_string(),
+                    })
+                    .await;
+            }
         }
-    });
+        .in_current_span(),
+    );
     // The guard cancels the turn when the response body is dropped (client gone).
     let guard = cancel.drop_guard();
     let events = futures::stream::unfold((rx, Some(guard)), |(mut rx, guard)| async move {
@@ -224,6 +255,7 @@ fn check_text(text: &str) -> ApiResult<()> {
 /// usage, cost, latency).
 #[utoipa::path(get, path = "/api/conversations/{id}", tag = "conversations",
     params(("id" = String, Path, description = "conversation id")),
+    security(("session_token" = ["guest"]), ("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn get_conversation(
@@ -241,6 +273,7 @@ async fn get_conversation(
 #[utoipa::path(get, path = "/ws/restaurant/{id}", tag = "conversations",
     params(("id" = String, Path, description = "conversation id"),
         ("token" = Option<String>, Query, description = "the session's signed token")),
+    security(("session_token" = ["guest"]), ("bearer" = ["staff"])),
     responses((status = 101, description = "switching to WebSocket"),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn chat_socket(
@@ -317,17 +350,20 @@ async fn serve_socket(app: App, conv: ConversationRecord, mut socket: WebSocket)
                 cancel.clone(),
                 done_tx.clone(),
             );
-            let task = tokio::spawn(async move {
-                if let Err(e) = a.engine.run(&a, &conv, &text, tx.clone(), c).await {
-                    let _ = tx
-                        .send(TurnEvent::Error {
-                            code: "turn_failed".into(),
-                            message: e.to_string(),
-                        })
-                        .await;
+            let task = tokio::spawn(
+                async move {
+                    if let Err(e) = a.engine.run(&a, &conv, &text, tx.clone(), c).await {
+                        let _ = tx
+                            .send(TurnEvent::Error {
+                                code: "turn_failed".into(),
+                                message: e.to_string(),
+                            })
+                            .await;
+                    }
+                    let _ = done.send(()).await;
                 }
-                let _ = done.send(()).await;
-            });
+                .in_current_span(),
+            );
             running = Some((cancel, task));
         }
         tokio::select! {

@@ -2,10 +2,10 @@
 //! bytes, or CSV), run a close now, and read or change the close settings.
 
 use crate::app::App;
+use crate::auth::access::OperatorOf;
 use crate::close::{CloseFailure, object_path};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
-use crate::routes::tenants::TenantKey;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::{StatusCode, header};
@@ -69,11 +69,12 @@ struct CloseQuery {
         ("date" = String, Path, description = "business date, YYYY-MM-DD"),
         ("format" = Option<String>, Query, description = "`json` (the report bytes) or `csv`"),
         ("revision" = Option<u32>, Query, description = "a revision (default: the latest)")),
+    security(("bearer" = ["operator"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn get_close(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    OperatorOf(tenant, _): OperatorOf,
     Path(ids): Path<(String, String)>,
     Query(q): Query<CloseQuery>,
 ) -> ApiResult<Response> {
@@ -145,12 +146,13 @@ async fn get_close(
 #[utoipa::path(post, path = "/api/tenants/{tenant}/closes/{date}", tag = "closes",
     params(("tenant" = String, Path, description = "tenant id"),
         ("date" = String, Path, description = "business date, YYYY-MM-DD")),
+    security(("bearer" = ["operator"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn run_close(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    OperatorOf(tenant, _): OperatorOf,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let date = day(&ids)?;
@@ -203,10 +205,11 @@ async fn known_tenant(app: &App, tenant: &TenantId) -> ApiResult<()> {
 /// The tenant's close settings (the defaults — 16:00 UTC, closed at 16:05 — until set).
 #[utoipa::path(get, path = "/api/tenants/{tenant}/close-settings", tag = "closes",
     params(("tenant" = String, Path, description = "tenant id")),
+    security(("bearer" = ["operator"])),
     responses((status = 200, body = CloseSettingsResponse), (status = 401, body = ErrorBody)))]
 async fn get_settings(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    OperatorOf(tenant, _): OperatorOf,
 ) -> ApiResult<Json<CloseSettingsResponse>> {
     known_tenant(&app, &tenant).await?;
     Ok(Json(settings_body(&app.closer.settings(&tenant).await?)))
@@ -218,11 +221,12 @@ async fn get_settings(
 #[utoipa::path(put, path = "/api/tenants/{tenant}/close-settings", tag = "closes",
     params(("tenant" = String, Path, description = "tenant id")),
     request_body = CloseSettingsRequest,
+    security(("bearer" = ["operator"])),
     responses((status = 200, body = CloseSettingsResponse), (status = 401, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn put_settings(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    OperatorOf(tenant, _): OperatorOf,
     JsonBody(body): JsonBody<CloseSettingsRequest>,
 ) -> ApiResult<Json<CloseSettingsResponse>> {
     known_tenant(&app, &tenant).await?;

@@ -16,7 +16,6 @@ use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use std::collections::HashMap;
 use stonepot_domain::{Category, SessionId, TenantId};
-use subtle::ConstantTimeEq;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
@@ -66,28 +65,15 @@ pub(crate) fn bearer(headers: &HeaderMap) -> Option<&str> {
         .or_else(|| headers.get("x-api-key").and_then(|v| v.to_str().ok()))
 }
 
-/// The admin token (`THEME_API_TOKEN`) or an active key of `tenant`.
-pub(crate) async fn require_key(
+/// Staff (or more) of `tenant`: a staff or operator key or JWT of the tenant, an
+/// admin JWT or the admin token. Integrations driving sessions and displays use it.
+pub(crate) async fn require_staff(
     app: &App,
     headers: &HeaderMap,
     tenant: &TenantId,
 ) -> ApiResult<()> {
-    let Some(key) = bearer(headers) else {
-        return Err(ApiError::unauthorized(
-            "send the tenant's API key as Authorization: Bearer <key>",
-        ));
-    };
-    if let Some(admin) = &app.config.theme_api_token
-        && bool::from(admin.expose().as_bytes().ct_eq(key.as_bytes()))
-    {
-        return Ok(());
-    }
-    if app.api_key_valid(tenant, key).await? {
-        return Ok(());
-    }
-    Err(ApiError::unauthorized(format!(
-        "the API key is not valid for tenant '{tenant}'"
-    )))
+    crate::auth::access::require(app, headers, tenant, crate::auth::Role::Staff).await?;
+    Ok(())
 }
 
 fn verify_token(app: &App, token: Option<&String>, session: &str) -> ApiResult<Claims> {
@@ -160,6 +146,7 @@ pub fn display_links(
 #[utoipa::path(post, path = "/conversation/{id}/init", tag = "display",
     params(("id" = String, Path, description = "conversation/session id")),
     request_body(content = Object, description = "{\"tenantId\",\"category\", …any init fields}"),
+    security(("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn init(
@@ -178,7 +165,7 @@ async fn init(
         .ok_or_else(|| ApiError::unprocessable("tenantId: required string"))?;
     let tenant_id =
         TenantId::new(tenant_raw).map_err(|e| ApiError::unprocessable(format!("tenantId: {e}")))?;
-    require_key(&app, &headers, &tenant_id).await?;
+    require_staff(&app, &headers, &tenant_id).await?;
     let tenant = app
         .store
         .tenant(&tenant_id)
@@ -263,7 +250,7 @@ async fn do_update(
         .tenant_of(id.as_str())
         .await?
         .ok_or_else(|| HubError::NotInitialized(id.to_string()))?;
-    require_key(app, headers, &tenant).await?;
+    require_staff(app, headers, &tenant).await?;
     let cmd = parse_update(body)?;
     let seq = app.hub.update(id.as_str(), cmd).await?;
     Ok(Json(json!({ "seq": seq })))
@@ -273,6 +260,7 @@ async fn do_update(
 #[utoipa::path(post, path = "/conversation/{id}/update", tag = "display",
     params(("id" = String, Path, description = "session id")),
     request_body(content = Object, description = "{\"type\",\"data\",\"key\"?} or {\"op\":\"remove\",\"key\"}"),
+    security(("bearer" = ["staff"])),
     responses((status = 200, body = Object, description = "{\"seq\": N}"),
         (status = 401, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -289,6 +277,7 @@ async fn update(
 #[utoipa::path(post, path = "/api/restaurant/sessions/{id}/display", tag = "display",
     params(("id" = String, Path, description = "session id")),
     request_body(content = Object),
+    security(("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 409, body = ErrorBody),
         (status = 422, body = ErrorBody)))]
 async fn update_alias(
@@ -303,6 +292,7 @@ async fn update_alias(
 /// Init fields, current components, the last updates, seq, connected displays.
 #[utoipa::path(get, path = "/conversation/{id}/state", tag = "display",
     params(("id" = String, Path, description = "session id")),
+    security(("session_token" = ["guest"]), ("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn state(
@@ -320,7 +310,7 @@ async fn state(
     if q.contains_key("token") {
         verify_token(&app, q.get("token"), id.as_str())?;
     } else {
-        require_key(&app, &headers, &tenant).await?;
+        require_staff(&app, &headers, &tenant).await?;
     }
     let v = app
         .hub
@@ -347,6 +337,7 @@ fn parse_since(v: Option<&str>) -> ApiResult<Option<u64>> {
     params(("id" = String, Path, description = "session id"),
         ("token" = String, Query, description = "signed display token"),
         ("since" = Option<u64>, Query, description = "resume after this seq")),
+    security(("session_token" = ["guest"])),
     responses((status = 200, content_type = "text/event-stream", body = String),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn events(
@@ -374,6 +365,7 @@ async fn events(
     params(("id" = String, Path, description = "session id"),
         ("token" = String, Query, description = "signed display token"),
         ("since" = Option<u64>, Query, description = "resume after this seq")),
+    security(("session_token" = ["guest"])),
     responses((status = 101, description = "switching to WebSocket"),
         (status = 400, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn display_socket(

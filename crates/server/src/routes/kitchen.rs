@@ -3,9 +3,9 @@
 //! key, which buys a signed link to the board's display session.
 
 use crate::app::App;
+use crate::auth::access::StaffOf;
 use crate::commerce::kitchen;
 use crate::error::{ApiError, ApiResult, ErrorBody};
-use crate::routes::tenants::TenantKey;
 use axum::Json;
 use axum::Router;
 use axum::extract::{Path, State};
@@ -55,10 +55,11 @@ async fn page(State(app): State<App>, Path(raw): Path<String>) -> ApiResult<Resp
 /// card up to date and returns a signed link to the board's live socket.
 #[utoipa::path(post, path = "/api/tenants/{tenant}/kitchen", tag = "orders",
     params(("tenant" = String, Path, description = "tenant id")),
+    security(("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn open_board(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    StaffOf(tenant, _): StaffOf,
     headers: HeaderMap,
 ) -> ApiResult<Json<Value>> {
     let t = app.tenant(&tenant).await?;

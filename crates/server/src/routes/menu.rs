@@ -15,7 +15,6 @@ use axum::extract::{FromRequestParts, Path, State};
 use axum::http::StatusCode;
 use axum::http::request::Parts;
 use serde::{Deserialize, Serialize};
-use std::collections::HashMap;
 use stonepot_domain::menu::{Item, Menu, MenuError, ModifierGroup, Section, check_id};
 use stonepot_domain::{Currency, Tenant, TenantId};
 use stonepot_store::MenuEditError;
@@ -31,23 +30,16 @@ pub fn router() -> OpenApiRouter<App> {
         .routes(routes!(set_availability))
 }
 
-/// Proof that the request carries the admin token or an active API key of the
-/// `{tenant}` in its path. An extractor, so it runs before the body is read:
-/// unauthenticated callers learn nothing about what the body should look like.
+/// Proof that the caller is an operator (or admin) of the `{tenant}` in its path, with
+/// the tenant loaded. An extractor, so it runs before the body is read.
 pub struct Operator(pub Tenant);
 
 impl FromRequestParts<App> for Operator {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
-            .await
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
-        let raw = params
-            .get("tenant")
-            .ok_or_else(|| ApiError::internal("route has no {tenant} parameter"))?;
-        let id = crate::routes::tenants::tenant_id(raw)?;
-        crate::routes::conversation::require_key(app, &parts.headers, &id).await?;
+        let crate::auth::access::OperatorOf(id, _) =
+            crate::auth::access::OperatorOf::from_request_parts(parts, app).await?;
         Ok(Operator(app.tenant(&id).await?))
     }
 }
@@ -137,6 +129,7 @@ pub struct MenuResponse {
 /// version.
 #[utoipa::path(get, path = "/api/tenants/{tenant}/menu", tag = "menu",
     params(("tenant" = String, Path, description = "tenant id")),
+    security(()),
     responses((status = 200, body = MenuResponse), (status = 404, body = ErrorBody)))]
 async fn get_menu(
     State(app): State<App>,
@@ -185,6 +178,7 @@ pub struct MenuSaved {
 #[utoipa::path(put, path = "/api/tenants/{tenant}/menu", tag = "menu",
     params(("tenant" = String, Path, description = "tenant id")),
     request_body = PutMenuRequest,
+    security(("bearer" = ["operator"])),
     responses((status = 200, body = MenuSaved), (status = 400, body = ErrorBody),
         (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody),
         (status = 413, body = ErrorBody), (status = 415, body = ErrorBody), (status = 422, body = ErrorBody)))]
@@ -235,6 +229,7 @@ pub struct SectionSaved {
 #[utoipa::path(put, path = "/api/tenants/{tenant}/menu/sections/{section}", tag = "menu",
     params(("tenant" = String, Path, description = "tenant id"), ("section" = String, Path, description = "section id")),
     request_body = SectionRequest,
+    security(("bearer" = ["operator"])),
     responses((status = 200, body = SectionSaved), (status = 201, body = SectionSaved),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_section(
@@ -285,6 +280,7 @@ pub struct Deleted {
 /// Deletes an empty section (tenant key or admin token); 409 while it holds items.
 #[utoipa::path(delete, path = "/api/tenants/{tenant}/menu/sections/{section}", tag = "menu",
     params(("tenant" = String, Path, description = "tenant id"), ("section" = String, Path, description = "section id")),
+    security(("bearer" = ["operator"])),
     responses((status = 200, body = Deleted), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody)))]
 async fn delete_section(
@@ -363,6 +359,7 @@ pub struct ItemSaved {
 /// One item of the menu.
 #[utoipa::path(get, path = "/api/tenants/{tenant}/menu/items/{item}", tag = "menu",
     params(("tenant" = String, Path, description = "tenant id"), ("item" = String, Path, description = "item id")),
+    security(()),
     responses((status = 200, body = Object), (status = 404, body = ErrorBody)))]
 async fn get_item(
     State(app): State<App>,
@@ -382,6 +379,7 @@ async fn get_item(
 #[utoipa::path(put, path = "/api/tenants/{tenant}/menu/items/{item}", tag = "menu",
     params(("tenant" = String, Path, description = "tenant id"), ("item" = String, Path, description = "item id")),
     request_body = ItemRequest,
+    security(("bearer" = ["operator"])),
     responses((status = 200, body = ItemSaved), (status = 201, body = ItemSaved),
         (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_item(
@@ -440,6 +438,7 @@ async fn put_item(
 /// quoted; displays showing it mark it unavailable.
 #[utoipa::path(delete, path = "/api/tenants/{tenant}/menu/items/{item}", tag = "menu",
     params(("tenant" = String, Path, description = "tenant id"), ("item" = String, Path, description = "item id")),
+    security(("bearer" = ["operator"])),
     responses((status = 200, body = Deleted), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn delete_item(
     State(app): State<App>,
@@ -465,6 +464,7 @@ pub struct AvailabilityRequest {
 #[utoipa::path(post, path = "/api/tenants/{tenant}/menu/items/{item}/availability", tag = "menu",
     params(("tenant" = String, Path, description = "tenant id"), ("item" = String, Path, description = "item id")),
     request_body = AvailabilityRequest,
+    security(("bearer" = ["operator"])),
     responses((status = 200, body = ItemSaved), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn set_availability(

@@ -4,6 +4,7 @@ pub mod cart;
 pub mod chat;
 pub mod closes;
 pub mod conversation;
+pub mod keys;
 pub mod kiosk;
 pub mod kitchen;
 pub mod menu;

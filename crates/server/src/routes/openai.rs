@@ -137,26 +137,32 @@ impl From<stonepot_store::StoreError> for OaiError {
     }
 }
 
-/// Any active tenant API key.
+/// Staff or more of any tenant (its API key or a JWT), or an admin; refusals in
+/// OpenAI's error shape so OpenAI clients show them.
 async fn authorize(app: &App, headers: &HeaderMap) -> Result<(), OaiError> {
-    let unauthorized = |m: &str| {
-        OaiError::new(
-            StatusCode::UNAUTHORIZED,
-            "invalid_request_error",
-            "invalid_api_key",
-            m,
-        )
+    let refuse = |status: StatusCode, m: &str| {
+        OaiError::new(status, "invalid_request_error", "invalid_api_key", m)
     };
-    let key = bearer(headers)
-        .ok_or_else(|| unauthorized("send a tenant API key as Authorization: Bearer <key>"))?;
-    if app.api_key_tenants(key).await?.is_empty() {
-        return Err(unauthorized("the API key is not valid"));
+    if bearer(headers).is_none() {
+        return Err(refuse(
+            StatusCode::UNAUTHORIZED,
+            "send a tenant API key as Authorization: Bearer <key>",
+        ));
     }
-    Ok(())
+    match crate::auth::access::identify(app, headers, None).await {
+        Ok(who) if who.role >= crate::auth::Role::Staff => Ok(()),
+        Ok(_) => Err(refuse(
+            StatusCode::FORBIDDEN,
+            "this needs the staff role or more",
+        )),
+        Err(e) if e.status.is_server_error() => Err(refuse(e.status, &e.message)),
+        Err(_) => Err(refuse(StatusCode::UNAUTHORIZED, "the API key is not valid")),
+    }
 }
 
 /// The models this server routes: routes first, then targets.
 #[utoipa::path(get, path = "/v1/models", tag = "openai",
+    security(("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 401, body = Object)))]
 async fn models(State(app): State<App>, headers: HeaderMap) -> Response {
     if let Err(e) = authorize(&app, &headers).await {
@@ -364,6 +370,7 @@ fn usage_json(u: &Usage) -> Value {
 /// Chat completions, streamed (`stream: true`, SSE chunks ending in `[DONE]`) or whole.
 #[utoipa::path(post, path = "/v1/chat/completions", tag = "openai",
     request_body(content = Object, description = "an OpenAI chat completion request"),
+    security(("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 400, body = Object), (status = 401, body = Object),
         (status = 404, body = Object), (status = 429, body = Object), (status = 502, body = Object)))]
 async fn completions(

@@ -72,6 +72,7 @@ async fn check_storage(app: &App) -> Result<(), String> {
 /// Liveness and readiness: 200 when the database answers a real query and the bus and
 /// storage are usable, 503 naming what failed otherwise. Not rate limited.
 #[utoipa::path(get, path = "/health", tag = "ops",
+    security(()),
     responses((status = 200, body = Health), (status = 503, body = Health)))]
 pub async fn health(State(app): State<App>) -> Response {
     let mut failing = Vec::new();
@@ -148,7 +149,7 @@ pub struct PaymentsStatus {
 }
 
 /// Build and run information.
-#[utoipa::path(get, path = "/api/status", tag = "ops", responses((status = 200, body = Status)))]
+#[utoipa::path(get, path = "/api/status", tag = "ops", security(()), responses((status = 200, body = Status)))]
 async fn status(State(app): State<App>) -> Json<Status> {
     let build_time = BUILD_EPOCH
         .parse::<i64>()
@@ -198,6 +199,7 @@ pub struct SessionStats {
 
 /// Counts of what the server holds.
 #[utoipa::path(get, path = "/api/session/stats", tag = "ops",
+    security(()),
     responses((status = 200, body = SessionStats)))]
 async fn session_stats(State(app): State<App>) -> ApiResult<Json<SessionStats>> {
     let c = app.store.counts().await?;
@@ -217,6 +219,7 @@ async fn session_stats(State(app): State<App>) -> ApiResult<Json<SessionStats>> 
 
 /// Prometheus text exposition. Not rate limited.
 #[utoipa::path(get, path = "/metrics", tag = "ops",
+    security(()),
     responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(app): State<App>) -> Response {
     let uptime = app.started.elapsed().as_secs_f64();

@@ -4,18 +4,17 @@
 //! and a fresh quote is shown instead.
 
 use crate::app::App;
+use crate::auth::access::StaffOf;
 use crate::commerce::{self, Confirmation, order_body, quote_body};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
 use crate::payments;
-use crate::routes::chat::authorize;
-use crate::routes::tenants::TenantKey;
+use crate::routes::chat::Conversation;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
 use serde::Deserialize;
 use serde_json::{Value, json};
-use std::collections::HashMap;
 use stonepot_domain::commerce::OrderId;
 use stonepot_domain::commerce::order::{Actor, OrderStatus, PaymentMethod};
 use stonepot_domain::commerce::quote::Tip;
@@ -46,16 +45,14 @@ pub struct QuoteRequest {
 #[utoipa::path(post, path = "/api/conversations/{id}/quote", tag = "orders",
     params(("id" = String, Path, description = "conversation id")),
     request_body = QuoteRequest,
+    security(("session_token" = ["guest"]), ("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn quote(
     State(app): State<App>,
-    Path(raw): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
-    headers: HeaderMap,
+    Conversation(conv): Conversation,
     JsonBody(req): JsonBody<QuoteRequest>,
 ) -> ApiResult<Json<Value>> {
-    let conv = authorize(&app, &raw, &headers, &q).await?;
     let _turns = app.engine.lock(&conv.id).await;
     let conv = app.engine.conversation(&conv.id).await?;
     let quote = commerce::fresh_quote(&app, &conv, req.tip.unwrap_or_default()).await?;
@@ -87,17 +84,16 @@ pub struct Confirm {
 #[utoipa::path(post, path = "/api/conversations/{id}/confirm", tag = "orders",
     params(("id" = String, Path, description = "conversation id")),
     request_body = Confirm,
+    security(("session_token" = ["guest"]), ("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody),
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn confirm(
     State(app): State<App>,
-    Path(raw): Path<String>,
-    Query(q): Query<HashMap<String, String>>,
+    Conversation(conv): Conversation,
     headers: HeaderMap,
     JsonBody(req): JsonBody<Confirm>,
 ) -> ApiResult<Json<Value>> {
-    let conv = authorize(&app, &raw, &headers, &q).await?;
     let order_type = commerce::placing::order_type(req.order_type.as_deref())?;
     let payment = payment_method(&app, req.payment_method.as_deref())?;
     let _turns = app.engine.lock(&conv.id).await;
@@ -159,10 +155,11 @@ struct ListQuery {
 /// The tenant's orders, newest first (tenant key).
 #[utoipa::path(get, path = "/api/tenants/{tenant}/orders", tag = "orders",
     params(("tenant" = String, Path, description = "tenant id"), ("status" = Option<String>, Query, description = "only orders in this status"), ("limit" = Option<u32>, Query, description = "at most this many (default 50)")),
+    security(("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn list_orders(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    StaffOf(tenant, _): StaffOf,
     Query(q): Query<ListQuery>,
 ) -> ApiResult<Json<Value>> {
     let status = match q.status.as_deref() {
@@ -195,11 +192,12 @@ pub struct Move {
 #[utoipa::path(post, path = "/api/tenants/{tenant}/orders/{order}/status", tag = "orders",
     params(("tenant" = String, Path, description = "tenant id"), ("order" = String, Path, description = "order id")),
     request_body = Move,
+    security(("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn move_order(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    StaffOf(tenant, _): StaffOf,
     Path(ids): Path<(String, String)>,
     JsonBody(m): JsonBody<Move>,
 ) -> ApiResult<Json<Value>> {
@@ -219,11 +217,12 @@ async fn move_order(
 /// is in `X-Receipt-Sha256`. 404 until the order is paid.
 #[utoipa::path(get, path = "/api/tenants/{tenant}/orders/{order}/receipt", tag = "orders",
     params(("tenant" = String, Path, description = "tenant id"), ("order" = String, Path, description = "order id")),
+    security(("bearer" = ["staff"])),
     responses((status = 200, content_type = "text/html", body = String), (status = 401, body = ErrorBody),
         (status = 404, body = ErrorBody)))]
 async fn receipt(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    StaffOf(tenant, _): StaffOf,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<axum::response::Response> {
     use axum::response::IntoResponse;

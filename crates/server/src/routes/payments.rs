@@ -6,10 +6,10 @@
 //! success page only ever asks Stripe what happened to a session we made.
 
 use crate::app::App;
+use crate::auth::access::StaffOf;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
 use crate::payments::{self, Evidence, Fulfilled, STRIPE};
-use crate::routes::tenants::TenantKey;
 use axum::Json;
 use axum::body::Bytes;
 use axum::extract::{Path, Query, State};
@@ -48,6 +48,7 @@ pub fn router() -> OpenApiRouter<App> {
 #[utoipa::path(post, path = "/webhooks/stripe", tag = "payments",
     request_body(content = Object, description = "a Stripe event, signed", content_type = "application/json"),
     params(("Stripe-Signature" = String, Header, description = "t=<unix seconds>,v1=<hex HMAC-SHA256>")),
+    security(()),
     responses((status = 200, body = Object), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn stripe_webhook(
@@ -89,6 +90,7 @@ fn page(title: &str, text: &str) -> Html<String> {
 /// the other changes nothing). Answers a small HTML page.
 #[utoipa::path(get, path = "/checkout/success", tag = "payments",
     params(("session_id" = String, Query, description = "the Checkout Session id Stripe put in the URL")),
+    security(()),
     responses((status = 200, content_type = "text/html", body = String), (status = 400, body = ErrorBody),
         (status = 404, body = ErrorBody), (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn checkout_success(
@@ -165,6 +167,7 @@ struct CancelQuery {
 /// confirmed and unpaid; its session stays open until it expires.
 #[utoipa::path(get, path = "/checkout/cancel", tag = "payments",
     params(("order_id" = Option<String>, Query, description = "the order the guest was paying")),
+    security(()),
     responses((status = 200, content_type = "text/html", body = String)))]
 async fn checkout_cancel(Query(q): Query<CancelQuery>) -> Html<String> {
     let order = q
@@ -182,6 +185,7 @@ async fn checkout_cancel(Query(q): Query<CancelQuery>) -> Html<String> {
 /// payment card shows).
 #[utoipa::path(get, path = "/checkout/{session}/qr", tag = "payments",
     params(("session" = String, Path, description = "Checkout Session id")),
+    security(()),
     responses((status = 200, content_type = "image/svg+xml", body = String), (status = 404, body = ErrorBody)))]
 async fn checkout_qr(State(app): State<App>, Path(session): Path<String>) -> ApiResult<Response> {
     let svg = payments::checkout::qr_svg(&app, &session).await?;
@@ -220,12 +224,13 @@ fn order_id(raw: String) -> ApiResult<OrderId> {
 #[utoipa::path(post, path = "/api/tenants/{tenant}/orders/{order}/refunds", tag = "orders",
     params(("tenant" = String, Path, description = "tenant id"), ("order" = String, Path, description = "order id")),
     request_body = RefundRequest,
+    security(("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody),
         (status = 409, body = ErrorBody), (status = 422, body = ErrorBody), (status = 502, body = ErrorBody),
         (status = 503, body = ErrorBody)))]
 async fn create_refund(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    StaffOf(tenant, _): StaffOf,
     Path(ids): Path<(String, String)>,
     JsonBody(req): JsonBody<RefundRequest>,
 ) -> ApiResult<Json<Value>> {
@@ -250,10 +255,11 @@ async fn create_refund(
 /// An order's refunds, oldest first (tenant key).
 #[utoipa::path(get, path = "/api/tenants/{tenant}/orders/{order}/refunds", tag = "orders",
     params(("tenant" = String, Path, description = "tenant id"), ("order" = String, Path, description = "order id")),
+    security(("bearer" = ["staff"])),
     responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn list_refunds(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    StaffOf(tenant, _): StaffOf,
     Path(ids): Path<(String, String)>,
 ) -> ApiResult<Json<Value>> {
     let id = order_id(ids.1)?;

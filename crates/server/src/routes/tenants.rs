@@ -1,15 +1,16 @@
 //! Tenant profiles and agents. Reads of profiles are public (display pages need them);
-//! the rest needs one of the tenant's API keys. Menus are in [`super::menu`].
+//! the agent needs an operator of the tenant. Menus are in [`super::menu`], keys in
+//! [`super::keys`].
 
 use crate::app::App;
+use crate::auth::Role;
+use crate::auth::access::{self, OperatorOf};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
 use axum::Json;
-use axum::extract::{FromRequestParts, Path, State};
+use axum::extract::{Path, State};
 use axum::http::HeaderMap;
-use axum::http::request::Parts;
 use serde::Serialize;
-use std::collections::HashMap;
 use stonepot_domain::{Tenant, TenantId};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
@@ -36,13 +37,15 @@ pub struct AgentProfile {
     custom: bool,
 }
 
-/// The tenant's agent profile (needs the tenant's API key).
+/// The tenant's agent profile (operator).
 #[utoipa::path(get, path = "/api/tenants/{tenant}/agent", tag = "tenants",
     params(("tenant" = String, Path, description = "tenant id")),
-    responses((status = 200, body = AgentProfile), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    security(("bearer" = ["operator"])),
+    responses((status = 200, body = AgentProfile), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_agent(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    OperatorOf(tenant, _): OperatorOf,
 ) -> ApiResult<Json<AgentProfile>> {
     let t = load_tenant(&app, tenant.as_str()).await?;
     Ok(Json(match app.store.agent_profile(&t.id).await? {
@@ -59,15 +62,17 @@ async fn get_agent(
     }))
 }
 
-/// Sets the tenant's agent persona and instructions (needs the tenant's API key); the
-/// next turn of every conversation uses them.
+/// Sets the tenant's agent persona and instructions (operator); the next turn of every
+/// conversation uses them.
 #[utoipa::path(put, path = "/api/tenants/{tenant}/agent", tag = "tenants",
     params(("tenant" = String, Path, description = "tenant id")),
     request_body = AgentProfile,
-    responses((status = 200, body = AgentProfile), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("bearer" = ["operator"])),
+    responses((status = 200, body = AgentProfile), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_agent(
     State(app): State<App>,
-    TenantKey(tenant): TenantKey,
+    OperatorOf(tenant, _): OperatorOf,
     JsonBody(mut p): JsonBody<AgentProfile>,
 ) -> ApiResult<Json<AgentProfile>> {
     let t = load_tenant(&app, tenant.as_str()).await?;
@@ -93,50 +98,6 @@ pub fn tenant_id(raw: &str) -> ApiResult<TenantId> {
     TenantId::new(raw).map_err(|e| ApiError::bad_request("invalid_id", e.to_string()))
 }
 
-/// The API key from `Authorization: Bearer …` or `X-Api-Key`.
-pub fn api_key(headers: &HeaderMap) -> ApiResult<String> {
-    let bearer = headers
-        .get(axum::http::header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .map(str::trim);
-    let header = headers.get("x-api-key").and_then(|v| v.to_str().ok());
-    bearer
-        .or(header)
-        .filter(|k| !k.is_empty())
-        .map(String::from)
-        .ok_or_else(|| {
-            ApiError::unauthorized("send the tenant's API key as Authorization: Bearer <key>")
-        })
-}
-
-/// Proof that the request carries an active API key of the `{tenant}` in its path.
-/// An extractor, so it runs before the body is read: unauthenticated callers learn
-/// nothing about what the body should look like.
-pub struct TenantKey(pub TenantId);
-
-impl FromRequestParts<App> for TenantKey {
-    type Rejection = ApiError;
-
-    async fn from_request_parts(parts: &mut Parts, app: &App) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
-            .await
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
-        let raw = params
-            .get("tenant")
-            .ok_or_else(|| ApiError::internal("route has no {tenant} parameter"))?;
-        let tenant = tenant_id(raw)?;
-        let key = api_key(&parts.headers)?;
-        if app.api_key_valid(&tenant, &key).await? {
-            Ok(TenantKey(tenant))
-        } else {
-            Err(ApiError::unauthorized(format!(
-                "the API key is not valid for tenant '{tenant}'"
-            )))
-        }
-    }
-}
-
 /// The tenant a path segment names: 400 for a malformed id, 404 when there is none.
 pub(crate) async fn load_tenant(app: &App, raw: &str) -> ApiResult<Tenant> {
     app.tenant(&tenant_id(raw)?).await
@@ -158,6 +119,7 @@ pub struct TenantView {
 /// A tenant's public profile and theme.
 #[utoipa::path(get, path = "/api/tenants/{tenant}", tag = "tenants",
     params(("tenant" = String, Path, description = "tenant id")),
+    security(()),
     responses((status = 200, body = TenantView), (status = 404, body = ErrorBody)))]
 async fn get_tenant(
     State(app): State<App>,
@@ -176,19 +138,35 @@ async fn get_tenant(
 
 #[derive(Serialize, ToSchema)]
 pub struct Me {
+    /// The tenants the credential opens (every tenant for an admin).
     tenants: Vec<String>,
+    /// `staff`, `operator` or `admin` (for a key opening several tenants, its role on
+    /// the first).
+    role: String,
 }
 
-/// The tenants the presented API key opens.
+/// Who the presented credential is: the tenants it opens and its role.
 #[utoipa::path(get, path = "/api/me", tag = "tenants",
-    responses((status = 200, body = Me), (status = 401, body = ErrorBody)))]
+    security(("bearer" = ["staff"])),
+    responses((status = 200, body = Me), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn me(State(app): State<App>, headers: HeaderMap) -> ApiResult<Json<Me>> {
-    let key = api_key(&headers)?;
-    let tenants = app.store.api_key_tenants(&key).await?;
-    if tenants.is_empty() {
-        return Err(ApiError::unauthorized("unknown or revoked API key"));
+    let who = access::identify(&app, &headers, None).await?;
+    if who.role < Role::Staff {
+        return Err(ApiError::forbidden("this needs the staff role or more"));
     }
+    let tenants: Vec<TenantId> = match (who.role, access::credential(&headers)) {
+        (Role::Admin, _) => app
+            .store
+            .tenants()
+            .await?
+            .into_iter()
+            .map(|t| t.id)
+            .collect(),
+        (_, Some(c)) if !access::looks_like_jwt(c) => app.api_key_tenants(c).await?,
+        _ => who.tenant.clone().into_iter().collect(),
+    };
     Ok(Json(Me {
         tenants: tenants.into_iter().map(|t| t.to_string()).collect(),
+        role: who.role.as_str().into(),
     }))
 }

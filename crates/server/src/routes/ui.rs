@@ -1,12 +1,12 @@
 //! Themed display pages and the theme/cache admin API.
 
 use crate::app::App;
-use crate::config::Secret;
+use crate::auth::access::{self, OperatorOf};
 use crate::display::token;
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
 use axum::Json;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Query, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{Html, IntoResponse, Response};
 use serde_json::{Value, json};
@@ -53,30 +53,11 @@ impl TenantCache {
     }
 }
 
-fn admin(headers: &HeaderMap, secret: &Option<Secret>, name: &str) -> ApiResult<()> {
-    let Some(secret) = secret else {
-        return Err(ApiError::forbidden(format!(
-            "this admin API is disabled; set {name} to enable it"
-        )));
-    };
-    let given = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if bool::from(secret.expose().as_bytes().ct_eq(given.as_bytes())) {
-        Ok(())
-    } else {
-        Err(ApiError::unauthorized(format!(
-            "send {name} as Authorization: Bearer <token>"
-        )))
-    }
-}
-
 /// The display page for one session, server-rendered in the tenant's theme.
 #[utoipa::path(get, path = "/ui/conversation", tag = "display",
     params(("session" = String, Query), ("tenant" = String, Query),
         ("category" = Option<String>, Query), ("token" = String, Query)),
+    security(("session_token" = ["guest"])),
     responses((status = 200, content_type = "text/html", body = String),
         (status = 304, description = "unchanged (ETag)"), (status = 401, body = ErrorBody)))]
 async fn conversation_page(
@@ -90,7 +71,11 @@ async fn conversation_page(
             .ok_or_else(|| ApiError::bad_request("missing_parameter", format!("{k}: required")))
     };
     let session = need("session")?;
-    let tok = need("token")?;
+    // A missing token is a missing credential (401), like a wrong one.
+    let tok = q
+        .get("token")
+        .filter(|v| !v.is_empty())
+        .ok_or_else(|| ApiError::unauthorized("a display token is required (?token=)"))?;
     let claims = token::verify(
         app.config.signing_key.expose().as_bytes(),
         tok,
@@ -167,17 +152,16 @@ async fn conversation_page(
     Ok(res)
 }
 
-/// A tenant's theme (needs `THEME_API_TOKEN`).
+/// A tenant's theme (operator of the tenant, or admin).
 #[utoipa::path(get, path = "/api/admin/tenants/{tenant}/theme", tag = "admin",
     params(("tenant" = String, Path)),
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    security(("bearer" = ["operator"])),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 404, body = ErrorBody)))]
 async fn get_theme(
     State(app): State<App>,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
+    OperatorOf(id, _): OperatorOf,
 ) -> ApiResult<Json<Theme>> {
-    admin(&headers, &app.config.theme_api_token, "THEME_API_TOKEN")?;
-    let id = crate::routes::tenants::tenant_id(&raw)?;
     let t = app
         .store
         .tenant(&id)
@@ -186,19 +170,19 @@ async fn get_theme(
     Ok(Json(t.theme))
 }
 
-/// Replaces a tenant's theme (needs `THEME_API_TOKEN`); pages render it on next load.
+/// Replaces a tenant's theme (operator of the tenant, or admin); pages render it on
+/// next load.
 #[utoipa::path(put, path = "/api/admin/tenants/{tenant}/theme", tag = "admin",
     params(("tenant" = String, Path)),
     request_body(content = Object),
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 422, body = ErrorBody)))]
+    security(("bearer" = ["operator"])),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody),
+        (status = 403, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn put_theme(
     State(app): State<App>,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
+    OperatorOf(id, _): OperatorOf,
     JsonBody(theme): JsonBody<Theme>,
 ) -> ApiResult<Json<Theme>> {
-    admin(&headers, &app.config.theme_api_token, "THEME_API_TOKEN")?;
-    let id = crate::routes::tenants::tenant_id(&raw)?;
     theme
         .validate()
         .map_err(|e| ApiError::unprocessable(e.to_string()))?;
@@ -223,22 +207,21 @@ pub struct ThemeRequest {
     apply: bool,
 }
 
-/// Generates a theme from a description (needs `THEME_API_TOKEN`): asks the configured
-/// model through a schema-checked tool call, or derives a readable palette from the
-/// description's brand color when there is no model or its answer is invalid.
+/// Generates a theme from a description (operator of the tenant, or admin): asks the
+/// configured model through a schema-checked tool call, or derives a readable palette
+/// from the description's brand color when there is no model or its answer is invalid.
 #[utoipa::path(post, path = "/api/admin/tenants/{tenant}/theme/generate", tag = "admin",
     params(("tenant" = String, Path)),
     request_body = ThemeRequest,
+    security(("bearer" = ["operator"])),
     responses((status = 200, body = Object, description = "{theme, source, applied, note?}"),
-        (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
+        (status = 401, body = ErrorBody), (status = 403, body = ErrorBody),
+        (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn generate_theme(
     State(app): State<App>,
-    Path(raw): Path<String>,
-    headers: HeaderMap,
+    OperatorOf(id, _): OperatorOf,
     JsonBody(req): JsonBody<ThemeRequest>,
 ) -> ApiResult<Json<Value>> {
-    admin(&headers, &app.config.theme_api_token, "THEME_API_TOKEN")?;
-    let id = crate::routes::tenants::tenant_id(&raw)?;
     let description = req.description.trim();
     if description.is_empty() || description.chars().count() > 500 {
         return Err(ApiError::unprocessable(
@@ -264,11 +247,21 @@ async fn generate_theme(
     })))
 }
 
-/// Drops every cached render input (needs `CACHE_PURGE_TOKEN`).
+/// Drops every cached render input (admin, or the narrower `CACHE_PURGE_TOKEN` a CDN
+/// hook can hold without being an admin).
 #[utoipa::path(post, path = "/api/admin/cache/purge", tag = "admin",
-    responses((status = 200, body = Object), (status = 401, body = ErrorBody)))]
+    security(("bearer" = ["admin"])),
+    responses((status = 200, body = Object), (status = 401, body = ErrorBody), (status = 403, body = ErrorBody)))]
 async fn purge(State(app): State<App>, headers: HeaderMap) -> ApiResult<Json<Value>> {
-    admin(&headers, &app.config.cache_purge_token, "CACHE_PURGE_TOKEN")?;
+    let purge_token = access::credential(&headers).is_some_and(|c| {
+        app.config
+            .cache_purge_token
+            .as_ref()
+            .is_some_and(|t| bool::from(t.expose().as_bytes().ct_eq(c.as_bytes())))
+    });
+    if !purge_token {
+        access::require_admin(&app, &headers).await?;
+    }
     let n = app.tenant_cache.purge(None);
     Ok(Json(json!({ "purged": n })))
 }

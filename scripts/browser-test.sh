@@ -13,6 +13,8 @@ dir="$(mktemp -d /tmp/stonepot-browser.XXXXXX)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
 key="sp_browser_$RANDOM$RANDOM"
 bin="${CARGO_TARGET_DIR:-$PWD/target}/debug/stonepot"
+# The kitchen test also signs in with a staff token, issued by the CLI with the same secret.
+export JWT_SECRET="browser-test-jwt-secret-$RANDOM$RANDOM$RANDOM"
 (cd "$dir" && STONEPOT_DEMO_KEY="$key" LOG_LEVEL=warn exec "$bin" serve --demo --port "$port" >"$dir/server.log" 2>&1) &
 server=$!
 cleanup() { kill "$server" 2>/dev/null || true; wait "$server" 2>/dev/null || true; rm -rf "$dir"; }
@@ -23,5 +25,7 @@ for _ in $(seq 100); do
 done
 STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" node tests/browser/display.test.mjs
 STONEPOT_URL="http://127.0.0.1:$port" node tests/browser/kiosk.test.mjs
-STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" node tests/browser/kitchen.test.mjs
+staff_token="$(cd "$dir" && "$bin" token --role staff --tenant demo-restaurant --subject browser-tablet --ttl 600)"
+STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" STONEPOT_STAFF_TOKEN="$staff_token" \
+    node tests/browser/kitchen.test.mjs
 STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" node tests/browser/storefront.test.mjs

@@ -95,7 +95,7 @@ impl Store {
         category: Category,
         init: &str,
     ) -> Result<Created> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         let now = now_ms();
         with_pool!(self, |p| {
             let done = sqlx::query(
@@ -119,6 +119,7 @@ impl Store {
                 Created::Existing(rec)
             })
         })
+        }).await
     }
 
     pub async fn display_session(&self, id: &str) -> Result<Option<SessionRecord>> {
@@ -149,7 +150,7 @@ impl Store {
         body: &str,
         retain: u64,
     ) -> Result<u64> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         let next = expected_seq + 1;
         let (expected, next_i) = (to_i64(expected_seq)?, to_i64(next)?);
         let now = now_ms();
@@ -276,6 +277,7 @@ impl Store {
                 Ok(next)
             }
         }
+        }).await
     }
 
     /// Updates with `seq > after`, in order, at most `limit`.

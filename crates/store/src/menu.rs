@@ -155,7 +155,7 @@ impl Store {
         menu.validate()?;
         let t = tenant.as_str();
         let bodies = menu.items.iter().map(body_of).collect::<Result<Vec<_>>>()?;
-        let _write = self.write_guard().await;
+        self.write(async || {
         let now = now_ms();
         let version = with_pool!(self, |p| {
             let mut tx = p.begin().await?;
@@ -205,6 +205,7 @@ impl Store {
             version
         });
         Ok(version)
+        }).await
     }
 
     /// The tenant's menu (empty when it has none), sections and items in order.
@@ -280,7 +281,7 @@ impl Store {
     ) -> Result<(bool, u64), MenuEditError> {
         section.validate()?;
         let t = tenant.as_str();
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
@@ -322,6 +323,7 @@ impl Store {
             tx.commit().await?;
             Ok((created, version))
         })
+        }).await
     }
 
     /// Deletes an empty section; returns the new menu version.
@@ -331,39 +333,42 @@ impl Store {
         id: &str,
     ) -> Result<u64, MenuEditError> {
         let t = tenant.as_str();
-        let _write = self.write_guard().await;
-        with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            let version = bump!(tx, t);
-            let items: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM menu_items WHERE tenant_id = $1 AND section_id = $2",
-            )
-            .bind(t)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-            if items > 0 {
-                return Err(MenuEditError::SectionInUse {
-                    id: id.into(),
-                    items,
-                });
-            }
-            let gone = sqlx::query("DELETE FROM menu_sections WHERE tenant_id = $1 AND id = $2")
+        self.write(async || {
+            with_pool!(self, |p| {
+                let mut tx = p.begin().await?;
+                let version = bump!(tx, t);
+                let items: i64 = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM menu_items WHERE tenant_id = $1 AND section_id = $2",
+                )
                 .bind(t)
                 .bind(id)
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?
-                .rows_affected();
-            if gone == 0 {
-                return Err(MenuEditError::NotFound {
-                    kind: "section",
-                    id: id.into(),
-                });
-            }
-            tx.commit().await?;
-            Ok(version)
+                .try_get("n")?;
+                if items > 0 {
+                    return Err(MenuEditError::SectionInUse {
+                        id: id.into(),
+                        items,
+                    });
+                }
+                let gone =
+                    sqlx::query("DELETE FROM menu_sections WHERE tenant_id = $1 AND id = $2")
+                        .bind(t)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                if gone == 0 {
+                    return Err(MenuEditError::NotFound {
+                        kind: "section",
+                        id: id.into(),
+                    });
+                }
+                tx.commit().await?;
+                Ok(version)
+            })
         })
+        .await
     }
 
     /// Creates or replaces an item. A new item goes last on the menu; an existing one
@@ -376,7 +381,7 @@ impl Store {
         item.validate()?;
         let body = body_of(item)?;
         let t = tenant.as_str();
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
@@ -455,6 +460,7 @@ impl Store {
                 version,
             })
         })
+        }).await
     }
 
     /// Deletes an item; returns it as it was and the new menu version.
@@ -464,33 +470,35 @@ impl Store {
         id: &str,
     ) -> Result<(Item, u64), MenuEditError> {
         let t = tenant.as_str();
-        let _write = self.write_guard().await;
-        with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            let version = bump!(tx, t);
-            let before =
-                match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+        self.write(async || {
+            with_pool!(self, |p| {
+                let mut tx = p.begin().await?;
+                let version = bump!(tx, t);
+                let before =
+                    match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+                        .bind(t)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    {
+                        Some(r) => item_row!(r),
+                        None => {
+                            return Err(MenuEditError::NotFound {
+                                kind: "item",
+                                id: id.into(),
+                            });
+                        }
+                    };
+                sqlx::query("DELETE FROM menu_items WHERE tenant_id = $1 AND id = $2")
                     .bind(t)
                     .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                {
-                    Some(r) => item_row!(r),
-                    None => {
-                        return Err(MenuEditError::NotFound {
-                            kind: "item",
-                            id: id.into(),
-                        });
-                    }
-                };
-            sqlx::query("DELETE FROM menu_items WHERE tenant_id = $1 AND id = $2")
-                .bind(t)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok((before, version))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok((before, version))
+            })
         })
+        .await
     }
 
     /// Marks an item available or not (the "86"). Bumps the version even when the flag
@@ -503,7 +511,7 @@ impl Store {
         available: bool,
     ) -> Result<ItemChange, MenuEditError> {
         let t = tenant.as_str();
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
@@ -540,5 +548,6 @@ impl Store {
                 version,
             })
         })
+        }).await
     }
 }

@@ -48,7 +48,7 @@ const TENANT_COLUMNS: &str = "id, name, category, currency, timezone, theme";
 impl Store {
     /// Inserts a tenant, or updates its fields when it already exists.
     pub async fn upsert_tenant(&self, t: &Tenant) -> Result<()> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         let theme = serde_json::to_string(&t.theme)?;
         let now = now_ms();
         let sql = "INSERT INTO tenants (id, name, category, currency, timezone, theme, created_at, updated_at) \
@@ -69,6 +69,7 @@ impl Store {
                 .await?;
         });
         Ok(())
+        }).await
     }
 
     /// The tenant with this id, if any.
@@ -95,7 +96,7 @@ impl Store {
     /// Grants `key` (stored as its hash) access to `tenant` under `label`. Granting a
     /// revoked key again re-activates it.
     pub async fn add_api_key(&self, tenant: &TenantId, key: &str, label: &str) -> Result<()> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         let sql = "INSERT INTO api_keys (tenant_id, key_hash, label, created_at, revoked_at) \
                    VALUES ($1, $2, $3, $4, NULL) \
                    ON CONFLICT (tenant_id, key_hash) DO UPDATE SET revoked_at = NULL, label = excluded.label";
@@ -109,6 +110,7 @@ impl Store {
                 .await?;
         });
         Ok(())
+        }).await
     }
 
     /// Revokes every active key of `tenant` with `label`, except `keep` (a plain key).
@@ -118,20 +120,22 @@ impl Store {
         label: &str,
         keep: Option<&str>,
     ) -> Result<u64> {
-        let _write = self.write_guard().await;
-        let keep_hash = keep.map(hash_api_key).unwrap_or_default();
-        let sql = "UPDATE api_keys SET revoked_at = $1 \
+        self.write(async || {
+            let keep_hash = keep.map(hash_api_key).unwrap_or_default();
+            let sql = "UPDATE api_keys SET revoked_at = $1 \
                    WHERE tenant_id = $2 AND label = $3 AND revoked_at IS NULL AND key_hash <> $4";
-        with_pool!(self, |p| {
-            let done = sqlx::query(sql)
-                .bind(now_ms())
-                .bind(tenant.as_str())
-                .bind(label)
-                .bind(keep_hash)
-                .execute(p)
-                .await?;
-            Ok(done.rows_affected())
+            with_pool!(self, |p| {
+                let done = sqlx::query(sql)
+                    .bind(now_ms())
+                    .bind(tenant.as_str())
+                    .bind(label)
+                    .bind(keep_hash)
+                    .execute(p)
+                    .await?;
+                Ok(done.rows_affected())
+            })
         })
+        .await
     }
 
     /// Whether `key` is an active key of `tenant`.

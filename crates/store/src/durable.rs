@@ -120,7 +120,7 @@ mod tests {
         }
         let (commits, syncs) = g.stats();
         assert_eq!(commits, 64);
-        assert!(syncs >= 1 && syncs <= 64, "{syncs}");
+        assert!((1..=64).contains(&syncs), "{syncs}");
         // Nothing new committed: waiting again costs no sync.
         g.barrier(64).await.unwrap();
         assert_eq!(g.stats().1, syncs);

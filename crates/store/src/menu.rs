@@ -215,7 +215,35 @@ impl Store {
 
     /// The tenant's menu with its version (0 before any change), read in one
     /// transaction so the two agree.
+    ///
+    /// Every order reads the menu three times (the agent's turn, the quote, the
+    /// confirmation), so a menu is kept in memory per version: since every menu change
+    /// bumps the version in its own transaction, a cached menu of the version the
+    /// database holds now is exactly what a full read would return — on PostgreSQL
+    /// across instances too, as the version is read from the database each time.
     pub async fn menu_with_version(&self, tenant: &TenantId) -> Result<(Menu, u64)> {
+        let t = tenant.as_str();
+        let current: Option<i64> = with_pool!(self, |p| {
+            sqlx::query("SELECT menu_version FROM tenant_pricing WHERE tenant_id = $1")
+                .bind(t)
+                .fetch_optional(p)
+                .await?
+                .map(|r| r.try_get("menu_version"))
+                .transpose()?
+        });
+        if let Some(v) = current.filter(|v| *v > 0).map(version_of).transpose()?
+            && let Some(menu) = self.menus.get(t, v)
+        {
+            return Ok((menu, v));
+        }
+        let (menu, version) = self.read_menu(tenant).await?;
+        if version > 0 {
+            self.menus.put(t, version, &menu);
+        }
+        Ok((menu, version))
+    }
+
+    async fn read_menu(&self, tenant: &TenantId) -> Result<(Menu, u64)> {
         let t = tenant.as_str();
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
@@ -549,5 +577,35 @@ impl Store {
             })
         })
         }).await
+    }
+}
+
+/// Menus by tenant, each with the version it was read at (the latest only).
+#[derive(Debug, Default)]
+pub(crate) struct MenuCache(std::sync::Mutex<std::collections::HashMap<String, (u64, Menu)>>);
+
+impl MenuCache {
+    fn get(&self, tenant: &str, version: u64) -> Option<Menu> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(tenant)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, m)| m.clone())
+    }
+
+    fn put(&self, tenant: &str, version: u64, menu: &Menu) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(tenant) {
+            // A slower reader must not replace a newer menu with its older one.
+            Some((v, _)) if *v > version => {}
+            _ => {
+                map.insert(tenant.to_string(), (version, menu.clone()));
+            }
+        }
     }
 }

@@ -48,6 +48,8 @@ pub struct Store {
     write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The group commit of a SQLite database file (None for PostgreSQL and memory).
     durable: Option<std::sync::Arc<crate::durable::GroupCommit>>,
+    /// Menus read, by version (see `menu_with_version`).
+    pub(crate) menus: std::sync::Arc<crate::menu::MenuCache>,
 }
 
 /// The SQLite file a `sqlite:` url names, or None for an in-memory database.
@@ -95,6 +97,7 @@ impl Store {
                 url: url.to_string(),
                 write_lock: Default::default(),
                 durable: None,
+                menus: Default::default(),
             });
         }
         if !url.starts_with("sqlite:") {
@@ -153,6 +156,7 @@ impl Store {
                 .as_deref()
                 .map(|f| std::sync::Arc::new(crate::durable::GroupCommit::new(f))),
             sqlite_path: file,
+            menus: Default::default(),
         })
     }
 

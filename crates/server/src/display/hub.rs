@@ -8,6 +8,7 @@
 //! `idle` leave memory ("hibernate"); their fan-out channels stay while sockets are open,
 //! and the next command rebuilds the session from the store.
 
+use super::batch;
 use super::log::{LocalLog, LogError, SessionLog};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -15,8 +16,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stonepot_domain::{Category, Currency, TenantId};
-use stonepot_store::{ComponentChange, Created, SessionRecord, Store, StoreError};
-use tokio::sync::broadcast;
+use stonepot_store::{Created, SessionRecord, Store, StoreError};
+use tokio::sync::{broadcast, oneshot};
 
 pub use axum::extract::ws::Utf8Bytes;
 
@@ -56,9 +57,14 @@ pub struct Loaded {
     pub components: BTreeMap<String, (u64, Value)>,
 }
 
+/// Where a queued update's outcome goes.
+type Waiter = oneshot::Sender<Result<u64, HubError>>;
+
 struct Cell {
     state: tokio::sync::Mutex<Option<Loaded>>,
     last_used_ms: AtomicI64,
+    /// Updates waiting for the lock, with where to send each one's outcome.
+    pending: Mutex<Vec<(UpdateCommand, Waiter)>>,
 }
 
 /// Hub settings.
@@ -138,7 +144,7 @@ fn now_ms() -> i64 {
 }
 
 /// Kinds with one instance per session: an update replaces the previous one by default.
-fn singleton(kind: &str) -> bool {
+pub(super) fn singleton(kind: &str) -> bool {
     matches!(kind, "cart" | "order_summary" | "quote" | "order_status")
 }
 
@@ -182,6 +188,7 @@ impl Hub {
                 Arc::new(Cell {
                     state: tokio::sync::Mutex::new(None),
                     last_used_ms: AtomicI64::new(now_ms()),
+                    pending: Mutex::new(Vec::new()),
                 })
             })
             .clone();
@@ -261,14 +268,58 @@ impl Hub {
     }
 
     /// Validates and commits one update; returns its seq.
-    pub async fn update(&self, id: &str, cmd: UpdateCommand) -> Result<u64, HubError> {
-        self.with_session(id, async |state| {
-            let Some(loaded) = state.as_mut() else {
-                return Err(HubError::NotInitialized(id.into()));
-            };
-            self.apply(id, loaded, cmd).await
+    ///
+    /// Updates arriving while the session is locked queue up and are appended together
+    /// by whichever task takes the lock next (see [`super::batch`]). The batch runs in a
+    /// task of its own, so a caller that goes away (a dropped request) cannot cut short
+    /// the updates of the other callers it carries.
+    pub async fn update(self: &Arc<Self>, id: &str, cmd: UpdateCommand) -> Result<u64, HubError> {
+        let cell = self.cell(id);
+        let (tx, rx) = oneshot::channel();
+        cell.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push((cmd, tx));
+        let hub = Arc::clone(self);
+        let id = id.to_string();
+        tokio::spawn(async move { hub.drain(&id, &cell).await });
+        rx.await.unwrap_or_else(|_| {
+            Err(HubError::Store(StoreError::Io(std::io::Error::other(
+                "the display update was dropped before it was applied",
+            ))))
         })
-        .await
+    }
+
+    /// Applies every update queued on `cell`, under its lock.
+    async fn drain(&self, id: &str, cell: &Cell) {
+        let mut guard = cell.state.lock().await;
+        let queued = std::mem::take(&mut *cell.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if queued.is_empty() {
+            return;
+        }
+        let (cmds, waiters): (Vec<UpdateCommand>, Vec<_>) = queued.into_iter().unzip();
+        let results = match self.loaded(id, &mut guard).await {
+            Ok(loaded) => self.apply_all(id, loaded, cmds).await,
+            Err(e) => (0..waiters.len()).map(|_| Err(batch::copy(&e))).collect(),
+        };
+        cell.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        for (tx, r) in waiters.into_iter().zip(results) {
+            let _ = tx.send(r);
+        }
+    }
+
+    /// The locked session's state, loaded from the store if needed.
+    async fn loaded<'a>(
+        &self,
+        id: &str,
+        guard: &'a mut Option<Loaded>,
+    ) -> Result<&'a mut Loaded, HubError> {
+        if guard.is_none() {
+            *guard = self.load(id).await?;
+        }
+        guard
+            .as_mut()
+            .ok_or_else(|| HubError::NotInitialized(id.into()))
     }
 
     /// Commits the updates `revise` derives from the session's current components, under
@@ -283,89 +334,25 @@ impl Hub {
             let Some(loaded) = state.as_mut() else {
                 return Ok(Vec::new());
             };
-            let mut seqs = Vec::new();
-            for cmd in revise(&loaded.components) {
-                seqs.push(self.apply(id, loaded, cmd).await?);
-            }
-            Ok(seqs)
+            let cmds = revise(&loaded.components);
+            self.apply_all(id, loaded, cmds).await.into_iter().collect()
         })
         .await
     }
 
-    /// Validates one update against the locked session, appends it and applies it.
-    async fn apply(
+    /// Validates the updates against the locked session, appends them and applies them.
+    async fn apply_all(
         &self,
         id: &str,
         loaded: &mut Loaded,
-        cmd: UpdateCommand,
-    ) -> Result<u64, HubError> {
-        {
-            let (envelope, change) = match cmd {
-                UpdateCommand::Put { kind, data, key } => {
-                    let normalized = stonepot_domain::display::normalize(
-                        loaded.rec.category,
-                        &kind,
-                        &data,
-                        loaded.currency,
-                    )
-                    .map_err(|e| HubError::Invalid(e.to_string()))?;
-                    let key = match key {
-                        Some(k) => k,
-                        None if singleton(&kind) => kind.clone(),
-                        None => format!("{kind}-{}", loaded.rec.seq + 1),
-                    };
-                    let env = json!({"type": kind, "key": key, "data": normalized});
-                    let body = env.to_string();
-                    (env, Some(ComponentChange::Put { key, body }))
-                }
-                UpdateCommand::Remove { key } => {
-                    if !loaded.components.contains_key(&key) {
-                        return Err(HubError::Invalid(format!("key: no component '{key}'")));
-                    }
-                    (
-                        json!({"op": "remove", "key": key}),
-                        Some(ComponentChange::Remove { key }),
-                    )
-                }
-            };
-            let body = envelope.to_string();
-            let seq = match self
-                .log
-                .append(id, &loaded.rec.tenant_id, loaded.rec.seq, &body)
-                .await
-            {
-                Ok(seq) => seq,
-                Err(LogError::Conflict) => {
-                    // Another writer (another process) moved the session: reload, retry once.
-                    let fresh = self
-                        .load(id)
-                        .await?
-                        .ok_or_else(|| HubError::NotFound(id.into()))?;
-                    *loaded = fresh;
-                    self.log
-                        .append(id, &loaded.rec.tenant_id, loaded.rec.seq, &body)
-                        .await
-                        .map_err(|e| match e {
-                            LogError::Conflict => HubError::Invalid(
-                                "seq: the session is being written elsewhere; retry".into(),
-                            ),
-                            LogError::Store(s) => HubError::Store(s),
-                        })?
-                }
-                Err(LogError::Store(e)) => return Err(e.into()),
-            };
-            loaded.rec.seq = seq;
-            match change {
-                Some(ComponentChange::Put { key, .. }) => {
-                    loaded.components.insert(key, (seq, envelope.clone()));
-                }
-                Some(ComponentChange::Remove { key }) => {
-                    loaded.components.remove(&key);
-                }
-                None => {}
-            }
-            Ok(seq)
-        }
+        cmds: Vec<UpdateCommand>,
+    ) -> Vec<Result<u64, HubError>> {
+        batch::apply_batch(self.log.as_ref(), id, loaded, cmds, async || {
+            self.load(id)
+                .await?
+                .ok_or_else(|| HubError::NotFound(id.into()))
+        })
+        .await
     }
 
     /// `(seq, state)` of a session, consistent with each other; None if unknown.

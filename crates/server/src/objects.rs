@@ -27,6 +27,8 @@ pub enum ObjectsError {
     BadPath(String),
     #[error("object store: {0}")]
     Store(#[from] object_store::Error),
+    #[error("object store: syncing to disk: {0}")]
+    Io(std::io::Error),
 }
 
 /// A handle to the configured object store; cheap to clone.
@@ -39,6 +41,10 @@ pub struct Objects {
     /// Whether the backend keeps a content type per object (S3 does; a directory has
     /// only file names, so the extension says it).
     content_types: bool,
+    /// The directory of a local store: its writes are synced before `put` returns,
+    /// since the store records an object's hash as soon as `put` succeeds (an S3 PUT is
+    /// durable when it is answered).
+    root: Option<std::path::PathBuf>,
 }
 
 impl std::fmt::Debug for Objects {
@@ -88,6 +94,7 @@ impl Objects {
             prefix: ObjectPath::default(),
             location: format!("file://{}", dir.display()),
             content_types: false,
+            root: Some(dir.to_path_buf()),
         })
     }
 
@@ -120,6 +127,7 @@ impl Objects {
             prefix,
             location: url.trim_end_matches('/').to_string(),
             content_types: true,
+            root: None,
         })
     }
 
@@ -130,6 +138,7 @@ impl Objects {
             prefix: ObjectPath::default(),
             location: "memory://".into(),
             content_types: true,
+            root: None,
         }
     }
 
@@ -176,6 +185,13 @@ impl Objects {
         self.store
             .put_opts(&location, PutPayload::from(bytes), opts)
             .await?;
+        if let Some(root) = &self.root {
+            let file = root.join(location.as_ref());
+            tokio::task::spawn_blocking(move || sync_new_file(&file))
+                .await
+                .map_err(|e| ObjectsError::Io(std::io::Error::other(e.to_string())))?
+                .map_err(ObjectsError::Io)?;
+        }
         Ok(sha)
     }
 
@@ -197,6 +213,15 @@ impl Objects {
             Err(object_store::Error::NotFound { .. }) => Ok(false),
             Err(e) => Err(e.into()),
         }
+    }
+}
+
+/// Makes a file written by rename durable: its data, then the directory entry.
+fn sync_new_file(file: &Path) -> std::io::Result<()> {
+    std::fs::File::open(file)?.sync_data()?;
+    match file.parent() {
+        Some(dir) => std::fs::File::open(dir)?.sync_all(),
+        None => Ok(()),
     }
 }
 

@@ -164,6 +164,48 @@ async fn concurrent_posts_get_gapless_seqs_delivered_in_order() {
 }
 
 #[tokio::test]
+async fn refused_updates_in_a_concurrent_burst_leave_no_gaps() {
+    // Updates that queue up together are appended as one batch: the refused ones get
+    // their own 4xx, and the accepted ones still take consecutive seqs.
+    let s = std::sync::Arc::new(server(&[]).await);
+    init(&s, "conv-burst", "demo-restaurant").await;
+    let mut tasks = Vec::new();
+    for t in 0..40u64 {
+        let s = s.clone();
+        tasks.push(tokio::spawn(async move {
+            let body = if t % 3 == 0 {
+                json!({"op": "remove", "key": format!("missing-{t}")})
+            } else {
+                message(t)
+            };
+            let res = post(&s, "conv-burst", body).await;
+            let status = res.status().as_u16();
+            let v: Value = res.json().await.unwrap();
+            (t, status, v)
+        }));
+    }
+    let mut seqs = Vec::new();
+    for task in tasks {
+        let (t, status, v) = task.await.unwrap();
+        if t % 3 == 0 {
+            assert!((400..500).contains(&status), "{t}: {status} {v}");
+            assert!(
+                v["error"]["message"].as_str().unwrap().contains("missing"),
+                "{v}"
+            );
+        } else {
+            assert_eq!(status, 200, "{t}: {v}");
+            seqs.push(v["seq"].as_u64().unwrap());
+        }
+    }
+    seqs.sort();
+    assert_eq!(seqs, (1..=26).collect::<Vec<_>>());
+    let st: Value = get_json(s.url("/conversation/conv-burst/state"), Some(KEY)).await;
+    assert_eq!(st["seq"], 26);
+    assert_eq!(st["components"].as_object().unwrap().len(), 26);
+}
+
+#[tokio::test]
 async fn resume_after_a_dropped_socket_loses_and_repeats_nothing() {
     let s = server(&[]).await;
     let i = init(&s, "conv-resume", "demo-restaurant").await;

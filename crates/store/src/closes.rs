@@ -171,24 +171,26 @@ impl Store {
         tenant: &TenantId,
         settings: &CloseSettings,
     ) -> Result<()> {
-        let _write = self.write_guard().await;
-        with_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO close_settings (tenant_id, day_end, time_zone, cron, updated_at) \
+        self.write(async || {
+            with_pool!(self, |p| {
+                sqlx::query(
+                    "INSERT INTO close_settings (tenant_id, day_end, time_zone, cron, updated_at) \
                  VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (tenant_id) DO UPDATE SET day_end = excluded.day_end, \
                  time_zone = excluded.time_zone, cron = excluded.cron, \
                  updated_at = excluded.updated_at",
-            )
-            .bind(tenant.as_str())
-            .bind(settings.day_end())
-            .bind(settings.time_zone())
-            .bind(settings.cron())
-            .bind(now_ms())
-            .execute(p)
-            .await?;
-            Ok(())
+                )
+                .bind(tenant.as_str())
+                .bind(settings.day_end())
+                .bind(settings.time_zone())
+                .bind(settings.cron())
+                .bind(now_ms())
+                .execute(p)
+                .await?;
+                Ok(())
+            })
         })
+        .await
     }
 
     /// Every tenant with its close settings (the defaults where none were set), ordered
@@ -286,8 +288,7 @@ impl Store {
              ORDER BY revision DESC LIMIT 1"
         );
         for _ in 0..3 {
-            let _write = self.write_guard().await;
-            let outcome: Option<CloseSaved> = with_pool!(self, |p| {
+            let outcome: Option<CloseSaved> = self.write::<_, StoreError>(async || Ok(with_pool!(self, |p| {
                 let mut tx = p.begin().await?;
                 let latest = sqlx::query(&select)
                     .bind(tenant.as_str())
@@ -299,7 +300,7 @@ impl Store {
                 let next = match &latest {
                     Some(l) if l.sha256 == new.sha256 => {
                         tx.commit().await?;
-                        return Ok(CloseSaved::Unchanged(l.clone()));
+                        return Ok(Some(CloseSaved::Unchanged(l.clone())));
                     }
                     Some(l) => l.revision.checked_add(1).ok_or_else(|| {
                         StoreError::Corrupt(format!("close revision {}", l.revision))
@@ -344,7 +345,7 @@ impl Store {
                     }
                     Err(e) => return Err(e.into()),
                 }
-            });
+            }))).await?;
             if let Some(saved) = outcome {
                 return Ok(saved);
             }

@@ -159,44 +159,48 @@ impl Store {
         policy: &PricingPolicy,
     ) -> Result<()> {
         let body = serde_json::to_string(policy)?;
-        let _write = self.write_guard().await;
-        with_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO tenant_pricing (tenant_id, policy, menu_version, updated_at) \
+        self.write(async || {
+            with_pool!(self, |p| {
+                sqlx::query(
+                    "INSERT INTO tenant_pricing (tenant_id, policy, menu_version, updated_at) \
                  VALUES ($1, $2, 0, $3) \
                  ON CONFLICT (tenant_id) DO UPDATE SET policy = excluded.policy, \
                  updated_at = excluded.updated_at",
-            )
-            .bind(tenant.as_str())
-            .bind(&body)
-            .bind(now_ms())
-            .execute(p)
-            .await?;
-            Ok(())
+                )
+                .bind(tenant.as_str())
+                .bind(&body)
+                .bind(now_ms())
+                .execute(p)
+                .await?;
+                Ok(())
+            })
         })
+        .await
     }
 
     /// Adds one to the tenant's menu version (after any menu change) and returns the
     /// new version. A tenant without a row gets the default policy and version 1.
     pub async fn bump_menu_version(&self, tenant: &TenantId) -> Result<u64> {
         let default = serde_json::to_string(&PricingPolicy::default())?;
-        let _write = self.write_guard().await;
-        let v: i64 = with_pool!(self, |p| {
-            sqlx::query(
-                "INSERT INTO tenant_pricing (tenant_id, policy, menu_version, updated_at) \
+        self.write(async || {
+            let v: i64 = with_pool!(self, |p| {
+                sqlx::query(
+                    "INSERT INTO tenant_pricing (tenant_id, policy, menu_version, updated_at) \
                  VALUES ($1, $2, 1, $3) \
                  ON CONFLICT (tenant_id) DO UPDATE SET \
                  menu_version = tenant_pricing.menu_version + 1, updated_at = excluded.updated_at \
                  RETURNING menu_version",
-            )
-            .bind(tenant.as_str())
-            .bind(&default)
-            .bind(now_ms())
-            .fetch_one(p)
-            .await?
-            .try_get("menu_version")?
-        });
-        u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("menu version {v}")))
+                )
+                .bind(tenant.as_str())
+                .bind(&default)
+                .bind(now_ms())
+                .fetch_one(p)
+                .await?
+                .try_get("menu_version")?
+            });
+            u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("menu version {v}")))
+        })
+        .await
     }
 
     // ---- quotes --------------------------------------------------------------------
@@ -211,7 +215,7 @@ impl Store {
         quote: &Quote,
     ) -> Result<bool> {
         let body = serde_json::to_string(quote)?;
-        let _write = self.write_guard().await;
+        self.write(async || {
         let inserted = with_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO quotes (tenant_id, id, conversation_id, hash, body, expires_at, created_at) \
@@ -247,6 +251,7 @@ impl Store {
             }
         }
         Ok(inserted)
+        }).await
     }
 
     /// A quote of the tenant's by id.
@@ -324,9 +329,7 @@ impl Store {
         let order_type = order.order_type.as_str();
         let payment_method = enum_text(&order.payment_method)?;
         let now = now_ms();
-        let inserted = {
-            let _write = self.write_guard().await;
-            with_pool!(self, |p| {
+        let inserted = self.write::<_, StoreError>(async || Ok(with_pool!(self, |p| {
                 let mut tx = p.begin().await?;
                 let fresh = sqlx::query(
                     "INSERT INTO orders (tenant_id, id, conversation_id, quote_id, status, version, \
@@ -373,8 +376,7 @@ impl Store {
                     tx.rollback().await?;
                 }
                 fresh
-            })
-        };
+            }))).await?;
         if inserted {
             return Ok(OrderCreated::New(order.clone()));
         }
@@ -482,7 +484,7 @@ impl Store {
         };
         let actor = serde_json::to_string(&entry.actor)?;
         let action = serde_json::to_string(&entry.action)?;
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             // Take the row lock before reading (a no-op write; PostgreSQL holds the row
@@ -562,6 +564,7 @@ impl Store {
             tx.commit().await?;
             Ok(order)
         })
+        }).await
     }
 
     /// An order's recorded audit trail, oldest first (empty for an order the tenant
@@ -637,7 +640,7 @@ impl Store {
         record: &IdempotencyRecord,
     ) -> Result<bool> {
         let cutoff = now_ms().saturating_sub(IDEMPOTENCY_TTL_MS);
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let n = sqlx::query(
                 "INSERT INTO idempotency_keys (scope, key, method, path, body_hash, status, response, created_at) \
@@ -661,6 +664,7 @@ impl Store {
             .rows_affected();
             Ok(n == 1)
         })
+        }).await
     }
 
     /// Completes a claim (a record with status 0, see [`IdempotencyRecord::is_claim`])
@@ -671,7 +675,7 @@ impl Store {
         key: &str,
         record: &IdempotencyRecord,
     ) -> Result<bool> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let n = sqlx::query(
                 "UPDATE idempotency_keys SET status = $3, response = $4                  WHERE scope = $1 AND key = $2 AND status = 0 AND body_hash = $5",
@@ -686,12 +690,13 @@ impl Store {
             .rows_affected();
             Ok(n == 1)
         })
+        }).await
     }
 
     /// Drops a claim made at `created_at` (its request kept no answer, or it was
     /// abandoned), so the key can be used again; a completed record is never dropped.
     pub async fn idempotency_release(&self, scope: &str, key: &str, created_at: i64) -> Result<()> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             sqlx::query(
                 "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status = 0                  AND created_at = $3",
@@ -703,20 +708,23 @@ impl Store {
             .await?;
             Ok(())
         })
+        }).await
     }
 
     /// Deletes idempotency records created before `older_than_ms` (ms since the epoch;
     /// pass `now - IDEMPOTENCY_TTL_MS` to drop the expired ones) and returns how many.
     pub async fn idempotency_purge(&self, older_than_ms: i64) -> Result<u64> {
-        let _write = self.write_guard().await;
-        with_pool!(self, |p| {
-            Ok(
-                sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-                    .bind(older_than_ms)
-                    .execute(p)
-                    .await?
-                    .rows_affected(),
-            )
+        self.write(async || {
+            with_pool!(self, |p| {
+                Ok(
+                    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                        .bind(older_than_ms)
+                        .execute(p)
+                        .await?
+                        .rows_affected(),
+                )
+            })
         })
+        .await
     }
 }

@@ -96,7 +96,7 @@ impl Store {
         language: &str,
         cart: &str,
     ) -> Result<(ConversationRecord, bool)> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         let now = now_ms();
         let inserted = with_pool!(self, |p| {
             sqlx::query(
@@ -125,6 +125,7 @@ impl Store {
             )));
         }
         Ok((rec, inserted))
+        }).await
     }
 
     /// A conversation by id (any tenant: callers check the tenant before acting).
@@ -146,22 +147,24 @@ impl Store {
 
     /// Starts the next turn and returns its number (1, 2, …).
     pub async fn begin_turn(&self, tenant: &TenantId, id: &str) -> Result<u32> {
-        let _write = self.write_guard().await;
-        let n: i64 = with_pool!(self, |p| {
-            sqlx::query(
-                "UPDATE conversations SET turns = turns + 1, updated_at = $3 \
+        self.write(async || {
+            let n: i64 = with_pool!(self, |p| {
+                sqlx::query(
+                    "UPDATE conversations SET turns = turns + 1, updated_at = $3 \
                  WHERE id = $1 AND tenant_id = $2 RETURNING turns",
-            )
-            .bind(id)
-            .bind(tenant.as_str())
-            .bind(now_ms())
-            .fetch_optional(p)
-            .await?
-            .map(|r| r.try_get("turns"))
-            .transpose()?
-            .ok_or_else(|| StoreError::NotFound(format!("conversation {id}")))?
-        });
-        u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("turn number {n}")))
+                )
+                .bind(id)
+                .bind(tenant.as_str())
+                .bind(now_ms())
+                .fetch_optional(p)
+                .await?
+                .map(|r| r.try_get("turns"))
+                .transpose()?
+                .ok_or_else(|| StoreError::NotFound(format!("conversation {id}")))?
+            });
+            u32::try_from(n).map_err(|_| StoreError::Corrupt(format!("turn number {n}")))
+        })
+        .await
     }
 
     /// The call recorded under (conversation, turn, call id), if any.
@@ -200,7 +203,7 @@ impl Store {
         call: &ToolCallRow,
         cart: Option<&str>,
     ) -> Result<bool> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         let now = now_ms();
         let result = serde_json::to_string(&call.result)?;
         with_pool!(self, |p| {
@@ -239,6 +242,7 @@ impl Store {
             tx.commit().await?;
             Ok(fresh)
         })
+        }).await
     }
 
     /// Replaces the conversation's cart (e.g. emptied once its order is placed).
@@ -248,7 +252,7 @@ impl Store {
         id: &str,
         cart: &str,
     ) -> Result<()> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let done = sqlx::query(
                 "UPDATE conversations SET cart = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2",
@@ -264,11 +268,12 @@ impl Store {
             }
             Ok(())
         })
+        }).await
     }
 
     /// Stores a finished (or failed, or cancelled) turn.
     pub async fn save_turn(&self, tenant: &TenantId, id: &str, t: &TurnRow) -> Result<()> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO conversation_turns (conversation_id, turn, tenant_id, user_text, assistant_text, \
@@ -297,6 +302,7 @@ impl Store {
             .await?;
             Ok(())
         })
+        }).await
     }
 
     /// The transcript: every stored turn with its tool calls, oldest first.
@@ -372,7 +378,7 @@ impl Store {
         persona: &str,
         instructions: &str,
     ) -> Result<()> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO agent_profiles (tenant_id, persona, instructions, updated_at) VALUES ($1, $2, $3, $4) \
@@ -387,6 +393,7 @@ impl Store {
             .await?;
             Ok(())
         })
+        }).await
     }
 }
 

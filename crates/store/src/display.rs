@@ -54,6 +54,40 @@ fn to_u64(v: i64) -> Result<u64> {
     u64::try_from(v).map_err(|_| StoreError::Corrupt(format!("negative seq {v}")))
 }
 
+/// Inserts one update on SQLite, whose triggers (migration 0003) check the seq and
+/// apply the component change the envelope's `key`/`op` name. `None` when the session
+/// was not at `seq - 1` (another writer moved it).
+async fn insert_sqlite<'e>(
+    exec: impl sqlx::SqliteExecutor<'e>,
+    session: &str,
+    seq: i64,
+    tenant: &TenantId,
+    body: &str,
+    now: i64,
+) -> Result<Option<()>> {
+    let done = sqlx::query(
+        "INSERT INTO display_updates (session_id, seq, tenant_id, body, created_at) \
+         VALUES ($1, $2, $3, $4, $5)",
+    )
+    .bind(session)
+    .bind(seq)
+    .bind(tenant.as_str())
+    .bind(body)
+    .bind(now)
+    .execute(exec)
+    .await;
+    match done {
+        Ok(_) => Ok(Some(())),
+        Err(sqlx::Error::Database(e))
+            if e.message().contains("seq_conflict")
+                || e.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(e.into()),
+    }
+}
+
 fn to_i64(v: u64) -> Result<i64> {
     i64::try_from(v).map_err(|_| StoreError::Corrupt(format!("seq {v} out of range")))
 }
@@ -95,7 +129,7 @@ impl Store {
         category: Category,
         init: &str,
     ) -> Result<Created> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         let now = now_ms();
         with_pool!(self, |p| {
             let done = sqlx::query(
@@ -119,6 +153,7 @@ impl Store {
                 Created::Existing(rec)
             })
         })
+        }).await
     }
 
     pub async fn display_session(&self, id: &str) -> Result<Option<SessionRecord>> {
@@ -149,121 +184,64 @@ impl Store {
         body: &str,
         retain: u64,
     ) -> Result<u64> {
-        let _write = self.write_guard().await;
-        let next = expected_seq + 1;
-        let (expected, next_i) = (to_i64(expected_seq)?, to_i64(next)?);
+        self.append_display_updates(session, tenant, expected_seq, &[body], retain)
+            .await
+    }
+
+    /// Appends `bodies` as `expected_seq + 1 ..= expected_seq + n` in one transaction
+    /// (all or none, one commit and one disk sync for the lot) and returns the last seq.
+    /// Otherwise as [`Store::append_display_update`]. A session many writers update at
+    /// once (a kitchen board) batches what queued up meanwhile into one call.
+    pub async fn append_display_updates(
+        &self,
+        session: &str,
+        tenant: &TenantId,
+        expected_seq: u64,
+        bodies: &[&str],
+        retain: u64,
+    ) -> Result<u64> {
+        let n = u64::try_from(bodies.len()).unwrap_or(u64::MAX);
+        let last = expected_seq
+            .checked_add(n)
+            .ok_or_else(|| StoreError::Corrupt(format!("seq {expected_seq} + {n} overflows")))?;
+        if n == 0 {
+            return Ok(expected_seq);
+        }
+        let (expected, last_i) = (to_i64(expected_seq)?, to_i64(last)?);
         let now = now_ms();
+        // Trim in batches: only when the log has grown a tenth past what is retained
+        // (checked at every multiple of the slack this batch crosses).
         let trim_from = {
-            // Trim in batches: only when the log has grown a tenth past what is retained.
             let slack = (retain / 10).max(1);
-            (retain > 0 && next > retain + slack && next.is_multiple_of(slack))
-                .then(|| to_i64(next - retain))
+            (retain > 0 && last > retain + slack && (last / slack) > (expected_seq / slack))
+                .then(|| to_i64(last - retain))
                 .transpose()?
         };
-        match &self.pool {
+        let conflict = || {
+            StoreError::Conflict(format!(
+                "session {session} is no longer at seq {expected_seq}"
+            ))
+        };
+        self.write(async || match &self.pool {
             AnyPool::Sqlite(p) => {
-                // Triggers (migration 0003) check the seq and apply the component change
-                // inside this one statement's transaction; `body` is the envelope whose
-                // `key`/`op` drive them.
-                let done = sqlx::query(
-                    "INSERT INTO display_updates (session_id, seq, tenant_id, body, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(session)
-                .bind(next_i)
-                .bind(tenant.as_str())
-                .bind(body)
-                .bind(now)
-                .execute(p)
-                .await;
-                match done {
-                    Ok(_) => {}
-                    Err(sqlx::Error::Database(e))
-                        if e.message().contains("seq_conflict")
-                            || e.kind() == sqlx::error::ErrorKind::UniqueViolation =>
-                    {
-                        return Err(StoreError::Conflict(format!(
-                            "session {session} is no longer at seq {expected_seq}"
-                        )));
-                    }
-                    Err(e) => return Err(e.into()),
+                // Triggers (migration 0003) check each seq and apply its component change
+                // inside the insert; `body` is the envelope whose `key`/`op` drive them.
+                if let ([body], None) = (bodies, trim_from) {
+                    // One update needs no explicit transaction: the insert is atomic.
+                    return insert_sqlite(p, session, last_i, tenant, body, now)
+                        .await?
+                        .map(|()| last)
+                        .ok_or_else(conflict);
                 }
-                if let Some(upto) = trim_from {
-                    sqlx::query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
-                        .bind(session)
-                        .bind(upto)
-                        .execute(p)
-                        .await?;
-                }
-                Ok(next)
-            }
-            AnyPool::Postgres(p) => {
-                let envelope: serde_json::Value = serde_json::from_str(body)?;
-                let change = match (envelope["key"].as_str(), envelope["op"].as_str()) {
-                    (Some(key), Some("remove")) => {
-                        Some(ComponentChange::Remove { key: key.into() })
-                    }
-                    (Some(key), None) => Some(ComponentChange::Put {
-                        key: key.into(),
-                        body: body.to_string(),
-                    }),
-                    _ => None,
-                };
                 let mut tx = p.begin().await?;
-                let moved = sqlx::query(
-                    "UPDATE display_sessions SET seq = $1, updated_at = $2 \
-                     WHERE id = $3 AND tenant_id = $4 AND seq = $5",
-                )
-                .bind(next_i)
-                .bind(now)
-                .bind(session)
-                .bind(tenant.as_str())
-                .bind(expected)
-                .execute(&mut *tx)
-                .await?;
-                if moved.rows_affected() != 1 {
-                    tx.rollback().await?;
-                    return Err(StoreError::Conflict(format!(
-                        "session {session} is no longer at seq {expected_seq}"
-                    )));
-                }
-                sqlx::query(
-                    "INSERT INTO display_updates (session_id, seq, tenant_id, body, created_at) \
-                     VALUES ($1, $2, $3, $4, $5)",
-                )
-                .bind(session)
-                .bind(next_i)
-                .bind(tenant.as_str())
-                .bind(body)
-                .bind(now)
-                .execute(&mut *tx)
-                .await?;
-                match change {
-                    Some(ComponentChange::Put { key, body }) => {
-                        sqlx::query(
-                            "INSERT INTO display_components (session_id, key, tenant_id, seq, body) \
-                             VALUES ($1, $2, $3, $4, $5) \
-                             ON CONFLICT (session_id, key) DO UPDATE SET seq = excluded.seq, body = excluded.body",
-                        )
-                        .bind(session)
-                        .bind(key)
-                        .bind(tenant.as_str())
-                        .bind(next_i)
-                        .bind(body)
-                        .execute(&mut *tx)
-                        .await?;
+                for (seq, body) in (expected_seq + 1..=last).zip(bodies) {
+                    if insert_sqlite(&mut *tx, session, to_i64(seq)?, tenant, body, now)
+                        .await?
+                        .is_none()
+                    {
+                        tx.rollback().await?;
+                        return Err(conflict());
                     }
-                    Some(ComponentChange::Remove { key }) => {
-                        sqlx::query(
-                            "DELETE FROM display_components WHERE session_id = $1 AND key = $2 AND tenant_id = $3",
-                        )
-                        .bind(session)
-                        .bind(key)
-                        .bind(tenant.as_str())
-                        .execute(&mut *tx)
-                        .await?;
-                    }
-                    None => {}
                 }
                 if let Some(upto) = trim_from {
                     sqlx::query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
@@ -273,12 +251,94 @@ impl Store {
                         .await?;
                 }
                 tx.commit().await?;
-                Ok(next)
+                Ok(last)
             }
-        }
+            AnyPool::Postgres(p) => {
+                let mut changes = Vec::with_capacity(bodies.len());
+                for body in bodies {
+                    let envelope: serde_json::Value = serde_json::from_str(body)?;
+                    changes.push(match (envelope["key"].as_str(), envelope["op"].as_str()) {
+                        (Some(key), Some("remove")) => {
+                            Some(ComponentChange::Remove { key: key.into() })
+                        }
+                        (Some(key), None) => Some(ComponentChange::Put {
+                            key: key.into(),
+                            body: body.to_string(),
+                        }),
+                        _ => None,
+                    });
+                }
+                let mut tx = p.begin().await?;
+                let moved = sqlx::query(
+                    "UPDATE display_sessions SET seq = $1, updated_at = $2 \
+                     WHERE id = $3 AND tenant_id = $4 AND seq = $5",
+                )
+                .bind(last_i)
+                .bind(now)
+                .bind(session)
+                .bind(tenant.as_str())
+                .bind(expected)
+                .execute(&mut *tx)
+                .await?;
+                if moved.rows_affected() != 1 {
+                    tx.rollback().await?;
+                    return Err(conflict());
+                }
+                for ((seq, body), change) in (expected_seq + 1..=last).zip(bodies).zip(changes) {
+                    let seq = to_i64(seq)?;
+                    sqlx::query(
+                        "INSERT INTO display_updates (session_id, seq, tenant_id, body, created_at) \
+                         VALUES ($1, $2, $3, $4, $5)",
+                    )
+                    .bind(session)
+                    .bind(seq)
+                    .bind(tenant.as_str())
+                    .bind(*body)
+                    .bind(now)
+                    .execute(&mut *tx)
+                    .await?;
+                    match change {
+                        Some(ComponentChange::Put { key, body }) => {
+                            sqlx::query(
+                                "INSERT INTO display_components (session_id, key, tenant_id, seq, body) \
+                                 VALUES ($1, $2, $3, $4, $5) \
+                                 ON CONFLICT (session_id, key) DO UPDATE SET seq = excluded.seq, body = excluded.body",
+                            )
+                            .bind(session)
+                            .bind(key)
+                            .bind(tenant.as_str())
+                            .bind(seq)
+                            .bind(body)
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        Some(ComponentChange::Remove { key }) => {
+                            sqlx::query(
+                                "DELETE FROM display_components WHERE session_id = $1 AND key = $2 AND tenant_id = $3",
+                            )
+                            .bind(session)
+                            .bind(key)
+                            .bind(tenant.as_str())
+                            .execute(&mut *tx)
+                            .await?;
+                        }
+                        None => {}
+                    }
+                }
+                if let Some(upto) = trim_from {
+                    sqlx::query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
+                        .bind(session)
+                        .bind(upto)
+                        .execute(&mut *tx)
+                        .await?;
+                }
+                tx.commit().await?;
+                Ok(last)
+            }
+        })
+        .await
     }
 
-    /// Updates with `seq > after`, in order, at most `limit`.
     pub async fn display_updates_after(
         &self,
         session: &str,

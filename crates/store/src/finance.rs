@@ -38,45 +38,47 @@ fn parse<T: DeserializeOwned>(bodies: &[(String, String)], kind: &str) -> Result
 impl Store {
     /// Replaces the tenant's whole book in one transaction.
     pub async fn replace_book(&self, tenant: &TenantId, book: &Book) -> Result<()> {
-        let _write = self.write_guard().await;
-        let mut all = rows("client", &book.clients, |c| &c.id, |_| "")?;
-        all.extend(rows(
-            "account",
-            &book.accounts,
-            |a| &a.id,
-            |a| &a.client_id,
-        )?);
-        all.extend(rows(
-            "transaction",
-            &book.transactions,
-            |t| &t.id,
-            |t| &t.account_id,
-        )?);
-        all.extend(rows("product", &book.products, |p| &p.id, |_| "")?);
-        let t = tenant.as_str();
-        with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            sqlx::query("DELETE FROM fin_records WHERE tenant_id = $1")
-                .bind(t)
-                .execute(&mut *tx)
-                .await?;
-            for (pos, (kind, id, parent, body)) in all.iter().enumerate() {
-                sqlx::query(
-                    "INSERT INTO fin_records (tenant_id, kind, id, parent_id, position, body) \
+        self.write(async || {
+            let mut all = rows("client", &book.clients, |c| &c.id, |_| "")?;
+            all.extend(rows(
+                "account",
+                &book.accounts,
+                |a| &a.id,
+                |a| &a.client_id,
+            )?);
+            all.extend(rows(
+                "transaction",
+                &book.transactions,
+                |t| &t.id,
+                |t| &t.account_id,
+            )?);
+            all.extend(rows("product", &book.products, |p| &p.id, |_| "")?);
+            let t = tenant.as_str();
+            with_pool!(self, |p| {
+                let mut tx = p.begin().await?;
+                sqlx::query("DELETE FROM fin_records WHERE tenant_id = $1")
+                    .bind(t)
+                    .execute(&mut *tx)
+                    .await?;
+                for (pos, (kind, id, parent, body)) in all.iter().enumerate() {
+                    sqlx::query(
+                        "INSERT INTO fin_records (tenant_id, kind, id, parent_id, position, body) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
-                )
-                .bind(t)
-                .bind(*kind)
-                .bind(id)
-                .bind(parent)
-                .bind(i64::try_from(pos).unwrap_or(i64::MAX))
-                .bind(body)
-                .execute(&mut *tx)
-                .await?;
-            }
-            tx.commit().await?;
-        });
-        Ok(())
+                    )
+                    .bind(t)
+                    .bind(*kind)
+                    .bind(id)
+                    .bind(parent)
+                    .bind(i64::try_from(pos).unwrap_or(i64::MAX))
+                    .bind(body)
+                    .execute(&mut *tx)
+                    .await?;
+                }
+                tx.commit().await?;
+            });
+            Ok(())
+        })
+        .await
     }
 
     /// The tenant's book (empty when it has none).

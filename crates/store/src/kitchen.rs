@@ -39,21 +39,24 @@ impl Store {
     pub async fn fire_ticket(&self, tenant: &TenantId, order: &OrderId) -> Result<Option<Ticket>> {
         let at = now_ms();
         for _ in 0..NUMBER_RETRIES {
-            let _write = self.write_guard().await;
-            let fired = with_pool!(self, |p| {
-                sqlx::query(
-                    "INSERT INTO kitchen_tickets (tenant_id, order_id, number, fired_at) \
+            let fired = self
+                .write::<_, StoreError>(async || {
+                    Ok(with_pool!(self, |p| {
+                        sqlx::query(
+                            "INSERT INTO kitchen_tickets (tenant_id, order_id, number, fired_at) \
                      SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3 FROM kitchen_tickets \
                      WHERE tenant_id = $1 \
                      ON CONFLICT (tenant_id, order_id) DO NOTHING RETURNING number",
-                )
-                .bind(tenant.as_str())
-                .bind(order.as_str())
-                .bind(at)
-                .fetch_optional(p)
-                .await
-                .and_then(|row| row.map(|r| r.try_get::<i64, _>("number")).transpose())
-            });
+                        )
+                        .bind(tenant.as_str())
+                        .bind(order.as_str())
+                        .bind(at)
+                        .fetch_optional(p)
+                        .await
+                        .and_then(|row| row.map(|r| r.try_get::<i64, _>("number")).transpose())
+                    }))
+                })
+                .await?;
             match fired {
                 Ok(Some(number)) => {
                     return Ok(Some(Ticket {
@@ -128,9 +131,9 @@ impl Store {
     /// recorded. The bytes were written to object storage first, so a receipt row
     /// always points at a real object.
     pub async fn record_receipt(&self, tenant: &TenantId, receipt: &Receipt) -> Result<bool> {
-        let _write = self.write_guard().await;
-        with_pool!(self, |p| {
-            Ok(sqlx::query(
+        self.write(async || {
+            with_pool!(self, |p| {
+                Ok(sqlx::query(
                 "INSERT INTO order_receipts (tenant_id, order_id, path, sha256, bytes, written_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, order_id) DO NOTHING",
             )
@@ -144,7 +147,9 @@ impl Store {
             .await?
             .rows_affected()
                 == 1)
+            })
         })
+        .await
     }
 
     /// The order's receipt, if one was written.

@@ -9,6 +9,7 @@ mod closes;
 mod commerce;
 mod conversations;
 mod display;
+mod durable;
 mod finance;
 mod kitchen;
 mod menu;

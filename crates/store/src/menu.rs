@@ -155,7 +155,7 @@ impl Store {
         menu.validate()?;
         let t = tenant.as_str();
         let bodies = menu.items.iter().map(body_of).collect::<Result<Vec<_>>>()?;
-        let _write = self.write_guard().await;
+        self.write(async || {
         let now = now_ms();
         let version = with_pool!(self, |p| {
             let mut tx = p.begin().await?;
@@ -205,6 +205,7 @@ impl Store {
             version
         });
         Ok(version)
+        }).await
     }
 
     /// The tenant's menu (empty when it has none), sections and items in order.
@@ -214,7 +215,35 @@ impl Store {
 
     /// The tenant's menu with its version (0 before any change), read in one
     /// transaction so the two agree.
+    ///
+    /// Every order reads the menu three times (the agent's turn, the quote, the
+    /// confirmation), so a menu is kept in memory per version: since every menu change
+    /// bumps the version in its own transaction, a cached menu of the version the
+    /// database holds now is exactly what a full read would return — on PostgreSQL
+    /// across instances too, as the version is read from the database each time.
     pub async fn menu_with_version(&self, tenant: &TenantId) -> Result<(Menu, u64)> {
+        let t = tenant.as_str();
+        let current: Option<i64> = with_pool!(self, |p| {
+            sqlx::query("SELECT menu_version FROM tenant_pricing WHERE tenant_id = $1")
+                .bind(t)
+                .fetch_optional(p)
+                .await?
+                .map(|r| r.try_get("menu_version"))
+                .transpose()?
+        });
+        if let Some(v) = current.filter(|v| *v > 0).map(version_of).transpose()?
+            && let Some(menu) = self.menus.get(t, v)
+        {
+            return Ok((menu, v));
+        }
+        let (menu, version) = self.read_menu(tenant).await?;
+        if version > 0 {
+            self.menus.put(t, version, &menu);
+        }
+        Ok((menu, version))
+    }
+
+    async fn read_menu(&self, tenant: &TenantId) -> Result<(Menu, u64)> {
         let t = tenant.as_str();
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
@@ -280,7 +309,7 @@ impl Store {
     ) -> Result<(bool, u64), MenuEditError> {
         section.validate()?;
         let t = tenant.as_str();
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
@@ -322,6 +351,7 @@ impl Store {
             tx.commit().await?;
             Ok((created, version))
         })
+        }).await
     }
 
     /// Deletes an empty section; returns the new menu version.
@@ -331,39 +361,42 @@ impl Store {
         id: &str,
     ) -> Result<u64, MenuEditError> {
         let t = tenant.as_str();
-        let _write = self.write_guard().await;
-        with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            let version = bump!(tx, t);
-            let items: i64 = sqlx::query(
-                "SELECT COUNT(*) AS n FROM menu_items WHERE tenant_id = $1 AND section_id = $2",
-            )
-            .bind(t)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?
-            .try_get("n")?;
-            if items > 0 {
-                return Err(MenuEditError::SectionInUse {
-                    id: id.into(),
-                    items,
-                });
-            }
-            let gone = sqlx::query("DELETE FROM menu_sections WHERE tenant_id = $1 AND id = $2")
+        self.write(async || {
+            with_pool!(self, |p| {
+                let mut tx = p.begin().await?;
+                let version = bump!(tx, t);
+                let items: i64 = sqlx::query(
+                    "SELECT COUNT(*) AS n FROM menu_items WHERE tenant_id = $1 AND section_id = $2",
+                )
                 .bind(t)
                 .bind(id)
-                .execute(&mut *tx)
+                .fetch_one(&mut *tx)
                 .await?
-                .rows_affected();
-            if gone == 0 {
-                return Err(MenuEditError::NotFound {
-                    kind: "section",
-                    id: id.into(),
-                });
-            }
-            tx.commit().await?;
-            Ok(version)
+                .try_get("n")?;
+                if items > 0 {
+                    return Err(MenuEditError::SectionInUse {
+                        id: id.into(),
+                        items,
+                    });
+                }
+                let gone =
+                    sqlx::query("DELETE FROM menu_sections WHERE tenant_id = $1 AND id = $2")
+                        .bind(t)
+                        .bind(id)
+                        .execute(&mut *tx)
+                        .await?
+                        .rows_affected();
+                if gone == 0 {
+                    return Err(MenuEditError::NotFound {
+                        kind: "section",
+                        id: id.into(),
+                    });
+                }
+                tx.commit().await?;
+                Ok(version)
+            })
         })
+        .await
     }
 
     /// Creates or replaces an item. A new item goes last on the menu; an existing one
@@ -376,7 +409,7 @@ impl Store {
         item.validate()?;
         let body = body_of(item)?;
         let t = tenant.as_str();
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
@@ -455,6 +488,7 @@ impl Store {
                 version,
             })
         })
+        }).await
     }
 
     /// Deletes an item; returns it as it was and the new menu version.
@@ -464,33 +498,35 @@ impl Store {
         id: &str,
     ) -> Result<(Item, u64), MenuEditError> {
         let t = tenant.as_str();
-        let _write = self.write_guard().await;
-        with_pool!(self, |p| {
-            let mut tx = p.begin().await?;
-            let version = bump!(tx, t);
-            let before =
-                match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+        self.write(async || {
+            with_pool!(self, |p| {
+                let mut tx = p.begin().await?;
+                let version = bump!(tx, t);
+                let before =
+                    match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+                        .bind(t)
+                        .bind(id)
+                        .fetch_optional(&mut *tx)
+                        .await?
+                    {
+                        Some(r) => item_row!(r),
+                        None => {
+                            return Err(MenuEditError::NotFound {
+                                kind: "item",
+                                id: id.into(),
+                            });
+                        }
+                    };
+                sqlx::query("DELETE FROM menu_items WHERE tenant_id = $1 AND id = $2")
                     .bind(t)
                     .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                {
-                    Some(r) => item_row!(r),
-                    None => {
-                        return Err(MenuEditError::NotFound {
-                            kind: "item",
-                            id: id.into(),
-                        });
-                    }
-                };
-            sqlx::query("DELETE FROM menu_items WHERE tenant_id = $1 AND id = $2")
-                .bind(t)
-                .bind(id)
-                .execute(&mut *tx)
-                .await?;
-            tx.commit().await?;
-            Ok((before, version))
+                    .execute(&mut *tx)
+                    .await?;
+                tx.commit().await?;
+                Ok((before, version))
+            })
         })
+        .await
     }
 
     /// Marks an item available or not (the "86"). Bumps the version even when the flag
@@ -503,7 +539,7 @@ impl Store {
         available: bool,
     ) -> Result<ItemChange, MenuEditError> {
         let t = tenant.as_str();
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
@@ -540,5 +576,36 @@ impl Store {
                 version,
             })
         })
+        }).await
+    }
+}
+
+/// Menus by tenant, each with the version it was read at (the latest only).
+#[derive(Debug, Default)]
+pub(crate) struct MenuCache(std::sync::Mutex<std::collections::HashMap<String, (u64, Menu)>>);
+
+impl MenuCache {
+    fn get(&self, tenant: &str, version: u64) -> Option<Menu> {
+        let map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        map.get(tenant)
+            .filter(|(v, _)| *v == version)
+            .map(|(_, m)| m.clone())
+    }
+
+    fn put(&self, tenant: &str, version: u64, menu: &Menu) {
+        let mut map = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match map.get(tenant) {
+            // A slower reader must not replace a newer menu with its older one.
+            Some((v, _)) if *v > version => {}
+            _ => {
+                map.insert(tenant.to_string(), (version, menu.clone()));
+            }
+        }
     }
 }

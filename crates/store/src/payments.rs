@@ -276,42 +276,44 @@ impl Store {
     /// already stored (a retried create that the provider answered with the same
     /// session); another session with the same order and attempt is a conflict.
     pub async fn save_checkout_session(&self, s: &CheckoutSessionRecord) -> Result<bool> {
-        let _write = self.write_guard().await;
-        let sql = format!(
-            "INSERT INTO checkout_sessions ({SESSION_COLUMNS}, updated_at) \
+        self.write(async || {
+            let sql = format!(
+                "INSERT INTO checkout_sessions ({SESSION_COLUMNS}, updated_at) \
              VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $12) \
              ON CONFLICT (provider, session_id) DO NOTHING"
-        );
-        let inserted = with_pool!(self, |p| {
-            let r = sqlx::query(&sql)
-                .bind(&s.provider)
-                .bind(&s.session_id)
-                .bind(&s.tenant_id)
-                .bind(&s.order_id)
-                .bind(s.attempt)
-                .bind(s.amount)
-                .bind(&s.currency)
-                .bind(&s.url)
-                .bind(&s.status)
-                .bind(&s.payment_intent)
-                .bind(s.expires_at)
-                .bind(s.created_at)
-                .execute(p)
-                .await;
-            match r {
-                Ok(done) => done.rows_affected() == 1,
-                Err(sqlx::Error::Database(e))
-                    if e.kind() == sqlx::error::ErrorKind::UniqueViolation =>
-                {
-                    return Err(StoreError::Conflict(format!(
-                        "order {} already has a checkout session for attempt {}",
-                        s.order_id, s.attempt
-                    )));
+            );
+            let inserted = with_pool!(self, |p| {
+                let r = sqlx::query(&sql)
+                    .bind(&s.provider)
+                    .bind(&s.session_id)
+                    .bind(&s.tenant_id)
+                    .bind(&s.order_id)
+                    .bind(s.attempt)
+                    .bind(s.amount)
+                    .bind(&s.currency)
+                    .bind(&s.url)
+                    .bind(&s.status)
+                    .bind(&s.payment_intent)
+                    .bind(s.expires_at)
+                    .bind(s.created_at)
+                    .execute(p)
+                    .await;
+                match r {
+                    Ok(done) => done.rows_affected() == 1,
+                    Err(sqlx::Error::Database(e))
+                        if e.kind() == sqlx::error::ErrorKind::UniqueViolation =>
+                    {
+                        return Err(StoreError::Conflict(format!(
+                            "order {} already has a checkout session for attempt {}",
+                            s.order_id, s.attempt
+                        )));
+                    }
+                    Err(e) => return Err(e.into()),
                 }
-                Err(e) => return Err(e.into()),
-            }
-        });
-        Ok(inserted)
+            });
+            Ok(inserted)
+        })
+        .await
     }
 
     /// A stored Checkout Session by the provider's id.
@@ -369,23 +371,25 @@ impl Store {
         status: &str,
         payment_intent: Option<&str>,
     ) -> Result<bool> {
-        let _write = self.write_guard().await;
-        with_pool!(self, |p| {
-            Ok(sqlx::query(
-                "UPDATE checkout_sessions SET status = $3, \
+        self.write(async || {
+            with_pool!(self, |p| {
+                Ok(sqlx::query(
+                    "UPDATE checkout_sessions SET status = $3, \
                  payment_intent = COALESCE($4, payment_intent), updated_at = $5 \
                  WHERE provider = $1 AND session_id = $2",
-            )
-            .bind(provider)
-            .bind(session_id)
-            .bind(status)
-            .bind(payment_intent)
-            .bind(now_ms())
-            .execute(p)
-            .await?
-            .rows_affected()
-                == 1)
+                )
+                .bind(provider)
+                .bind(session_id)
+                .bind(status)
+                .bind(payment_intent)
+                .bind(now_ms())
+                .execute(p)
+                .await?
+                .rows_affected()
+                    == 1)
+            })
         })
+        .await
     }
 
     // ---- payment events -------------------------------------------------------------
@@ -403,7 +407,7 @@ impl Store {
         action: &PaymentAction<'_>,
     ) -> Result<PaymentRecorded> {
         let received = now_ms();
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let fresh = sqlx::query(
@@ -488,6 +492,7 @@ impl Store {
                 order: Box::new(order),
             })
         })
+        }).await
     }
 
     /// An order's recorded payment events, in the order they were received.
@@ -536,7 +541,7 @@ impl Store {
         refund: &NewRefund<'_>,
     ) -> Result<std::result::Result<Order, TransitionError>> {
         let now = now_ms();
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let (_, order) = lock_order!(tx, tenant, order_id);
@@ -590,6 +595,7 @@ impl Store {
             tx.commit().await?;
             Ok(Ok(order))
         })
+        }).await
     }
 
     /// Completes a reserved refund the provider accepted (its reference, e.g. `re_…`):
@@ -604,7 +610,7 @@ impl Store {
         actor: &Actor,
     ) -> Result<Order> {
         let now = now_ms();
-        let _write = self.write_guard().await;
+        self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let (version, mut order) = lock_order!(tx, tenant, order_id);
@@ -652,24 +658,27 @@ impl Store {
             tx.commit().await?;
             Ok(order)
         })
+        }).await
     }
 
     /// Marks a pending refund failed (the provider refused it), releasing what it held.
     pub async fn fail_refund(&self, tenant: &TenantId, refund_id: &str) -> Result<bool> {
-        let _write = self.write_guard().await;
-        with_pool!(self, |p| {
-            Ok(sqlx::query(
-                "UPDATE refunds SET status = 'failed', updated_at = $3 \
+        self.write(async || {
+            with_pool!(self, |p| {
+                Ok(sqlx::query(
+                    "UPDATE refunds SET status = 'failed', updated_at = $3 \
                  WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
-            )
-            .bind(tenant.as_str())
-            .bind(refund_id)
-            .bind(now_ms())
-            .execute(p)
-            .await?
-            .rows_affected()
-                == 1)
+                )
+                .bind(tenant.as_str())
+                .bind(refund_id)
+                .bind(now_ms())
+                .execute(p)
+                .await?
+                .rows_affected()
+                    == 1)
+            })
         })
+        .await
     }
 
     /// An order's refunds, oldest first.

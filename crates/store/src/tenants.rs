@@ -64,7 +64,7 @@ const TENANT_COLUMNS: &str = "id, name, category, currency, timezone, theme";
 impl Store {
     /// Inserts a tenant, or updates its fields when it already exists.
     pub async fn upsert_tenant(&self, t: &Tenant) -> Result<()> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         let theme = serde_json::to_string(&t.theme)?;
         let now = now_ms();
         let sql = "INSERT INTO tenants (id, name, category, currency, timezone, theme, created_at, updated_at) \
@@ -85,6 +85,7 @@ impl Store {
                 .await?;
         });
         Ok(())
+        }).await
     }
 
     /// The tenant with this id, if any.
@@ -124,7 +125,7 @@ impl Store {
         label: &str,
         role: &str,
     ) -> Result<()> {
-        let _write = self.write_guard().await;
+        self.write(async || {
         let sql = "INSERT INTO api_keys (tenant_id, key_hash, label, role, created_at, revoked_at) \
                    VALUES ($1, $2, $3, $4, $5, NULL) \
                    ON CONFLICT (tenant_id, key_hash) DO UPDATE SET revoked_at = NULL, \
@@ -140,6 +141,7 @@ impl Store {
                 .await?;
         });
         Ok(())
+        }).await
     }
 
     /// Every key of `tenant`, active and revoked, oldest first. Keys are named by
@@ -174,19 +176,21 @@ impl Store {
         if id.len() != KEY_ID_LEN || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Ok(false);
         }
-        let _write = self.write_guard().await;
         let pattern = format!("{}%", id.to_ascii_lowercase());
-        let sql = "UPDATE api_keys SET revoked_at = $1 \
+        self.write(async || {
+            let sql = "UPDATE api_keys SET revoked_at = $1 \
                    WHERE tenant_id = $2 AND key_hash LIKE $3 AND revoked_at IS NULL";
-        with_pool!(self, |p| {
-            let done = sqlx::query(sql)
-                .bind(now_ms())
-                .bind(tenant.as_str())
-                .bind(&pattern)
-                .execute(p)
-                .await?;
-            Ok(done.rows_affected() > 0)
+            with_pool!(self, |p| {
+                let done = sqlx::query(sql)
+                    .bind(now_ms())
+                    .bind(tenant.as_str())
+                    .bind(&pattern)
+                    .execute(p)
+                    .await?;
+                Ok(done.rows_affected() > 0)
+            })
         })
+        .await
     }
 
     /// Revokes every active key of `tenant` with `label`, except `keep` (a plain key).
@@ -196,20 +200,22 @@ impl Store {
         label: &str,
         keep: Option<&str>,
     ) -> Result<u64> {
-        let _write = self.write_guard().await;
-        let keep_hash = keep.map(hash_api_key).unwrap_or_default();
-        let sql = "UPDATE api_keys SET revoked_at = $1 \
+        self.write(async || {
+            let keep_hash = keep.map(hash_api_key).unwrap_or_default();
+            let sql = "UPDATE api_keys SET revoked_at = $1 \
                    WHERE tenant_id = $2 AND label = $3 AND revoked_at IS NULL AND key_hash <> $4";
-        with_pool!(self, |p| {
-            let done = sqlx::query(sql)
-                .bind(now_ms())
-                .bind(tenant.as_str())
-                .bind(label)
-                .bind(keep_hash)
-                .execute(p)
-                .await?;
-            Ok(done.rows_affected())
+            with_pool!(self, |p| {
+                let done = sqlx::query(sql)
+                    .bind(now_ms())
+                    .bind(tenant.as_str())
+                    .bind(label)
+                    .bind(keep_hash)
+                    .execute(p)
+                    .await?;
+                Ok(done.rows_affected())
+            })
         })
+        .await
     }
 
     /// Whether `key` is an active key of `tenant`.

@@ -412,6 +412,44 @@ async fn display_log_appends_in_order_with_components_and_trimming(b: Backend) {
     let last = f.store.display_updates_last("s1", 3).await.unwrap();
     assert_eq!(last.iter().map(|u| u.seq).collect::<Vec<_>>(), [29, 30, 31]);
     assert_eq!(f.store.display_session_count().await.unwrap(), 1);
+
+    // A batch appends as consecutive seqs in one go, components included; a batch
+    // behind the session's seq writes nothing at all.
+    let (a, b2, rm_even) = (
+        put("a", 1),
+        put("b", 2),
+        "{\"key\":\"even\",\"op\":\"remove\"}",
+    );
+    let stale = f
+        .store
+        .append_display_updates("s1", &r.id, 30, &[&a, &b2], 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(stale, StoreError::Conflict(_)), "{stale}");
+    assert_eq!(
+        f.store.display_session("s1").await.unwrap().unwrap().seq,
+        31
+    );
+    let last_seq = f
+        .store
+        .append_display_updates("s1", &r.id, 31, &[&a, &b2, rm_even], 10)
+        .await
+        .unwrap();
+    assert_eq!(last_seq, 34);
+    let comps = f.store.display_components("s1").await.unwrap();
+    assert_eq!(
+        comps
+            .iter()
+            .map(|c| (c.key.as_str(), c.seq))
+            .collect::<Vec<_>>(),
+        [("a", 32), ("b", 33)]
+    );
+    let after = f.store.display_updates_after("s1", 31, 100).await.unwrap();
+    assert_eq!(
+        after.iter().map(|u| u.seq).collect::<Vec<_>>(),
+        [32, 33, 34]
+    );
+    assert_eq!(after[2].body, rm_even);
     f.done().await;
 }
 

@@ -8,6 +8,7 @@
 //! `idle` leave memory ("hibernate"); their fan-out channels stay while sockets are open,
 //! and the next command rebuilds the session from the store.
 
+use super::batch;
 use super::log::{LocalLog, LogError, SessionLog};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
@@ -15,8 +16,8 @@ use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use stonepot_domain::{Category, Currency, TenantId};
-use stonepot_store::{ComponentChange, Created, SessionRecord, Store, StoreError};
-use tokio::sync::broadcast;
+use stonepot_store::{Created, SessionRecord, Store, StoreError};
+use tokio::sync::{broadcast, oneshot};
 use tracing::Instrument;
 
 pub use axum::extract::ws::Utf8Bytes;
@@ -57,9 +58,19 @@ pub struct Loaded {
     pub components: BTreeMap<String, (u64, Value)>,
 }
 
+/// An update and the id of the trace it was sent under (when traces are exported),
+/// which its envelope carries as `traceId`.
+pub(crate) type Traced = (UpdateCommand, Option<String>);
+
+/// Where a queued update's outcome goes.
+type Waiter = oneshot::Sender<Result<u64, HubError>>;
+
 struct Cell {
     state: tokio::sync::Mutex<Option<Loaded>>,
     last_used_ms: AtomicI64,
+    /// Updates waiting for the lock (each with the trace it was sent under), with where
+    /// to send each one's outcome.
+    pending: Mutex<Vec<(Traced, Waiter)>>,
 }
 
 /// Hub settings.
@@ -139,7 +150,7 @@ fn now_ms() -> i64 {
 }
 
 /// Kinds with one instance per session: an update replaces the previous one by default.
-fn singleton(kind: &str) -> bool {
+pub(super) fn singleton(kind: &str) -> bool {
     matches!(kind, "cart" | "order_summary" | "quote" | "order_status")
 }
 
@@ -183,6 +194,7 @@ impl Hub {
                 Arc::new(Cell {
                     state: tokio::sync::Mutex::new(None),
                     last_used_ms: AtomicI64::new(now_ms()),
+                    pending: Mutex::new(Vec::new()),
                 })
             })
             .clone();
@@ -262,14 +274,60 @@ impl Hub {
     }
 
     /// Validates and commits one update; returns its seq.
-    pub async fn update(&self, id: &str, cmd: UpdateCommand) -> Result<u64, HubError> {
-        self.with_session(id, async |state| {
-            let Some(loaded) = state.as_mut() else {
-                return Err(HubError::NotInitialized(id.into()));
-            };
-            self.apply(id, loaded, cmd).await
+    ///
+    /// Updates arriving while the session is locked queue up and are appended together
+    /// by whichever task takes the lock next (see [`super::batch`]). The batch runs in a
+    /// task of its own, so a caller that goes away (a dropped request) cannot cut short
+    /// the updates of the other callers it carries.
+    pub async fn update(self: &Arc<Self>, id: &str, cmd: UpdateCommand) -> Result<u64, HubError> {
+        let cell = self.cell(id);
+        let (tx, rx) = oneshot::channel();
+        cell.pending
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(((cmd, crate::telemetry::current_trace_id()), tx));
+        let hub = Arc::clone(self);
+        let id = id.to_string();
+        // The batch is appended under the sender's span (the first sender's, when several
+        // updates share one batch).
+        tokio::spawn(async move { hub.drain(&id, &cell).await }.in_current_span());
+        rx.await.unwrap_or_else(|_| {
+            Err(HubError::Store(StoreError::Io(std::io::Error::other(
+                "the display update was dropped before it was applied",
+            ))))
         })
-        .await
+    }
+
+    /// Applies every update queued on `cell`, under its lock.
+    async fn drain(&self, id: &str, cell: &Cell) {
+        let mut guard = cell.state.lock().await;
+        let queued = std::mem::take(&mut *cell.pending.lock().unwrap_or_else(|p| p.into_inner()));
+        if queued.is_empty() {
+            return;
+        }
+        let (cmds, waiters): (Vec<Traced>, Vec<_>) = queued.into_iter().unzip();
+        let results = match self.loaded(id, &mut guard).await {
+            Ok(loaded) => self.apply_all(id, loaded, cmds).await,
+            Err(e) => (0..waiters.len()).map(|_| Err(batch::copy(&e))).collect(),
+        };
+        cell.last_used_ms.store(now_ms(), Ordering::Relaxed);
+        for (tx, r) in waiters.into_iter().zip(results) {
+            let _ = tx.send(r);
+        }
+    }
+
+    /// The locked session's state, loaded from the store if needed.
+    async fn loaded<'a>(
+        &self,
+        id: &str,
+        guard: &'a mut Option<Loaded>,
+    ) -> Result<&'a mut Loaded, HubError> {
+        if guard.is_none() {
+            *guard = self.load(id).await?;
+        }
+        guard
+            .as_mut()
+            .ok_or_else(|| HubError::NotInitialized(id.into()))
     }
 
     /// Commits the updates `revise` derives from the session's current components, under
@@ -284,102 +342,29 @@ impl Hub {
             let Some(loaded) = state.as_mut() else {
                 return Ok(Vec::new());
             };
-            let mut seqs = Vec::new();
-            for cmd in revise(&loaded.components) {
-                seqs.push(self.apply(id, loaded, cmd).await?);
-            }
-            Ok(seqs)
+            let trace = crate::telemetry::current_trace_id();
+            let cmds = revise(&loaded.components)
+                .into_iter()
+                .map(|c| (c, trace.clone()))
+                .collect();
+            self.apply_all(id, loaded, cmds).await.into_iter().collect()
         })
         .await
     }
 
-    /// Validates one update against the locked session, appends it and applies it.
-    async fn apply(
+    /// Validates the updates against the locked session, appends them and applies them.
+    async fn apply_all(
         &self,
         id: &str,
         loaded: &mut Loaded,
-        cmd: UpdateCommand,
-    ) -> Result<u64, HubError> {
-        {
-            let (envelope, change) = match cmd {
-                UpdateCommand::Put { kind, data, key } => {
-                    let normalized = stonepot_domain::display::normalize(
-                        loaded.rec.category,
-                        &kind,
-                        &data,
-                        loaded.currency,
-                    )
-                    .map_err(|e| HubError::Invalid(e.to_string()))?;
-                    let key = match key {
-                        Some(k) => k,
-                        None if singleton(&kind) => kind.clone(),
-                        None => format!("{kind}-{}", loaded.rec.seq + 1),
-                    };
-                    let env = json!({"type": kind, "key": key, "data": normalized});
-                    let body = env.to_string();
-                    (env, Some(ComponentChange::Put { key, body }))
-                }
-                UpdateCommand::Remove { key } => {
-                    if !loaded.components.contains_key(&key) {
-                        return Err(HubError::Invalid(format!("key: no component '{key}'")));
-                    }
-                    (
-                        json!({"op": "remove", "key": key}),
-                        Some(ComponentChange::Remove { key }),
-                    )
-                }
-            };
-            // The trace the update was written under travels with it to every display
-            // (and into the log, so a replay names it too).
-            let mut envelope = envelope;
-            if let (Some(trace), Some(o)) = (
-                crate::telemetry::current_trace_id(),
-                envelope.as_object_mut(),
-            ) {
-                o.insert("traceId".into(), Value::String(trace));
-            }
-            let body = envelope.to_string();
-            let append_span =
-                tracing::info_span!("log_append", session = %id, seq = tracing::field::Empty);
-            let seq = match self
-                .log
-                .append(id, &loaded.rec.tenant_id, loaded.rec.seq, &body)
-                .instrument(append_span.clone())
-                .await
-            {
-                Ok(seq) => seq,
-                Err(LogError::Conflict) => {
-                    // Another writer (another process) moved the session: reload, retry once.
-                    let fresh = self
-                        .load(id)
-                        .await?
-                        .ok_or_else(|| HubError::NotFound(id.into()))?;
-                    *loaded = fresh;
-                    self.log
-                        .append(id, &loaded.rec.tenant_id, loaded.rec.seq, &body)
-                        .await
-                        .map_err(|e| match e {
-                            LogError::Conflict => HubError::Invalid(
-                                "seq: the session is being written elsewhere; retry".into(),
-                            ),
-                            LogError::Store(s) => HubError::Store(s),
-                        })?
-                }
-                Err(LogError::Store(e)) => return Err(e.into()),
-            };
-            append_span.record("seq", seq);
-            loaded.rec.seq = seq;
-            match change {
-                Some(ComponentChange::Put { key, .. }) => {
-                    loaded.components.insert(key, (seq, envelope.clone()));
-                }
-                Some(ComponentChange::Remove { key }) => {
-                    loaded.components.remove(&key);
-                }
-                None => {}
-            }
-            Ok(seq)
-        }
+        cmds: Vec<Traced>,
+    ) -> Vec<Result<u64, HubError>> {
+        batch::apply_batch(self.log.as_ref(), id, loaded, cmds, async || {
+            self.load(id)
+                .await?
+                .ok_or_else(|| HubError::NotFound(id.into()))
+        })
+        .await
     }
 
     /// `(seq, state)` of a session, consistent with each other; None if unknown.

@@ -58,6 +58,23 @@ pub trait SessionLog: Send + Sync + 'static {
         expected: u64,
         envelope: &str,
     ) -> Result<u64, LogError>;
+    /// Appends `envelopes` as `expected + 1 ..= expected + n` and returns the last seq.
+    /// This default appends them one by one, so a failure may leave a prefix appended
+    /// (the caller reloads the session after any error); [`LocalLog`] writes them in one
+    /// transaction, all or none, at the cost of one commit.
+    async fn append_all(
+        &self,
+        session: &str,
+        tenant: &TenantId,
+        expected: u64,
+        envelopes: &[String],
+    ) -> Result<u64, LogError> {
+        let mut seq = expected;
+        for e in envelopes {
+            seq = self.append(session, tenant, seq, e).await?;
+        }
+        Ok(seq)
+    }
     /// Retained entries with `seq > after`, in order, at most `limit`.
     async fn read_after(
         &self,
@@ -134,6 +151,38 @@ impl SessionLog for LocalLog {
             let _ = tx.send(update_frame(seq, envelope));
         }
         Ok(seq)
+    }
+
+    async fn append_all(
+        &self,
+        session: &str,
+        tenant: &TenantId,
+        expected: u64,
+        envelopes: &[String],
+    ) -> Result<u64, LogError> {
+        let bodies: Vec<&str> = envelopes.iter().map(String::as_str).collect();
+        let last = match self
+            .store
+            .append_display_updates(session, tenant, expected, &bodies, self.retain)
+            .await
+        {
+            Ok(seq) => seq,
+            Err(StoreError::Conflict(_)) => return Err(LogError::Conflict),
+            Err(e) => return Err(e.into()),
+        };
+        if let Some(tx) = self.sender_if_any(session) {
+            let _fan_out = tracing::info_span!(
+                "fan_out",
+                session,
+                seq = last,
+                sockets = tx.receiver_count()
+            )
+            .entered();
+            for (seq, envelope) in (expected + 1..=last).zip(envelopes) {
+                let _ = tx.send(update_frame(seq, envelope));
+            }
+        }
+        Ok(last)
     }
 
     async fn read_after(

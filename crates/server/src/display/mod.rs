@@ -1,5 +1,6 @@
 //! The live display hub: sessions, their ordered log, sockets, SSE and signed tokens.
 
+mod batch;
 pub mod feed;
 pub mod hub;
 pub mod log;

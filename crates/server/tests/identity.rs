@@ -4,6 +4,8 @@
 //! algorithm-confusion attempts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod common;
+
 use axum::Router;
 use axum::extract::State;
 use axum::http::StatusCode;
@@ -321,4 +323,51 @@ async fn algorithm_confusion_is_refused() {
     )
     .unwrap();
     assert_eq!(v.verify(&t).await, Err(AuthError::MissingKeyId));
+}
+
+/// The provider's tokens on the running server: `JWKS_URL` and friends wire the verifier
+/// into every endpoint's role check, so a provider-signed staff token opens its tenant's
+/// orders and kitchen, and nothing of another tenant or above staff.
+#[tokio::test]
+async fn provider_tokens_open_the_server_by_role_and_tenant() {
+    let (_idp, url) = start_idp(&["rsa1"]).await;
+    let s = common::start(&[
+        ("JWKS_URL", url.as_str()),
+        ("JWT_ISSUER", ISSUER),
+        ("JWT_AUDIENCE", AUDIENCE),
+        ("JWT_AUTHORIZED_PARTIES", "https://kitchen.test"),
+    ])
+    .await;
+    let staff = rs256("rsa-1", "rsa1.pem", &claims(json!({})));
+    let orders = s.url("/api/tenants/demo-restaurant/orders");
+    let res = common::get(orders.clone(), Some(&staff)).await;
+    let status = res.status();
+    let body = res.text().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    let res = common::post_json(
+        s.url("/api/tenants/demo-restaurant/kitchen"),
+        Some(&staff),
+        &json!({}),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    // Above staff: 403; another tenant: 401.
+    let res = common::get(s.url("/api/tenants/demo-restaurant/agent"), Some(&staff)).await;
+    common::error_code(res, 403).await;
+    let res = common::get(s.url("/api/tenants/demo-finance/orders"), Some(&staff)).await;
+    common::error_code(res, 401).await;
+    // An operator token of the tenant opens the agent profile.
+    let op = rs256("rsa-1", "rsa1.pem", &claims(json!({"role": "operator"})));
+    let res = common::get(s.url("/api/tenants/demo-restaurant/agent"), Some(&op)).await;
+    assert_eq!(res.status(), 200);
+    // The provider's checks hold on the server: audience, authorized party, expiry.
+    for (bad, code) in [
+        (json!({"aud": "someone-else"}), "wrong_audience"),
+        (json!({"azp": "https://evil.test"}), "unauthorized_party"),
+        (json!({"exp": now() - 3600}), "token_expired"),
+    ] {
+        let t = rs256("rsa-1", "rsa1.pem", &claims(bad));
+        let (got, _) = common::error_code(common::get(orders.clone(), Some(&t)).await, 401).await;
+        assert_eq!(got, code);
+    }
 }

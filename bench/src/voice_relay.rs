@@ -126,7 +126,7 @@ async fn fake_side(
                 delivered.push(Instant::now());
                 conn.send_audio(&rid, &format!("a{reply}"), &delta);
                 frame += 1;
-                if frame % REPLY_FRAMES == 0 {
+                if frame.is_multiple_of(REPLY_FRAMES) {
                     if gemini {
                         conn.send(json!({"serverContent": {"turnComplete": true}}));
                     } else {

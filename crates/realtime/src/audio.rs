@@ -10,7 +10,7 @@ use rubato::{Fft, FixedSync, Resampler};
 
 /// Samples from little-endian PCM16 bytes; `None` when the length is odd.
 pub fn pcm16_from_le_bytes(bytes: &[u8]) -> Option<Vec<i16>> {
-    if bytes.len() % 2 != 0 {
+    if !bytes.len().is_multiple_of(2) {
         return None;
     }
     Some(

@@ -199,6 +199,10 @@ impl FakeServer {
     }
 }
 
+#[expect(
+    clippy::result_large_err,
+    reason = "the handshake callback's error type is tungstenite's, not ours"
+)]
 async fn serve(
     kind: FakeKind,
     tcp: tokio::net::TcpStream,

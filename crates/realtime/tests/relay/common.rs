@@ -100,16 +100,6 @@ impl Events {
         }
     }
 
-    /// Everything that arrives within `wait`.
-    pub async fn drain(&mut self, wait: Duration) -> Vec<RelayEvent> {
-        let mut out = Vec::new();
-        while let Ok(Some(ev)) = tokio::time::timeout(wait, self.rx.recv()).await {
-            self.seen.push(ev.clone());
-            out.push(ev);
-        }
-        out
-    }
-
     pub fn brief(&self) -> Vec<String> {
         self.seen
             .iter()

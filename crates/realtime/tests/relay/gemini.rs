@@ -120,6 +120,9 @@ async fn a_tool_call_survives_the_interruption_of_its_turn() {
         "acknowledged once"
     );
     assert_eq!(runner.count(), 1);
+    events
+        .until(|e| matches!(e, RelayEvent::ToolResult { .. }))
+        .await;
     let results = events
         .seen
         .iter()

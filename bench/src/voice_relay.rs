@@ -83,8 +83,11 @@ fn config(provider: &str, url: &str) -> Result<RelayConfig> {
 async fn fake_side(
     mut conn: FakeConn,
     gemini: bool,
+    start: Instant,
     until: Instant,
 ) -> (Vec<Instant>, Vec<Instant>, Vec<Instant>) {
+    // Arrival times are stamped by the fake's connection task, so waiting here loses none.
+    tokio::time::sleep_until(start).await;
     let mut appends = Vec::new();
     let mut delivered = Vec::new();
     let mut barges = Vec::new();
@@ -169,7 +172,7 @@ pub async fn run(p: Params) -> Result<()> {
             .next_conn()
             .await
             .context("the fake saw no connection")?;
-        let fake_task = tokio::spawn(fake_side(conn, gemini, until));
+        let fake_task = tokio::spawn(fake_side(conn, gemini, start, until));
         let figures = figures.clone();
         tasks.push(tokio::spawn(async move {
             let mut sent = Vec::new();

@@ -125,7 +125,8 @@ impl Relay {
                 user,
                 text,
                 is_final,
-            } => self.on_transcript(user, text, is_final).await,
+                confidence,
+            } => self.on_transcript(user, text, is_final, confidence).await,
             ProviderEvent::SpeechStarted => {
                 self.user_speaking = true;
                 if self.audio_active {
@@ -234,7 +235,13 @@ impl Relay {
         }
     }
 
-    async fn on_transcript(&mut self, user: bool, text: String, is_final: bool) {
+    async fn on_transcript(
+        &mut self,
+        user: bool,
+        text: String,
+        is_final: bool,
+        confidence: Option<f32>,
+    ) {
         let speaker = if user {
             Speaker::User
         } else {
@@ -257,6 +264,7 @@ impl Relay {
             speaker,
             text,
             is_final,
+            confidence,
         })
         .await;
     }

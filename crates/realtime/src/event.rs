@@ -76,6 +76,9 @@ pub enum RelayEvent {
         text: String,
         #[serde(rename = "final")]
         is_final: bool,
+        /// 0..1 for the guest's final transcripts when the provider reports it.
+        #[serde(skip_serializing_if = "Option::is_none")]
+        confidence: Option<f32>,
     },
     SpeechStarted,
     SpeechStopped,

@@ -46,6 +46,7 @@ impl GeminiProtocol {
                 user: true,
                 text: std::mem::take(&mut self.user_text).trim().to_string(),
                 is_final: true,
+                confidence: None,
             });
         }
     }
@@ -56,6 +57,7 @@ impl GeminiProtocol {
                 user: false,
                 text: std::mem::take(&mut self.model_text).trim().to_string(),
                 is_final: true,
+                confidence: None,
             });
         }
     }
@@ -74,6 +76,7 @@ impl GeminiProtocol {
                 user: true,
                 text: t.to_string(),
                 is_final: false,
+                confidence: None,
             });
         }
         if sc
@@ -120,6 +123,7 @@ impl GeminiProtocol {
                 user: false,
                 text: t.to_string(),
                 is_final: false,
+                confidence: None,
             });
         }
         if sc.get("interrupted").and_then(Value::as_bool) == Some(true) {
@@ -371,7 +375,8 @@ mod tests {
             ProviderEvent::Transcript {
                 user: true,
                 text: "a latte".into(),
-                is_final: true
+                is_final: true,
+                confidence: None,
             }
         );
         assert!(matches!(&evs[1], ProviderEvent::Audio { samples, .. } if samples == &vec![5, 6]));
@@ -386,7 +391,8 @@ mod tests {
             ProviderEvent::Transcript {
                 user: false,
                 text: "Sure".into(),
-                is_final: true
+                is_final: true,
+                confidence: None,
             }
         );
         assert_eq!(evs[2], ProviderEvent::TurnComplete { response_id: None });

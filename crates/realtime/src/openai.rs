@@ -54,6 +54,8 @@ impl OpenAiProtocol {
             "session": {
                 "type": "realtime",
                 "output_modalities": ["audio"],
+                // Token log-probabilities of the guest's transcript: its confidence.
+                "include": ["item.input_audio_transcription.logprobs"],
                 "instructions": ctx.instructions,
                 "tools": tools,
                 "tool_choice": "auto",
@@ -99,6 +101,22 @@ fn turn_item(turn: &Turn) -> Value {
         Turn::Output { call_id, output } => json!({"type": "function_call_output",
             "call_id": call_id, "output": output.to_string()}),
     }
+}
+
+/// The mean token probability of a transcript (`exp` of the mean log-probability), from
+/// the `logprobs` the session asks for with `include`.
+fn confidence(v: &Value) -> Option<f32> {
+    let lps: Vec<f64> = v
+        .get("logprobs")?
+        .as_array()?
+        .iter()
+        .filter_map(|t| t.get("logprob").and_then(Value::as_f64))
+        .collect();
+    if lps.is_empty() {
+        return None;
+    }
+    let mean = lps.iter().sum::<f64>() / lps.len() as f64;
+    Some(mean.exp().clamp(0.0, 1.0) as f32)
 }
 
 fn str_field<'a>(v: &'a Value, key: &str, kind: &str) -> Result<&'a str, Malformed> {
@@ -247,21 +265,25 @@ impl Protocol for OpenAiProtocol {
                 user: false,
                 text: str_field(&v, "delta", kind)?.to_string(),
                 is_final: false,
+                confidence: None,
             },
             "response.output_audio_transcript.done" => ProviderEvent::Transcript {
                 user: false,
                 text: str_field(&v, "transcript", kind)?.to_string(),
                 is_final: true,
+                confidence: None,
             },
             "conversation.item.input_audio_transcription.delta" => ProviderEvent::Transcript {
                 user: true,
                 text: str_field(&v, "delta", kind)?.to_string(),
                 is_final: false,
+                confidence: None,
             },
             "conversation.item.input_audio_transcription.completed" => ProviderEvent::Transcript {
                 user: true,
                 text: str_field(&v, "transcript", kind)?.to_string(),
                 is_final: true,
+                confidence: confidence(&v),
             },
             "input_audio_buffer.speech_started" => ProviderEvent::SpeechStarted,
             "input_audio_buffer.speech_stopped" => ProviderEvent::SpeechStopped,
@@ -381,6 +403,21 @@ mod tests {
                 samples: vec![1, 2]
             }]
         );
+        let done = ev(
+            &mut p,
+            json!({"type": "conversation.item.input_audio_transcription.completed",
+            "item_id": "u1", "content_index": 0, "transcript": "a latte",
+            "logprobs": [{"token": "a", "logprob": -0.1, "bytes": [97]},
+                         {"token": " latte", "logprob": -0.3, "bytes": []}]}),
+        );
+        let ProviderEvent::Transcript {
+            confidence: Some(c),
+            ..
+        } = done[0]
+        else {
+            panic!("no confidence: {done:?}");
+        };
+        assert!((c - (-0.2f32).exp()).abs() < 1e-4, "{c}");
         assert_eq!(
             ev(&mut p, json!({"type": "rate_limits.updated"})),
             vec![ProviderEvent::Ignored]

@@ -31,6 +31,8 @@ pub enum ProviderEvent {
         user: bool,
         text: String,
         is_final: bool,
+        /// 0..1, from the recognizer's token log-probabilities when it gives them.
+        confidence: Option<f32>,
     },
     SpeechStarted,
     SpeechStopped,

@@ -79,12 +79,14 @@ async fn sets_up_the_session_then_relays_audio_transcripts_and_turns() {
     assert!(events.seen.contains(&RelayEvent::Transcript {
         speaker: Speaker::User,
         text: "A scone".into(),
-        is_final: true
+        is_final: true,
+        confidence: None,
     }));
     assert!(events.seen.contains(&RelayEvent::Transcript {
         speaker: Speaker::Assistant,
         text: "One scone.".into(),
-        is_final: true
+        is_final: true,
+        confidence: None,
     }));
     assert!(events.seen.contains(&RelayEvent::AudioEnd));
 }

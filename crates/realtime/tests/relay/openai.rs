@@ -88,12 +88,14 @@ async fn configures_the_session_and_relays_audio_both_ways_at_the_right_rates() 
     assert!(events.seen.contains(&RelayEvent::Transcript {
         speaker: Speaker::User,
         text: "Two lattes please".into(),
-        is_final: true
+        is_final: true,
+        confidence: None,
     }));
     assert!(events.seen.contains(&RelayEvent::Transcript {
         speaker: Speaker::Assistant,
         text: "Two lattes, coming up.".into(),
-        is_final: true
+        is_final: true,
+        confidence: None,
     }));
     // 100 ms of model audio at 24 kHz reaches the client as 100 ms at 16 kHz.
     assert_eq!(audio_samples(&events.seen), 1600);

@@ -140,7 +140,7 @@ async fn fake_side(
                 }
             }
             r = conn.recv(Duration::from_secs(5)) => match r {
-                Some(r) => if r.audio().is_some() { appends.push(r.at) },
+                Some(r) => if r.is_audio() { appends.push(r.at) },
                 None => break,
             }
         }

@@ -266,6 +266,9 @@ impl Relay {
         mut tool_rx: mpsc::UnboundedReceiver<(String, String, Value)>,
     ) {
         let mut ws = first;
+        // Connections in a row that died before the provider confirmed the setup: a
+        // provider that accepts and hangs up at once must not be retried forever.
+        let mut failures: u32 = 0;
         loop {
             let (sink, stream) = ws.split();
             self.sink = Some(sink);
@@ -289,8 +292,13 @@ impl Relay {
             if !deliberate {
                 tracing::warn!(provider = self.proto.name(), %reason, "realtime connection lost");
             }
+            if self.ready || deliberate {
+                failures = 0;
+            } else {
+                failures += 1;
+            }
             self.disconnected().await;
-            match self.reconnect(&mut inputs).await {
+            match self.reconnect(&mut inputs, failures).await {
                 Ok(Some(next)) => {
                     ws = next;
                     let resumed = self.proto.resumes() && self.resume_handle.is_some();
@@ -583,9 +591,12 @@ impl Relay {
     async fn reconnect(
         &mut self,
         inputs: &mut mpsc::Receiver<RelayInput>,
+        failures: u32,
     ) -> Result<Option<Ws>, RelayError> {
-        let mut last = RelayError::Connect("no attempt made".into());
-        for attempt in 0..self.cfg.reconnect_attempts.max(1) {
+        let mut last = RelayError::Connect(format!(
+            "{failures} connections in a row closed before the session was set up"
+        ));
+        for attempt in failures..self.cfg.reconnect_attempts.max(1) {
             let backoff = Duration::from_millis(match attempt {
                 0 => 0,
                 1 => 250,

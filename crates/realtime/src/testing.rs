@@ -43,6 +43,12 @@ impl Received {
             .unwrap_or("")
     }
 
+    /// Whether this is a guest audio message (without decoding it).
+    pub fn is_audio(&self) -> bool {
+        self.kind() == "input_audio_buffer.append"
+            || self.msg.pointer("/realtimeInput/audio").is_some()
+    }
+
     /// The guest audio this message carries, if it is an audio message.
     pub fn audio(&self) -> Option<Vec<i16>> {
         let b64 = self
@@ -209,6 +215,10 @@ async fn serve(
     conns: mpsc::UnboundedSender<FakeConn>,
     expires_in: Duration,
 ) {
+    if conns.is_closed() {
+        // The FakeServer is gone: refuse the handshake like a dead endpoint.
+        return;
+    }
     let mut uri = String::new();
     let mut authorization = None;
     let ws = tokio_tungstenite::accept_hdr_async(tcp, |req: &Request, resp: Response| {

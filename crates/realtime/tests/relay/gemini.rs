@@ -233,3 +233,32 @@ async fn malformed_events_are_reported_and_the_session_goes_on() {
         ]
     );
 }
+
+#[tokio::test]
+async fn a_lost_connection_without_a_handle_starts_fresh_with_the_conversation() {
+    let (mut fake, mut conn, _relay, mut events) =
+        started(false, Runner::new(Duration::ZERO)).await;
+    conn.recv(Duration::from_secs(1)).await.unwrap();
+    conn.send(json!({"serverContent": {"inputTranscription": {"text": "A scone"}}}));
+    conn.send(json!({"serverContent": {"outputTranscription": {"text": "One scone."}}}));
+    conn.send(json!({"serverContent": {"turnComplete": true}}));
+    events
+        .until(|e| matches!(e, RelayEvent::TurnComplete))
+        .await;
+    conn.close();
+    let mut next = fake.next_conn().await.unwrap();
+    let setup = next.recv(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(setup.msg["setup"]["sessionResumption"], json!({}));
+    let ctx = next.recv(Duration::from_secs(1)).await.unwrap();
+    assert_eq!(
+        ctx.msg,
+        json!({"clientContent": {"turns": [
+            {"role": "user", "parts": [{"text": "A scone"}]},
+            {"role": "model", "parts": [{"text": "One scone."}]}
+        ], "turnComplete": false}})
+    );
+    let ev = events
+        .until(|e| matches!(e, RelayEvent::RolledOver { .. }))
+        .await;
+    assert!(matches!(ev, RelayEvent::RolledOver { resumed: false, .. }));
+}

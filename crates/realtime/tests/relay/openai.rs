@@ -411,3 +411,74 @@ async fn malformed_and_out_of_order_events_are_reported_and_the_session_goes_on(
         ]
     );
 }
+
+#[tokio::test]
+async fn typed_text_joins_the_voice_conversation() {
+    let (_fake, mut conn, relay, _events) =
+        started(Duration::from_secs(3600), Runner::new(MS)).await;
+    relay.text("And a blueberry muffin").await.unwrap();
+    let mut audio = Vec::new();
+    let item = conn
+        .expect("conversation.item.create", &mut audio)
+        .await
+        .unwrap();
+    assert_eq!(
+        item.msg["item"],
+        json!({"type": "message", "role": "user",
+            "content": [{"type": "input_text", "text": "And a blueberry muffin"}]})
+    );
+    conn.expect("response.create", &mut audio).await.unwrap();
+}
+
+#[tokio::test]
+async fn a_provider_that_stays_unreachable_ends_the_session_with_a_reason() {
+    let (fake, conn, _relay, mut events) =
+        started(Duration::from_secs(3600), Runner::new(MS)).await;
+    // No server to come back to: every reconnect attempt fails.
+    drop(fake);
+    conn.close();
+    let err = events
+        .until(|e| matches!(e, RelayEvent::Error { .. }))
+        .await;
+    assert!(
+        matches!(err, RelayEvent::Error { ref code, .. } if code == "relay_connect"),
+        "{err:?}"
+    );
+    let closed = events
+        .until(|e| matches!(e, RelayEvent::Closed { .. }))
+        .await;
+    assert!(matches!(closed, RelayEvent::Closed { ref reason } if reason.contains("unreachable")));
+}
+
+#[tokio::test]
+async fn start_fails_cleanly_without_a_provider_or_with_a_bad_config() {
+    let port = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap().port()
+    };
+    let err = stonepot_realtime::start(
+        openai_config(&format!("ws://127.0.0.1:{port}/v1/realtime")),
+        Runner::new(MS),
+    )
+    .await
+    .unwrap_err();
+    assert_eq!(err.code(), "relay_connect");
+    let mut cfg = openai_config("https://api.openai.com/v1/realtime");
+    let err = stonepot_realtime::start(cfg.clone(), Runner::new(MS))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("ws:// or wss://"), "{err}");
+    cfg.provider = stonepot_realtime::ProviderConfig::from_env(
+        "openai",
+        &[("OPENAI_REALTIME_URL".to_string(), "ws://x".to_string())].into(),
+    )
+    .unwrap();
+    cfg.client_rate = 1_000;
+    let err = stonepot_realtime::start(cfg, Runner::new(MS))
+        .await
+        .unwrap_err();
+    assert!(err.to_string().contains("client_rate"), "{err}");
+    let err =
+        stonepot_realtime::ProviderConfig::from_env("azure", &Default::default()).unwrap_err();
+    assert!(err.to_string().contains("openai or gemini"));
+}

@@ -56,6 +56,7 @@
 
 pub mod audio;
 mod config;
+mod connect;
 mod dispatch;
 mod event;
 pub mod gemini;

@@ -1,10 +1,11 @@
 //! One relay session: a task that owns the provider connection and the conversation
 //! state, fed by a [`RelayHandle`] and reporting [`RelayEvent`]s. This file owns the
-//! connection life cycle (connect, ready, send, rollover, reconnect); `dispatch.rs` owns
+//! connection life cycle (ready, send, rollover); `connect.rs` opens connections; `dispatch.rs` owns
 //! what each provider event and each input means.
 
 use crate::audio::{RateConverter, duration_ms};
 use crate::config::{ProviderConfig, RelayConfig};
+use crate::connect::{Ws, connect};
 use crate::event::{RelayError, RelayEvent, RelayInput, ToolRunner};
 use crate::gemini::GeminiProtocol;
 use crate::history::History;
@@ -16,15 +17,10 @@ use serde_json::Value;
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
-use tokio::net::TcpStream;
 use tokio::sync::mpsc;
 use tokio::time::Instant;
-use tokio_tungstenite::tungstenite::client::IntoClientRequest;
-use tokio_tungstenite::tungstenite::http::{HeaderName, HeaderValue};
 use tokio_tungstenite::tungstenite::protocol::Message;
-use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-pub(crate) type Ws = WebSocketStream<MaybeTlsStream<TcpStream>>;
 type Sink = SplitSink<Ws, Message>;
 type Stream = SplitStream<Ws>;
 
@@ -32,8 +28,6 @@ type Stream = SplitStream<Ws>;
 const INPUT_QUEUE: usize = 64;
 /// Events queued per session before the relay waits for the server to read them.
 const EVENT_QUEUE: usize = 256;
-/// How long one connection attempt may take.
-const CONNECT_TIMEOUT: Duration = Duration::from_secs(10);
 
 /// The server's side of a relay session: cheap to clone, every method returns
 /// [`RelayError::Closed`] once the session has ended.
@@ -231,31 +225,6 @@ pub async fn start(
     };
     tokio::spawn(relay.run(ws, inputs, tool_rx));
     Ok((RelayHandle { tx }, events_rx))
-}
-
-/// Opens the WebSocket (no Nagle: 20 ms frames must not wait for each other).
-async fn connect(url: String, headers: Vec<(String, String)>) -> Result<Ws, RelayError> {
-    let mut req = url
-        .as_str()
-        .into_client_request()
-        .map_err(|e| RelayError::Connect(format!("bad URL: {e}")))?;
-    for (k, v) in headers {
-        let name = HeaderName::from_bytes(k.as_bytes())
-            .map_err(|e| RelayError::Connect(format!("bad header {k}: {e}")))?;
-        let value = HeaderValue::from_str(&v)
-            .map_err(|e| RelayError::Connect(format!("bad header {k}: {e}")))?;
-        req.headers_mut().insert(name, value);
-    }
-    match tokio::time::timeout(
-        CONNECT_TIMEOUT,
-        tokio_tungstenite::connect_async_with_config(req, None, true),
-    )
-    .await
-    {
-        Ok(Ok((ws, _))) => Ok(ws),
-        Ok(Err(e)) => Err(RelayError::Connect(e.to_string())),
-        Err(_) => Err(RelayError::Connect("timed out".into())),
-    }
 }
 
 impl Relay {
@@ -584,43 +553,5 @@ impl Relay {
             self.resume_handle = None;
         }
         self.overflow_reported = false;
-    }
-
-    /// Connects again with backoff while still taking inputs (audio is queued for the new
-    /// connection). `Ok(None)`: the server closed the session meanwhile.
-    async fn reconnect(
-        &mut self,
-        inputs: &mut mpsc::Receiver<RelayInput>,
-        failures: u32,
-    ) -> Result<Option<Ws>, RelayError> {
-        let mut last = RelayError::Connect(format!(
-            "{failures} connections in a row closed before the session was set up"
-        ));
-        for attempt in failures..self.cfg.reconnect_attempts.max(1) {
-            let backoff = Duration::from_millis(match attempt {
-                0 => 0,
-                1 => 250,
-                _ => 1000,
-            });
-            let (url, headers) = self.proto.endpoint();
-            let attempt_fut = async move {
-                tokio::time::sleep(backoff).await;
-                connect(url, headers).await
-            };
-            tokio::pin!(attempt_fut);
-            loop {
-                tokio::select! {
-                    r = &mut attempt_fut => match r {
-                        Ok(ws) => return Ok(Some(ws)),
-                        Err(e) => { last = e; break; }
-                    },
-                    input = inputs.recv() => match input {
-                        None | Some(RelayInput::Close) => return Ok(None),
-                        Some(i) => self.on_input(i).await,
-                    },
-                }
-            }
-        }
-        Err(last)
     }
 }

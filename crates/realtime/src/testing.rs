@@ -221,15 +221,19 @@ async fn serve(
     }
     let mut uri = String::new();
     let mut authorization = None;
-    let ws = tokio_tungstenite::accept_hdr_async(tcp, |req: &Request, resp: Response| {
-        uri = req.uri().to_string();
-        authorization = req
-            .headers()
-            .get("authorization")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
-        Ok::<Response, ErrorResponse>(resp)
-    })
+    let ws = tokio_tungstenite::accept_hdr_async_with_config(
+        tcp,
+        |req: &Request, resp: Response| {
+            uri = req.uri().to_string();
+            authorization = req
+                .headers()
+                .get("authorization")
+                .and_then(|v| v.to_str().ok())
+                .map(str::to_string);
+            Ok::<Response, ErrorResponse>(resp)
+        },
+        Some(crate::connect::ws_config()),
+    )
     .await;
     let Ok(ws) = ws else {
         return;

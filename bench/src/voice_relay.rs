@@ -9,8 +9,9 @@
 //!   resampling, base64 and JSON, the WebSocket and loopback TCP;
 //! - barge-in stop: the fake sends speech-start → the relay's `Interrupted` event is read
 //!   (and how many frames of the cancelled reply still came through: must be 0);
-//! - CPU and RSS per session. The fake server and the load generator share the process,
-//!   so these are upper bounds for the relay alone.
+//! - CPU and RSS per session. The fake provider runs on its own runtime (threads named
+//!   `fake-provider`), so CPU is split by thread: relay sessions plus the light load
+//!   generator, and the fake. RSS covers the whole process, so it is an upper bound.
 
 use crate::server::{ms, pct, rss_kib, say};
 use anyhow::{Context, Result, bail};
@@ -49,13 +50,47 @@ struct SessionFigures {
     barge: Vec<Duration>,
     late_frames: usize,
     errors: usize,
+    /// Guest frames sent in the measured window (the schedule is 50 per second).
+    sent: usize,
 }
 
-fn cpu_ticks() -> Option<u64> {
-    let stat = std::fs::read_to_string("/proc/self/stat").ok()?;
-    let after = stat.rsplit_once(')')?.1;
-    let f: Vec<&str> = after.split_whitespace().collect();
-    Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
+/// The 1-minute load average: on a shared machine, the first thing to read next to the
+/// figures (a starved load generator falls behind its 20 ms schedule).
+fn load_average() -> String {
+    std::fs::read_to_string("/proc/loadavg")
+        .ok()
+        .and_then(|l| l.split_whitespace().next().map(str::to_string))
+        .unwrap_or_else(|| "?".into())
+}
+
+/// Threads of the fake provider's runtime.
+const FAKE_THREADS: &str = "fake-provider";
+
+/// CPU ticks (user + system) of this process's threads: (relay side, fake provider).
+fn cpu_ticks() -> (u64, u64) {
+    let mut relay = 0;
+    let mut fake = 0;
+    let Ok(tasks) = std::fs::read_dir("/proc/self/task") else {
+        return (0, 0);
+    };
+    for task in tasks.flatten() {
+        let Ok(stat) = std::fs::read_to_string(task.path().join("stat")) else {
+            continue;
+        };
+        let Some((head, after)) = stat.rsplit_once(')') else {
+            continue;
+        };
+        let f: Vec<&str> = after.split_whitespace().collect();
+        let ticks = f.get(11).and_then(|u| u.parse::<u64>().ok()).unwrap_or(0)
+            + f.get(12).and_then(|s| s.parse::<u64>().ok()).unwrap_or(0);
+        // The name in parentheses is `comm` (cut to 15 bytes; ours has 13).
+        if head.contains(FAKE_THREADS) {
+            fake += ticks;
+        } else {
+            relay += ticks;
+        }
+    }
+    (relay, fake)
 }
 
 fn config(provider: &str, url: &str) -> Result<RelayConfig> {
@@ -149,13 +184,31 @@ async fn fake_side(
 }
 
 pub async fn run(p: Params) -> Result<()> {
+    let fake_rt = tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(FAKE_THREADS)
+        .enable_all()
+        .build()
+        .context("the fake provider's runtime")?;
+    let result = measure(p, fake_rt.handle()).await;
+    fake_rt.shutdown_background();
+    result
+}
+
+async fn measure(p: Params, fake_rt: &tokio::runtime::Handle) -> Result<()> {
     let gemini = p.provider == "gemini";
-    let mut fake = if gemini {
-        FakeServer::gemini().await?
-    } else {
-        FakeServer::openai(Duration::from_secs(3600)).await?
-    };
+    // Started on its own runtime, so its accept loop and connections run there.
+    let mut fake = fake_rt
+        .spawn(async move {
+            if gemini {
+                FakeServer::gemini().await
+            } else {
+                FakeServer::openai(Duration::from_secs(3600)).await
+            }
+        })
+        .await??;
     let rss0 = rss_kib(std::process::id()).unwrap_or(0);
+    let load0 = load_average();
     let warmup = Duration::from_secs(2);
     let start =
         Instant::now() + Duration::from_millis(500) + Duration::from_millis(5 * p.sessions as u64);
@@ -172,7 +225,7 @@ pub async fn run(p: Params) -> Result<()> {
             .next_conn()
             .await
             .context("the fake saw no connection")?;
-        let fake_task = tokio::spawn(fake_side(conn, gemini, start, until));
+        let fake_task = fake_rt.spawn(fake_side(conn, gemini, start, until));
         let figures = figures.clone();
         tasks.push(tokio::spawn(async move {
             let mut sent = Vec::new();
@@ -218,6 +271,7 @@ pub async fn run(p: Params) -> Result<()> {
             let mut f = SessionFigures {
                 late_frames: late,
                 errors,
+                sent: sent.iter().filter(|s| **s >= measure_from).count(),
                 ..Default::default()
             };
             // The k-th frame sent is the k-th append received (one 20 ms frame in, one
@@ -246,12 +300,14 @@ pub async fn run(p: Params) -> Result<()> {
         warmup.as_secs()
     ));
     tokio::time::sleep_until(measure_from).await;
-    let cpu0 = cpu_ticks().unwrap_or(0);
+    let cpu0 = cpu_ticks();
     let t0 = Instant::now();
     tokio::time::sleep(Duration::from_secs(p.seconds) / 2).await;
     let rss1 = rss_kib(std::process::id()).unwrap_or(0);
     tokio::time::sleep_until(until).await;
-    let cpu = cpu_ticks().unwrap_or(0).saturating_sub(cpu0) as f64 / 100.0;
+    let cpu1 = cpu_ticks();
+    let relay_cpu = cpu1.0.saturating_sub(cpu0.0) as f64 / 100.0;
+    let fake_cpu = cpu1.1.saturating_sub(cpu0.1) as f64 / 100.0;
     let wall = t0.elapsed().as_secs_f64();
     for t in tasks {
         let _ = t.await;
@@ -264,6 +320,14 @@ pub async fn run(p: Params) -> Result<()> {
     down.sort();
     barge.sort();
     let late: usize = figs.iter().map(|f| f.late_frames).sum();
+    let sent: usize = figs.iter().map(|f| f.sent).sum();
+    let scheduled = p.sessions as u64 * p.seconds * 50;
+    say(&format!(
+        "  guest frames sent on schedule: {sent} of {scheduled} ({:.1}%); load average {} -> {}",
+        sent as f64 * 100.0 / scheduled.max(1) as f64,
+        load0,
+        load_average()
+    ));
     let errors: usize = figs.iter().map(|f| f.errors).sum();
     say(&format!(
         "  up   (frame in -> provider has it): n={} p50={} ms p99={} ms max={} ms",
@@ -288,9 +352,13 @@ pub async fn run(p: Params) -> Result<()> {
     ));
     let n = p.sessions.max(1) as f64;
     say(&format!(
-        "  CPU {:.1}% of one core in total, {:.3}% per session; RSS {} MiB -> {} MiB, {:.0} KiB per session (fake server and load generator included); relay errors: {errors}",
-        cpu / wall * 100.0,
-        cpu / wall * 100.0 / n,
+        "  CPU (% of one core): relay sessions + load generator {:.1}% ({:.3}% per session), fake provider {:.1}%",
+        relay_cpu / wall * 100.0,
+        relay_cpu / wall * 100.0 / n,
+        fake_cpu / wall * 100.0,
+    ));
+    say(&format!(
+        "  RSS {} MiB -> {} MiB, {:.0} KiB per session (fake provider and load generator included); relay errors: {errors}",
         rss0 / 1024,
         rss1 / 1024,
         rss1.saturating_sub(rss0) as f64 / n

@@ -254,9 +254,11 @@ impl Protocol for GeminiProtocol {
     }
 
     fn audio(&self, samples: &[i16]) -> String {
-        json!({"realtimeInput": {"audio": {"data": pcm16_to_base64(samples),
-            "mimeType": "audio/pcm;rate=16000"}}})
-        .to_string()
+        // Written directly (50 a second per session): base64 needs no JSON escaping.
+        format!(
+            r#"{{"realtimeInput":{{"audio":{{"data":"{}","mimeType":"audio/pcm;rate=16000"}}}}}}"#,
+            pcm16_to_base64(samples)
+        )
     }
 
     fn user_text(&self, text: &str) -> Vec<String> {
@@ -351,6 +353,17 @@ impl Protocol for GeminiProtocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn audio_is_realtime_input_of_base64_pcm16_at_16k() {
+        let p = GeminiProtocol::new("ws://x", "m", None, false);
+        let msg: Value = serde_json::from_str(&p.audio(&[1, -2])).unwrap();
+        assert_eq!(
+            msg,
+            json!({"realtimeInput": {"audio": {"data": pcm16_to_base64(&[1, -2]),
+                "mimeType": "audio/pcm;rate=16000"}}})
+        );
+    }
 
     #[test]
     fn decodes_audio_transcripts_interruption_and_turn_end_in_order() {

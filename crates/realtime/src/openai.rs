@@ -183,7 +183,11 @@ impl Protocol for OpenAiProtocol {
     }
 
     fn audio(&self, samples: &[i16]) -> String {
-        json!({"type": "input_audio_buffer.append", "audio": pcm16_to_base64(samples)}).to_string()
+        // Written directly (50 a second per session): base64 needs no JSON escaping.
+        format!(
+            r#"{{"type":"input_audio_buffer.append","audio":"{}"}}"#,
+            pcm16_to_base64(samples)
+        )
     }
 
     fn user_text(&self, text: &str) -> Vec<String> {
@@ -363,6 +367,15 @@ mod tests {
             "marin",
             "t",
         )
+    }
+
+    #[test]
+    fn audio_is_an_append_of_base64_pcm16() {
+        let msg: Value = serde_json::from_str(&proto().audio(&[1, -2])).unwrap();
+        assert_eq!(
+            msg,
+            json!({"type": "input_audio_buffer.append", "audio": pcm16_to_base64(&[1, -2])})
+        );
     }
 
     #[test]

@@ -35,6 +35,17 @@ pub fn pcm16_to_base64(samples: &[i16]) -> String {
     STANDARD.encode(pcm16_to_le_bytes(samples))
 }
 
+/// `prefix`, the base64 of `samples` as PCM16, then `suffix`, in one allocation: how
+/// audio messages are written (50 a second per session; base64 needs no JSON escaping).
+pub fn wrap_base64(prefix: &str, samples: &[i16], suffix: &str) -> String {
+    let mut out =
+        String::with_capacity(prefix.len() + (samples.len() * 2).div_ceil(3) * 4 + suffix.len());
+    out.push_str(prefix);
+    STANDARD.encode_string(pcm16_to_le_bytes(samples), &mut out);
+    out.push_str(suffix);
+    out
+}
+
 /// Samples from base64 PCM16; `None` when it is not base64 or has an odd byte count.
 pub fn pcm16_from_base64(b64: &str) -> Option<Vec<i16>> {
     let bytes = STANDARD.decode(b64).ok()?;

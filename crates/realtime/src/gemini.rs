@@ -4,7 +4,7 @@
 //! Rollover resumes server-side from the latest handle; with no handle, a fresh session
 //! gets the conversation as `clientContent` turns.
 
-use crate::audio::{pcm16_from_base64, pcm16_to_base64};
+use crate::audio::{pcm16_from_base64, wrap_base64};
 use crate::history::Turn;
 use crate::provider::{Malformed, OpenContext, Opening, Protocol, ProviderEvent};
 use serde_json::{Value, json};
@@ -254,10 +254,10 @@ impl Protocol for GeminiProtocol {
     }
 
     fn audio(&self, samples: &[i16]) -> String {
-        // Written directly (50 a second per session): base64 needs no JSON escaping.
-        format!(
-            r#"{{"realtimeInput":{{"audio":{{"data":"{}","mimeType":"audio/pcm;rate=16000"}}}}}}"#,
-            pcm16_to_base64(samples)
+        wrap_base64(
+            r#"{"realtimeInput":{"audio":{"data":""#,
+            samples,
+            r#"","mimeType":"audio/pcm;rate=16000"}}}"#,
         )
     }
 
@@ -353,6 +353,7 @@ impl Protocol for GeminiProtocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::pcm16_to_base64;
 
     #[test]
     fn audio_is_realtime_input_of_base64_pcm16_at_16k() {

@@ -2,7 +2,7 @@
 //! 24 kHz both ways, server VAD for turns. Rollover re-injects the conversation into a
 //! fresh session (`conversation.item.create`), as OpenAI sessions cannot be resumed.
 
-use crate::audio::{pcm16_from_base64, pcm16_to_base64};
+use crate::audio::{pcm16_from_base64, wrap_base64};
 use crate::history::Turn;
 use crate::provider::{Malformed, OpenContext, Opening, Protocol, ProviderEvent};
 use serde_json::{Value, json};
@@ -183,10 +183,10 @@ impl Protocol for OpenAiProtocol {
     }
 
     fn audio(&self, samples: &[i16]) -> String {
-        // Written directly (50 a second per session): base64 needs no JSON escaping.
-        format!(
-            r#"{{"type":"input_audio_buffer.append","audio":"{}"}}"#,
-            pcm16_to_base64(samples)
+        wrap_base64(
+            r#"{"type":"input_audio_buffer.append","audio":""#,
+            samples,
+            r#""}"#,
         )
     }
 
@@ -357,6 +357,7 @@ impl Protocol for OpenAiProtocol {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::audio::pcm16_to_base64;
     use crate::history::History;
 
     fn proto() -> OpenAiProtocol {

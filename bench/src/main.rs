@@ -7,6 +7,10 @@
 //! `gateway` measures the latency and memory the OpenAI-compatible gateway adds on top of
 //! a zero-delay fake model provider running inside the bench.
 //!
+//! `voice-relay` runs concurrent realtime-model relay sessions against a fake provider
+//! on loopback and prints the latency they add per 20 ms frame, barge-in stop time, CPU
+//! and memory per session.
+//!
 //! `orders` places orders end to end over HTTP (conversation, cart through the offline
 //! agent, quote, confirm, pay at the counter) and times the daily close of the day.
 
@@ -15,6 +19,7 @@ mod foundation;
 mod gateway;
 mod orders;
 mod server;
+mod voice_relay;
 
 use anyhow::Result;
 use clap::{Parser, Subcommand};
@@ -101,6 +106,18 @@ enum Cmd {
         #[arg(long = "server-env", value_name = "KEY=VALUE")]
         server_env: Vec<String>,
     },
+    /// Concurrent realtime-model relay sessions against the fake provider on loopback:
+    /// added latency per 20 ms frame both ways, barge-in stop, CPU and RSS per session.
+    VoiceRelay {
+        #[arg(long, default_value_t = 200)]
+        sessions: usize,
+        /// Seconds measured (after a 2 s warm-up).
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// `openai` or `gemini`.
+        #[arg(long, default_value = "openai")]
+        provider: String,
+    },
 }
 
 #[tokio::main]
@@ -146,6 +163,18 @@ async fn main() -> Result<()> {
                     seconds,
                 },
             )
+            .await
+        }
+        Cmd::VoiceRelay {
+            sessions,
+            seconds,
+            provider,
+        } => {
+            voice_relay::run(voice_relay::Params {
+                sessions,
+                seconds,
+                provider,
+            })
             .await
         }
         Cmd::Gateway {

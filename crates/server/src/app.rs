@@ -40,6 +40,8 @@ pub struct App {
     pub objects: crate::objects::Objects,
     /// Runs daily closes (API, scheduler).
     pub closer: Arc<crate::close::Closer>,
+    /// Speech engines for voice sessions on the chat socket.
+    pub voice: Arc<crate::voice::Voice>,
     /// Recently verified key hashes with their tenants; see [`App::api_key_tenants`].
     key_cache: Arc<std::sync::Mutex<KeyTenants>>,
 }
@@ -115,7 +117,9 @@ impl App {
                 .map(crate::close::Slack::new),
         ));
         let engine = crate::agent::Engine::new(store.clone(), hub.clone(), model, metrics.clone());
+        let voice = Arc::new(crate::voice::Voice::new(config.voice.clone())?);
         Ok(App {
+            voice,
             stripe,
             objects,
             closer,

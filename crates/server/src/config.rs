@@ -174,6 +174,8 @@ pub struct Config {
     pub llm_env: LlmEnv,
     /// The route conversations use (`AGENT_ROUTE`, default `default`).
     pub agent_route: String,
+    /// Voice modes and speech engines (`VOICE_MODE`, `SPEECH_*`).
+    pub voice: crate::voice::VoiceConfig,
 }
 
 /// The provider variables the router reads for `provider/model` requests.
@@ -516,6 +518,7 @@ impl Config {
             });
         }
         let jwt_secret = required("JWT_SECRET", "it signs access tokens")?;
+        let voice = crate::voice::VoiceConfig::from_env(&get, secret("SPEECH_API_KEY"))?;
         if environment == Environment::Production && !flags.tool && is_temporary(&database_url) {
             return Err(ConfigError::MissingInProduction {
                 name: "DATABASE_URL",
@@ -584,6 +587,7 @@ impl Config {
                     .collect(),
             ),
             llm,
+            voice,
         })
     }
 }

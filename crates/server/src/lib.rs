@@ -19,3 +19,4 @@ pub mod routes;
 pub mod serve;
 pub mod smoke;
 pub mod telemetry;
+pub mod voice;

@@ -36,7 +36,8 @@ const ORDER_WORDS: &str = "i i'd i'll we we'd would like want have get give me c
     please a an the some and with without no not yes yeah yep okay ok that's that it is all \
     one two three four five six seven eight nine ten eleven twelve \
     add remove cancel change make extra large small medium regular \
-    confirm order done thanks thank you what's how much also another more less of for to";
+    confirm order done thanks thank you what's how much also another more less of for to \
+    nothing else everything finished";
 
 /// The vocabulary for `phrases` (menu item, modifier and category names): lower-case
 /// words of letters and apostrophes, the ordering words included, without duplicates,

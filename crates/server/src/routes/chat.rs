@@ -384,14 +384,16 @@ async fn serve_socket(app: App, conv: ConversationRecord, mut socket: WebSocket)
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
                     Some(Ok(_)) => Vec::new(),
                 };
-                let mut failed = false;
+                let mut end = false;
                 for r in replies {
-                    if socket.send(r).await.is_err() {
-                        failed = true;
+                    // A close (an audio flood) ends the session after it is sent.
+                    end = matches!(r, Message::Close(_));
+                    if socket.send(r).await.is_err() || end {
+                        end = true;
                         break;
                     }
                 }
-                if failed {
+                if end {
                     break;
                 }
             }

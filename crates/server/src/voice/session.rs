@@ -47,8 +47,22 @@ pub struct VoiceSession {
     bucket_at: Instant,
     warned_at: Option<Instant>,
     playback: Arc<Mutex<Playback>>,
-    turn: Option<(CancellationToken, tokio::task::JoinHandle<()>)>,
+    turn: Option<TurnTask>,
+    /// Milliseconds of audio refused by the rate limit; past [`FLOOD_CLOSE_MS`] the
+    /// socket is closed.
+    dropped_ms: f64,
+    told_unavailable: bool,
 }
+
+/// The spoken turn running (or waiting for the previous one).
+struct TurnTask {
+    /// Socket closed: stop the turn.
+    cancel: CancellationToken,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// Refused audio after which a flooding client is disconnected.
+const FLOOD_CLOSE_MS: f64 = 10_000.0;
 
 fn error(code: &str, message: impl Into<String>) -> Message {
     event(json!({"type": "error", "code": code, "message": message.into()}))
@@ -76,6 +90,8 @@ impl VoiceSession {
             warned_at: None,
             playback: Arc::new(Mutex::new(Playback::default())),
             turn: None,
+            dropped_ms: 0.0,
+            told_unavailable: false,
         }
     }
 
@@ -163,6 +179,9 @@ impl VoiceSession {
                     }
                 }
                 p.played_ms = Some(ms.min(p.sent_ms));
+                if p.interrupted {
+                    p.reported_after_interrupt = true;
+                }
                 Vec::new()
             }
             _ => vec![error("unknown_type", "not a voice event")],
@@ -173,6 +192,10 @@ impl VoiceSession {
     pub fn on_audio(&mut self, bytes: &[u8]) -> Vec<Message> {
         let arrived = Instant::now();
         if let Err(e) = &self.engines {
+            // Said once: a client that keeps streaming is not answered frame by frame.
+            if std::mem::replace(&mut self.told_unavailable, true) {
+                return Vec::new();
+            }
             return vec![error("voice_unavailable", e.clone())];
         }
         let samples = match frame::decode_frame(bytes, self.rate, MAX_FRAMES_PER_MESSAGE) {
@@ -186,6 +209,13 @@ impl VoiceSession {
         self.bucket_at = now;
         self.bucket_ms = (self.bucket_ms + refill).min(BURST_MS);
         if self.bucket_ms < ms {
+            self.dropped_ms += ms;
+            if self.dropped_ms > FLOOD_CLOSE_MS {
+                return vec![Message::Close(Some(axum::extract::ws::CloseFrame {
+                    code: axum::extract::ws::close_code::POLICY,
+                    reason: "audio flood: far more than real time".into(),
+                }))];
+            }
             if self.warned_at.is_none_or(|w| w.elapsed().as_secs() >= 1) {
                 self.warned_at = Some(now);
                 return vec![error(
@@ -232,9 +262,8 @@ impl VoiceSession {
         p.interrupted = true;
         let heard = p.played_ms.unwrap_or(p.sent_ms).min(p.sent_ms);
         let sent = p.sent_ms;
-        drop(p);
-        if let Some((cancel, _)) = &self.turn {
-            cancel.cancel();
+        if let Some(speech) = p.speech.take() {
+            speech.cancel();
         }
         self.app
             .metrics
@@ -251,6 +280,7 @@ impl VoiceSession {
             return;
         };
         let cancel = CancellationToken::new();
+        let speech = cancel.child_token();
         let previous = self.turn.take();
         let turn = SpokenTurn {
             app: self.app.clone(),
@@ -261,22 +291,31 @@ impl VoiceSession {
             out: self.out.clone(),
             playback: self.playback.clone(),
             cancel: cancel.clone(),
+            speech: speech.clone(),
             rate: self.rate,
         };
+        let closed = cancel.clone();
         let task = tokio::spawn(async move {
-            if let Some((_, t)) = previous {
-                let _ = t.await;
+            if let Some(mut t) = previous {
+                tokio::select! {
+                    _ = &mut t.task => {}
+                    () = closed.cancelled() => {
+                        t.cancel.cancel();
+                        let _ = t.task.await;
+                        return;
+                    }
+                }
             }
             turn.run().await;
         });
-        self.turn = Some((cancel, task));
+        self.turn = Some(TurnTask { cancel, task });
     }
 
     /// The socket closed: stop the turn in progress.
     pub async fn close(self) {
-        if let Some((cancel, task)) = self.turn {
-            cancel.cancel();
-            let _ = task.await;
+        if let Some(t) = self.turn {
+            t.cancel.cancel();
+            let _ = t.task.await;
         }
     }
 }

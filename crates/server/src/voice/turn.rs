@@ -29,6 +29,11 @@ pub struct Playback {
     /// False while an order read-back plays (it must be heard whole).
     pub interruptible: bool,
     pub interrupted: bool,
+    /// The client reported its playout after the interruption (its final word on
+    /// what was heard).
+    pub reported_after_interrupt: bool,
+    /// Stops the speaking turn's audio (barge-in); set while it plays.
+    pub speech: Option<CancellationToken>,
     /// Milliseconds of reply audio sent, and played as the client last reported.
     pub sent_ms: u64,
     pub played_ms: Option<u64>,
@@ -46,7 +51,11 @@ pub struct SpokenTurn {
     pub speech_end: Instant,
     pub out: mpsc::Sender<VoiceOut>,
     pub playback: Arc<Mutex<Playback>>,
+    /// The socket closed: stop everything.
     pub cancel: CancellationToken,
+    /// Barge-in: stop speaking (a child of `cancel`). The agent turn goes on, so a
+    /// tool call under way completes and is stored once.
+    pub speech: CancellationToken,
     /// The client's rate: reply audio goes down at it.
     pub rate: SampleRate,
 }
@@ -137,7 +146,7 @@ impl SpokenTurn {
             srx,
             self.out.clone(),
             self.playback.clone(),
-            self.cancel.clone(),
+            self.speech.clone(),
             self.rate,
             self.speech_end,
             self.app.clone(),
@@ -174,6 +183,7 @@ impl SpokenTurn {
         let record = agent.await;
         let first_audio = speaker.await.ok().flatten();
         let Ok(Ok(rec)) = record else { return };
+        self.await_final_playout().await;
         let (interrupted, heard_ms, spoken, played) = {
             let p = self.lock();
             (
@@ -212,6 +222,32 @@ impl SpokenTurn {
         }
     }
 }
+
+impl SpokenTurn {
+    /// After an interruption the client reports how much it played; wait briefly for
+    /// that report so the stored reply is what the guest heard, not what was sent.
+    async fn await_final_playout(&self) {
+        let until = Instant::now() + FINAL_PLAYOUT_WAIT;
+        loop {
+            {
+                let p = self.lock();
+                if !p.interrupted || p.reported_after_interrupt {
+                    return;
+                }
+            }
+            if Instant::now() >= until {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(Duration::from_millis(10)) => {}
+                () = self.cancel.cancelled() => return,
+            }
+        }
+    }
+}
+
+/// How long an interrupted turn waits for the client's last `playout`.
+const FINAL_PLAYOUT_WAIT: Duration = Duration::from_millis(300);
 
 /// What the guest heard of an interrupted reply: the sentences that finished playing,
 /// plus the words of the one cut short in proportion to the time it played.
@@ -260,12 +296,15 @@ async fn speak_all(
         s = sentences.recv() => s,
         () = cancel.cancelled() => None,
     } {
-        let (ptx, mut prx) = mpsc::channel::<Vec<i16>>(64);
+        let (ptx, prx) = mpsc::channel::<Vec<i16>>(64);
         let speaker = engines.speaker.clone();
         let text = sentence.clone();
         // Owns the sender, so the frame loop below ends when synthesis does.
         let speak = async move { speaker.speak(&text, &ptx).await };
         let send = async {
+            // Owned here: when this loop stops early (barge-in, socket gone) the
+            // receiver is dropped and synthesis ends instead of blocking on it.
+            let mut prx = prx;
             while let Some(pcm) = prx.recv().await {
                 let Ok(conv) = resampler.push(&pcm) else {
                     break;
@@ -286,6 +325,7 @@ async fn speak_all(
                         let mut p = lock();
                         if p.generation == generation {
                             p.active = true;
+                            p.speech = Some(cancel.clone());
                         }
                     }
                     // Pace: never more than LEAD ahead of real time.
@@ -335,6 +375,7 @@ async fn speak_all(
         let a = p.generation == generation && p.active;
         if p.generation == generation {
             p.active = false;
+            p.speech = None;
         }
         a
     };

@@ -170,7 +170,7 @@ impl VoiceSession {
                     )];
                 };
                 let mut p = self.lock();
-                if p.first_played.is_none() && ms > 0 && p.active {
+                if p.first_played.is_none() && ms > 0 && p.sent_ms > 0 {
                     p.first_played = Some(Instant::now());
                     if let Some(end) = p.speech_end {
                         self.app

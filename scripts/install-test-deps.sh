@@ -2,11 +2,13 @@
 # Installs what the test suite needs from Debian and PyPI when it is missing:
 # PostgreSQL (store tests on the second backend), caddy, shellcheck and systemd-analyze
 # (deploy-file checks), Chromium (display page tests), procps (kill, for the signal
-# tests), and the official openai and stripe Python packages (independent clients).
+# tests), espeak-ng (test speech and offline text-to-speech), the official openai and
+# stripe Python packages (independent clients) and pocketsphinx (the offline recognizer;
+# the wheel bundles its English model).
 # Does nothing when everything is present.
 set -euo pipefail
 
-packages=(postgresql caddy shellcheck systemd chromium procps)
+packages=(postgresql caddy shellcheck systemd chromium procps espeak-ng)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")
@@ -26,3 +28,4 @@ if [ "${#missing[@]}" -gt 0 ]; then
 fi
 
 python3 -c 'import yaml, openai, stripe' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml 'openai>=1.50,<3' 'stripe>=7,<17'
+python3 -c 'import pocketsphinx' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'pocketsphinx>=5,<6'

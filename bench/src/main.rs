@@ -13,12 +13,16 @@
 //!
 //! `orders` places orders end to end over HTTP (conversation, cart through the offline
 //! agent, quote, confirm, pay at the counter) and times the daily close of the day.
+//!
+//! `voice` runs concurrent voice sessions on the chat socket (cascade mode against a
+//! fake speech provider): per-frame latency both ways, barge-in stop, CPU and memory.
 
 mod display;
 mod foundation;
 mod gateway;
 mod orders;
 mod server;
+mod voice;
 mod voice_relay;
 
 use anyhow::Result;
@@ -80,6 +84,16 @@ enum Cmd {
         #[arg(long, default_value_t = 200)]
         rate: u64,
         #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
+    /// Concurrent voice sessions: per-frame latency both ways, barge-in stop time, CPU
+    /// and memory per session (cascade mode, fake zero-delay speech provider).
+    Voice {
+        #[arg(long, default_value = "target/release/stonepot")]
+        bin: PathBuf,
+        #[arg(long, default_value_t = 50)]
+        sessions: usize,
+        #[arg(long, default_value_t = 20)]
         seconds: u64,
     },
     /// Latency and memory the OpenAI-compatible gateway adds over a zero-delay fake provider.
@@ -177,6 +191,11 @@ async fn main() -> Result<()> {
             })
             .await
         }
+        Cmd::Voice {
+            bin,
+            sessions,
+            seconds,
+        } => voice::run(bin, voice::Params { sessions, seconds }).await,
         Cmd::Gateway {
             bin,
             requests,

@@ -45,6 +45,8 @@ pub struct App {
     pub verifier: Arc<crate::auth::jwt::Verifier>,
     /// Error capture (`SENTRY_DSN`) and critical alerts (`SLACK_WEBHOOK_URL`).
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// Speech engines for voice sessions on the chat socket.
+    pub voice: Arc<crate::voice::Voice>,
     /// Recently verified key hashes with their grants; see [`App::api_key_grants`].
     key_cache: Arc<std::sync::Mutex<KeyGrants>>,
 }
@@ -162,6 +164,7 @@ impl App {
                 .map(crate::close::Slack::new),
         ));
         let engine = crate::agent::Engine::new(store.clone(), hub.clone(), model, metrics.clone());
+        let voice = Arc::new(crate::voice::Voice::new(config.voice.clone())?);
         let provider = config.identity_provider.as_ref().map(|p| {
             (
                 crate::auth::jwt::Provider {
@@ -192,6 +195,7 @@ impl App {
         )
         .map_err(|e| anyhow::anyhow!(e))?;
         Ok(App {
+            voice,
             alerts: Arc::new(alerts),
             verifier,
             stripe,

@@ -180,6 +180,8 @@ pub struct Config {
     pub llm_env: LlmEnv,
     /// The route conversations use (`AGENT_ROUTE`, default `default`).
     pub agent_route: String,
+    /// Voice modes and speech engines (`VOICE_MODE`, `SPEECH_*`).
+    pub voice: crate::voice::VoiceConfig,
 }
 
 /// An identity provider's token settings.
@@ -572,6 +574,7 @@ impl Config {
                 })
             }
         };
+        let voice = crate::voice::VoiceConfig::from_env(&get, secret("SPEECH_API_KEY"))?;
         if environment == Environment::Production && !flags.tool && is_temporary(&database_url) {
             return Err(ConfigError::MissingInProduction {
                 name: "DATABASE_URL",
@@ -642,6 +645,7 @@ impl Config {
                     .collect(),
             ),
             llm,
+            voice,
         })
     }
 }

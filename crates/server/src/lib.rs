@@ -20,3 +20,4 @@ pub mod routes;
 pub mod serve;
 pub mod smoke;
 pub mod telemetry;
+pub mod voice;

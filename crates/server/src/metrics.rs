@@ -71,6 +71,8 @@ pub struct TurnSample<'a> {
 pub struct Metrics {
     requests: Mutex<BTreeMap<Key, Histogram>>,
     turns: Mutex<BTreeMap<String, TurnFigures>>,
+    /// Voice latency by stage (see [`Metrics::observe_voice`]).
+    voice: Mutex<BTreeMap<&'static str, Histogram>>,
     pub in_flight: AtomicI64,
     pub rate_limited: AtomicI64,
     /// Kitchen tickets fired (one per order that reached the kitchen).
@@ -230,6 +232,35 @@ impl Metrics {
             .unwrap_or(0)
     }
 
+    /// One voice latency figure. Stages: `transcript` (end of speech to final
+    /// transcript), `first_token`, `first_audio` (first audio byte sent) and
+    /// `first_played` (the client's playout report), all from the end of speech; and
+    /// `barge_in_stop` (guest speech detected to outbound audio stopped).
+    pub fn observe_voice(&self, stage: &'static str, took: Duration) {
+        if let Ok(mut m) = self.voice.lock() {
+            m.entry(stage).or_default().observe(took.as_secs_f64());
+        }
+    }
+
+    fn render_voice(&self, out: &mut String) {
+        let snapshot: Vec<(&'static str, Histogram)> = self
+            .voice
+            .lock()
+            .map(|m| m.iter().map(|(k, h)| (*k, h.clone())).collect())
+            .unwrap_or_default();
+        if snapshot.is_empty() {
+            return;
+        }
+        let name = "stonepot_voice_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} Voice turn latency by stage, from the end of the guest's speech (barge_in_stop: from speech detected to audio stopped).\n# TYPE {name} histogram"
+        );
+        for (stage, h) in &snapshot {
+            write_histogram(out, name, &format!("stage=\"{stage}\""), h);
+        }
+    }
+
     /// The exposition text, with `extra` gauges appended (name, help, value).
     pub fn render(&self, extra: &[(&str, &str, f64)]) -> String {
         let snapshot: Vec<(Key, Histogram)> = self
@@ -271,6 +302,7 @@ impl Metrics {
             );
         }
         self.render_turns(&mut out);
+        self.render_voice(&mut out);
         let mut gauges: Vec<(&str, &str, f64)> = vec![
             (
                 "stonepot_http_requests_in_flight",

@@ -55,6 +55,10 @@ pub struct TurnRow {
     pub latency_ms: u64,
     pub created_at: i64,
     pub tool_calls: Vec<ToolCallRow>,
+    /// What speech added to the turn (transcript confidence, interruption, what the
+    /// guest heard, latency ledger); `None` for typed turns.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub voice: Option<serde_json::Value>,
 }
 
 fn u(v: i64) -> u64 {
@@ -305,12 +309,42 @@ impl Store {
         }).await
     }
 
+    /// Records what speech added to a stored turn and, when the guest interrupted the
+    /// spoken reply, replaces its assistant text with what they heard (so the history
+    /// replayed to the model holds only that). `false`: no such turn.
+    pub async fn set_turn_voice(
+        &self,
+        tenant: &TenantId,
+        id: &str,
+        turn: u32,
+        heard: Option<&str>,
+        voice: &serde_json::Value,
+    ) -> Result<bool> {
+        let voice = serde_json::to_string(voice)?;
+        let n = self.write(async || with_pool!(self, |p| {
+            let r = sqlx::query(
+                "UPDATE conversation_turns SET voice = $1, assistant_text = COALESCE($2, assistant_text) \
+                 WHERE tenant_id = $3 AND conversation_id = $4 AND turn = $5",
+            )
+            .bind(&voice)
+            .bind(heard)
+            .bind(tenant.as_str())
+            .bind(id)
+            .bind(i64::from(turn))
+            .execute(p)
+            .await?;
+            Ok::<u64, StoreError>(r.rows_affected())
+        }))
+        .await?;
+        Ok(n == 1)
+    }
+
     /// The transcript: every stored turn with its tool calls, oldest first.
     pub async fn turns(&self, tenant: &TenantId, id: &str) -> Result<Vec<TurnRow>> {
         with_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT turn, user_text, assistant_text, model, target, status, error, input_tokens, \
-                 output_tokens, cached_tokens, cost_micros, ttft_ms, latency_ms, created_at \
+                 output_tokens, cached_tokens, cost_micros, ttft_ms, latency_ms, created_at, voice \
                  FROM conversation_turns WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY turn",
             )
             .bind(tenant.as_str())
@@ -343,6 +377,10 @@ impl Store {
                     latency_ms: u(r.try_get("latency_ms")?),
                     created_at: r.try_get("created_at")?,
                     tool_calls: Vec::new(),
+                    voice: r
+                        .try_get::<Option<String>, _>("voice")?
+                        .map(|v| serde_json::from_str(&v))
+                        .transpose()?,
                 });
             }
             for c in &calls {

@@ -544,6 +544,7 @@ async fn conversations_record_tool_calls_once_and_keep_the_transcript(b: Backend
         latency_ms: 640,
         created_at: 0,
         tool_calls: Vec::new(),
+        voice: None,
     };
     s.save_turn(&r.id, "conv-1", &turn).await.unwrap();
     let got = s.turns(&r.id, "conv-1").await.unwrap();
@@ -551,6 +552,40 @@ async fn conversations_record_tool_calls_once_and_keep_the_transcript(b: Backend
     assert_eq!(got[0].tool_calls, vec![call]);
     assert_eq!((got[0].cached_tokens, got[0].ttft_ms), (512, Some(210)));
     assert!(s.turns(&other.id, "conv-1").await.unwrap().is_empty());
+
+    // A spoken turn the guest cut short: the voice record lands and the assistant text
+    // becomes what was heard; another tenant or a missing turn changes nothing.
+    let voice = serde_json::json!({"interrupted": true, "heard": "Add"});
+    assert!(
+        !s.set_turn_voice(&other.id, "conv-1", 2, Some("Add"), &voice)
+            .await
+            .unwrap()
+    );
+    assert!(
+        !s.set_turn_voice(&r.id, "conv-1", 9, Some("Add"), &voice)
+            .await
+            .unwrap()
+    );
+    assert_eq!(s.turns(&r.id, "conv-1").await.unwrap()[0].voice, None);
+    assert!(
+        s.set_turn_voice(&r.id, "conv-1", 2, Some("Add"), &voice)
+            .await
+            .unwrap()
+    );
+    let got = s.turns(&r.id, "conv-1").await.unwrap();
+    assert_eq!(
+        (got[0].assistant_text.as_str(), got[0].voice.as_ref()),
+        ("Add", Some(&voice))
+    );
+    assert!(
+        s.set_turn_voice(&r.id, "conv-1", 2, None, &serde_json::json!({}))
+            .await
+            .unwrap()
+    );
+    assert_eq!(
+        s.turns(&r.id, "conv-1").await.unwrap()[0].assistant_text,
+        "Add"
+    );
 
     assert_eq!(s.agent_profile(&r.id).await.unwrap(), None);
     s.set_agent_profile(&r.id, "Gia", "Be brief.")

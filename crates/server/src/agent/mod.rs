@@ -313,6 +313,7 @@ pub(crate) fn to_row(r: &TurnRecord) -> TurnRow {
                 result: c.result.clone(),
             })
             .collect(),
+        voice: None,
     }
 }
 

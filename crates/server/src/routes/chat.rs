@@ -12,6 +12,7 @@ use crate::http::json::Json as JsonBody;
 use crate::routes::conversation::{
     base_url, bearer, display_links, enc, require_staff, session_id,
 };
+use crate::voice::session::{VoiceOut, VoiceSession};
 use axum::Json;
 use axum::extract::ws::{Message, WebSocket, WebSocketUpgrade};
 use axum::extract::{Path, Query, State};
@@ -269,7 +270,11 @@ async fn get_conversation(
 }
 
 /// The guest's chat socket: `{"type":"user_text","text":"…"}` in; `assistant_delta`,
-/// `tool_call`, `tool_result`, `assistant_done` and `error` out.
+/// `tool_call`, `tool_result`, `assistant_done` and `error` out. Voice on the same
+/// socket: binary PCM16 mono frames (20 ms, 16 kHz unless `start` announces
+/// `sampleRate`) and `start`/`stop`/`playout` events in; `speech_started`,
+/// `speech_stopped`, `transcript`, `audio_start`, binary PCM16 reply audio, `audio_end`
+/// and `interrupted` out (see `crate::voice`).
 #[utoipa::path(get, path = "/ws/restaurant/{id}", tag = "conversations",
     params(("id" = String, Path, description = "conversation id"),
         ("token" = Option<String>, Query, description = "the session's signed token")),
@@ -316,7 +321,7 @@ fn parse_frame(text: &str) -> Result<Option<String>, Message> {
         Some("ping") => Ok(None),
         Some(other) => Err(error_frame(
             "unknown_type",
-            format!("unknown message type '{other}'; send user_text"),
+            format!("unknown message type '{other}'; send user_text, start, stop or playout"),
         )),
         None => Err(error_frame("invalid_message", "type: required string")),
     }
@@ -327,6 +332,8 @@ async fn serve_socket(app: App, conv: ConversationRecord, mut socket: WebSocket)
     let mut queue: VecDeque<String> = VecDeque::new();
     let mut running: Option<(CancellationToken, tokio::task::JoinHandle<()>)> = None;
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    let (voice_tx, mut voice_rx) = mpsc::channel::<VoiceOut>(256);
+    let mut voice = VoiceSession::new(app.clone(), conv.clone(), voice_tx);
     // Keepalive as on display sockets: a ping every 10 s, a peer silent for 30 s is gone.
     let mut last_heard = std::time::Instant::now();
     let mut ping = tokio::time::interval(crate::display::ws::PING_EVERY);
@@ -395,39 +402,69 @@ async fn serve_socket(app: App, conv: ConversationRecord, mut socket: WebSocket)
             Some(()) = done_rx.recv() => {
                 running = None;
             }
+            Some(out) = voice_rx.recv() => {
+                let Some(m) = voice.outbound(out) else { continue };
+                let sent = tokio::time::timeout(crate::display::ws::SEND_TIMEOUT, socket.send(m)).await;
+                if !matches!(sent, Ok(Ok(()))) {
+                    break;
+                }
+            }
             msg = socket.recv() => {
                 last_heard = std::time::Instant::now();
-                let reply = match msg {
-                    Some(Ok(Message::Text(t))) => match parse_frame(t.as_str()) {
-                        Ok(Some(text)) if queue.len() >= QUEUE_MAX => {
-                            let _ = text;
-                            Some(error_frame("busy", "too many messages waiting; wait for the reply"))
-                        }
-                        Ok(Some(text)) => {
-                            queue.push_back(text);
-                            None
-                        }
-                        Ok(None) => Some(Message::Text(r#"{"type":"pong"}"#.into())),
-                        Err(frame) => Some(frame),
+                let replies = match msg {
+                    Some(Ok(Message::Text(t))) => match voice_event(t.as_str()) {
+                        Some(v) => voice.on_event(&v).await,
+                        None => reply_to_text(parse_frame(t.as_str()), &mut queue).into_iter().collect(),
                     },
-                    Some(Ok(Message::Binary(_))) => Some(error_frame(
-                        "unsupported",
-                        "audio frames are not enabled on this server yet; send user_text",
-                    )),
+                    Some(Ok(Message::Binary(b))) => voice.on_audio(&b),
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,
-                    Some(Ok(_)) => None,
+                    Some(Ok(_)) => Vec::new(),
                 };
-                if let Some(r) = reply
-                    && socket.send(r).await.is_err()
-                {
+                let mut end = false;
+                for r in replies {
+                    // A close (an audio flood) ends the session after it is sent.
+                    end = matches!(r, Message::Close(_));
+                    if socket.send(r).await.is_err() || end {
+                        end = true;
+                        break;
+                    }
+                }
+                if end {
                     break;
                 }
             }
         }
     }
+    voice.close().await;
     // The guest left: stop the running turn (and its model request); queued ones never start.
     if let Some((cancel, task)) = running {
         cancel.cancel();
         let _ = task.await;
+    }
+}
+
+/// The frame as JSON when it is a voice event (`start`, `stop`, `playout`).
+fn voice_event(text: &str) -> Option<Value> {
+    let v: Value = serde_json::from_str(text).ok()?;
+    let kind = v.get("type")?.as_str()?;
+    VoiceSession::handles(kind).then_some(v)
+}
+
+/// Queues a parsed text message, or says why not.
+fn reply_to_text(
+    parsed: Result<Option<String>, Message>,
+    queue: &mut VecDeque<String>,
+) -> Option<Message> {
+    match parsed {
+        Ok(Some(_)) if queue.len() >= QUEUE_MAX => Some(error_frame(
+            "busy",
+            "too many messages waiting; wait for the reply",
+        )),
+        Ok(Some(text)) => {
+            queue.push_back(text);
+            None
+        }
+        Ok(None) => Some(Message::Text(r#"{"type":"pong"}"#.into())),
+        Err(frame) => Some(frame),
     }
 }

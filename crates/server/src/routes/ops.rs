@@ -48,9 +48,23 @@ pub struct Health {
     storage: &'static str,
     environment: &'static str,
     version: &'static str,
+    /// Voice: the default mode and whether the local speech engines run here. Missing
+    /// engines do not fail the check: the kiosk then uses the browser's own speech.
+    speech: Speech,
     /// The parts that failed, with why (absent when healthy).
     #[serde(skip_serializing_if = "Vec::is_empty")]
     failing: Vec<String>,
+}
+
+#[derive(Serialize, ToSchema)]
+#[serde(rename_all = "camelCase")]
+pub struct Speech {
+    /// `offline`, `cascade` or `relay`.
+    mode: &'static str,
+    /// espeak-ng (offline text to speech) runs.
+    espeak_ng: bool,
+    /// The offline recognizer (pocketsphinx) loads.
+    recognizer: bool,
 }
 
 async fn check_storage(app: &App) -> Result<(), String> {
@@ -102,6 +116,14 @@ pub async fn health(State(app): State<App>) -> Response {
         storage,
         environment: app.config.environment.as_str(),
         version: VERSION,
+        speech: {
+            let (espeak_ng, recognizer) = app.voice.local_engines().await;
+            Speech {
+                mode: app.config.voice.mode.as_str(),
+                espeak_ng,
+                recognizer,
+            }
+        },
         failing,
     };
     let status = if body.ok {

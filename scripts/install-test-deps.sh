@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian and PyPI when it is missing:
-# PostgreSQL (store tests on the second backend), caddy, shellcheck and systemd-analyze
+# PostgreSQL (store tests on the second backend), nats-server (JetStream log and the
+# multi-instance tests), caddy, shellcheck and systemd-analyze
 # (deploy-file checks), Chromium (display page tests), procps (kill, for the signal
 # tests), and the official openai and stripe Python packages (independent clients).
 # Does nothing when everything is present.
 set -euo pipefail
 
-packages=(postgresql caddy shellcheck systemd chromium procps)
+packages=(postgresql nats-server caddy shellcheck systemd chromium procps)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

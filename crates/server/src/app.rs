@@ -40,6 +40,8 @@ pub struct App {
     pub objects: crate::objects::Objects,
     /// Runs daily closes (API, scheduler).
     pub closer: Arc<crate::close::Closer>,
+    /// NATS JetStream (session log, shared rate limits) when `NATS_URL` is set.
+    pub bus: Option<crate::bus::Bus>,
     /// Recently verified key hashes with their tenants; see [`App::api_key_tenants`].
     key_cache: Arc<std::sync::Mutex<KeyTenants>>,
 }
@@ -74,15 +76,30 @@ impl App {
     }
 
     pub fn new(config: Config, store: Store) -> anyhow::Result<App> {
+        Self::with_bus(config, store, None)
+    }
+
+    /// The app with its session log on `bus` when given (see [`crate::bus::Bus`]).
+    pub fn with_bus(
+        config: Config,
+        store: Store,
+        bus: Option<crate::bus::Bus>,
+    ) -> anyhow::Result<App> {
         let assets = Arc::new(Assets::load());
-        let hub = crate::display::Hub::new(
-            store.clone(),
-            crate::display::HubConfig {
-                retain: config.display_retain,
-                idle: config.session_idle,
-                ..Default::default()
-            },
-        );
+        let hub_config = crate::display::HubConfig {
+            retain: config.display_retain,
+            idle: config.session_idle,
+            ..Default::default()
+        };
+        let hub = match &bus {
+            Some(bus) => crate::display::Hub::with_log(
+                store.clone(),
+                hub_config,
+                bus.log.clone(),
+                Some(bus.displays.clone()),
+            ),
+            None => crate::display::Hub::new(store.clone(), hub_config),
+        };
         let router = stonepot_llm::Router::new(&config.llm, &config.llm_env.0)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let model: Option<Arc<dyn stonepot_agent::turn::Model>> = if router.is_empty() {
@@ -116,6 +133,7 @@ impl App {
         ));
         let engine = crate::agent::Engine::new(store.clone(), hub.clone(), model, metrics.clone());
         Ok(App {
+            bus,
             stripe,
             objects,
             closer,

@@ -4,6 +4,7 @@ pub mod agent;
 pub mod app;
 pub mod assets;
 pub mod auth;
+pub mod bus;
 pub mod cli;
 pub mod close;
 pub mod commerce;

@@ -9,6 +9,7 @@
 //! and the next command rebuilds the session from the store.
 
 use super::log::{LocalLog, LogError, SessionLog};
+use super::presence::{HEARTBEAT, PendingPresence, SharedDisplays};
 use serde_json::{Map, Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
@@ -97,6 +98,24 @@ pub enum HubError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Other writers kept winning the race for the session's next seq.
+    #[error("session '{0}' is being written by other instances at the same time; retry")]
+    Busy(String),
+    /// A dependency (the log's NATS) cannot be reached; nothing was committed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<LogError> for HubError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Store(s) => HubError::Store(s),
+            LogError::Unavailable(m) => HubError::Unavailable(m),
+            LogError::Conflict => {
+                HubError::Invalid("seq: the session is being written elsewhere; retry".into())
+            }
+        }
+    }
 }
 
 /// What an update asks for, already parsed from its body.
@@ -131,11 +150,19 @@ pub struct Hub {
     channels: Mutex<HashMap<String, Arc<Channel>>>,
     next_display: AtomicU64,
     pub sockets: AtomicI64,
+    /// Displays across instances (with NATS); None keeps presence in this process.
+    shared: Option<Arc<SharedDisplays>>,
+    /// Join/leave frames held until the shared list is written, so their count is the
+    /// count over every instance.
+    pending: PendingPresence,
 }
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
+
+/// Times an append that lost the race for the next seq is retried on the fresh state.
+const CONFLICT_RETRIES: u32 = 8;
 
 /// Kinds with one instance per session: an update replaces the previous one by default.
 fn singleton(kind: &str) -> bool {
@@ -149,13 +176,33 @@ impl Hub {
             config.retain,
             config.channel_capacity,
         ));
+        Hub::with_log(store, config, log, None)
+    }
+
+    /// A hub over another session log (JetStream when running many instances), with the
+    /// displays of every instance in `shared`.
+    pub fn with_log(
+        store: Store,
+        config: HubConfig,
+        log: Arc<dyn SessionLog>,
+        shared: Option<Arc<SharedDisplays>>,
+    ) -> Arc<Hub> {
+        // Display ids name a display across instances too: start each process at a
+        // random point (below 2^52, exact in JavaScript) instead of 1.
+        let first = if shared.is_some() {
+            rand::random_range(1u64..(1 << 40)) << 12
+        } else {
+            1
+        };
         Arc::new(Hub {
+            shared,
+            pending: PendingPresence::default(),
             store,
             log,
             config,
             cells: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
-            next_display: AtomicU64::new(1),
+            next_display: AtomicU64::new(first),
             sockets: AtomicI64::new(0),
         })
     }
@@ -190,9 +237,29 @@ impl Hub {
     }
 
     async fn load(&self, id: &str) -> Result<Option<Loaded>, HubError> {
-        let Some(rec) = self.store.display_session(id).await? else {
+        let Some(mut rec) = self.store.display_session(id).await? else {
             return Ok(None);
         };
+        if self.log.replicated() {
+            // Another process may have committed entries to the log that the store has
+            // not materialized yet (it failed between the two writes): apply them first.
+            // Without the bus the store's state is served as it is; a write then fails
+            // with 503 and the next load after the bus returns catches up.
+            match self.log.catch_up(id, &rec.tenant_id, rec.seq).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    rec = self
+                        .store
+                        .display_session(id)
+                        .await?
+                        .ok_or_else(|| HubError::NotFound(id.into()))?;
+                }
+                Err(LogError::Unavailable(e)) => {
+                    tracing::warn!(session = id, error = %e, "serving the stored state without the log");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let tenant = self
             .store
             .tenant(&rec.tenant_id)
@@ -218,7 +285,12 @@ impl Hub {
     ) -> Result<T, HubError> {
         let cell = self.cell(id);
         let mut guard = cell.state.lock().await;
-        if guard.is_none() {
+        // Another instance appended since this copy was loaded: reload it.
+        let stale = match (&*guard, self.log.head(id)) {
+            (Some(l), Some(head)) => head > l.rec.seq,
+            _ => false,
+        };
+        if guard.is_none() || stale {
             *guard = self.load(id).await?;
         }
         let out = f(&mut guard).await;
@@ -299,72 +371,44 @@ impl Hub {
         loaded: &mut Loaded,
         cmd: UpdateCommand,
     ) -> Result<u64, HubError> {
-        {
-            let (envelope, change) = match cmd {
-                UpdateCommand::Put { kind, data, key } => {
-                    let normalized = stonepot_domain::display::normalize(
-                        loaded.rec.category,
-                        &kind,
-                        &data,
-                        loaded.currency,
-                    )
-                    .map_err(|e| HubError::Invalid(e.to_string()))?;
-                    let key = match key {
-                        Some(k) => k,
-                        None if singleton(&kind) => kind.clone(),
-                        None => format!("{kind}-{}", loaded.rec.seq + 1),
-                    };
-                    let env = json!({"type": kind, "key": key, "data": normalized});
-                    let body = env.to_string();
-                    (env, Some(ComponentChange::Put { key, body }))
-                }
-                UpdateCommand::Remove { key } => {
-                    if !loaded.components.contains_key(&key) {
-                        return Err(HubError::Invalid(format!("key: no component '{key}'")));
-                    }
-                    (
-                        json!({"op": "remove", "key": key}),
-                        Some(ComponentChange::Remove { key }),
-                    )
-                }
-            };
+        let mut attempt = 0;
+        loop {
+            // Built from the state it applies to: after a lost race the default key and
+            // the remove check must see the other writer's entries.
+            let (envelope, change) = envelope(loaded, &cmd)?;
             let body = envelope.to_string();
-            let seq = match self
+            match self
                 .log
                 .append(id, &loaded.rec.tenant_id, loaded.rec.seq, &body)
                 .await
             {
-                Ok(seq) => seq,
-                Err(LogError::Conflict) => {
-                    // Another writer (another process) moved the session: reload, retry once.
-                    let fresh = self
+                Ok(seq) => {
+                    loaded.rec.seq = seq;
+                    match change {
+                        ComponentChange::Put { key, .. } => {
+                            loaded.components.insert(key, (seq, envelope));
+                        }
+                        ComponentChange::Remove { key } => {
+                            loaded.components.remove(&key);
+                        }
+                    }
+                    return Ok(seq);
+                }
+                Err(LogError::Conflict) if attempt < CONFLICT_RETRIES => {
+                    // Another writer (another process) moved the session: reload and
+                    // retry on top of its entry, after a short jittered pause so two
+                    // racing instances do not collide again in lockstep.
+                    attempt += 1;
+                    let pause = rand::random_range(0..(2u64 << attempt.min(5)));
+                    tokio::time::sleep(Duration::from_millis(pause)).await;
+                    *loaded = self
                         .load(id)
                         .await?
                         .ok_or_else(|| HubError::NotFound(id.into()))?;
-                    *loaded = fresh;
-                    self.log
-                        .append(id, &loaded.rec.tenant_id, loaded.rec.seq, &body)
-                        .await
-                        .map_err(|e| match e {
-                            LogError::Conflict => HubError::Invalid(
-                                "seq: the session is being written elsewhere; retry".into(),
-                            ),
-                            LogError::Store(s) => HubError::Store(s),
-                        })?
                 }
-                Err(LogError::Store(e)) => return Err(e.into()),
-            };
-            loaded.rec.seq = seq;
-            match change {
-                Some(ComponentChange::Put { key, .. }) => {
-                    loaded.components.insert(key, (seq, envelope.clone()));
-                }
-                Some(ComponentChange::Remove { key }) => {
-                    loaded.components.remove(&key);
-                }
-                None => {}
+                Err(LogError::Conflict) => return Err(HubError::Busy(id.into())),
+                Err(e) => return Err(e.into()),
             }
-            Ok(seq)
         }
     }
 
@@ -433,11 +477,7 @@ impl Hub {
         let updates: Vec<Value> = self
             .log
             .read_last(id, last)
-            .await
-            .map_err(|e| match e {
-                LogError::Store(s) => HubError::Store(s),
-                LogError::Conflict => HubError::Invalid("conflict".into()),
-            })?
+            .await?
             .into_iter()
             .map(|u| {
                 let update: Value = serde_json::from_str(&u.envelope).unwrap_or(Value::Null);
@@ -447,11 +487,20 @@ impl Hub {
                 json!({"seq": u.seq, "update": update, "at": at})
             })
             .collect();
-        let displays: Vec<Value> = self
-            .displays(id)
-            .into_iter()
-            .map(|d| json!({"id": d.id, "kind": d.kind, "connectedAt": d.connected_at, "ackedSeq": d.acked_seq}))
-            .collect();
+        let displays: Vec<Value> = match &self.shared {
+            Some(shared) => shared
+                .list(id)
+                .await
+                .map_err(|e| HubError::Unavailable(format!("bus: listing displays: {e}")))?
+                .into_iter()
+                .map(|d| json!({"id": d.id, "kind": d.kind, "connectedAt": d.connected_at, "ackedSeq": d.acked_seq}))
+                .collect(),
+            None => self
+                .displays(id)
+                .into_iter()
+                .map(|d| json!({"id": d.id, "kind": d.kind, "connectedAt": d.connected_at, "ackedSeq": d.acked_seq}))
+                .collect(),
+        };
         Ok(Some(json!({
             "sessionId": rec.id,
             "tenantId": rec.tenant_id,
@@ -531,6 +580,9 @@ impl Hub {
             && let Some(info) = d.get_mut(&display)
         {
             info.acked_seq = Some(info.acked_seq.map_or(seq, |a| a.max(seq)));
+            if let Some(shared) = &self.shared {
+                shared.mark(id, false);
+            }
         }
     }
 
@@ -549,6 +601,19 @@ impl Hub {
     }
 
     fn presence(&self, id: &str, event: &str, display: u64, count: usize) {
+        if let Some(shared) = &self.shared {
+            if let Ok(mut p) = self.pending.0.lock() {
+                p.entry(id.to_string())
+                    .or_default()
+                    .push((event.to_string(), display));
+            }
+            shared.mark(id, true);
+            return;
+        }
+        self.publish_presence(id, event, display, count);
+    }
+
+    fn publish_presence(&self, id: &str, event: &str, display: u64, count: usize) {
         let text = json!({"type": "presence", "event": event, "display": display, "count": count})
             .to_string();
         self.log.publish_ephemeral(
@@ -576,8 +641,61 @@ impl Hub {
         before - cells.len()
     }
 
+    /// Writes this instance's displays of the changed sessions to the shared list and
+    /// sends the join/leave frames held for them, counting every instance's displays.
+    async fn flush_shared(&self, shared: &SharedDisplays, heartbeat: bool) {
+        let mut sessions = shared.take_dirty();
+        if heartbeat {
+            let chans = self.channels.lock().unwrap_or_else(|p| p.into_inner());
+            sessions.extend(chans.keys().cloned());
+        }
+        sessions.sort();
+        sessions.dedup();
+        for id in sessions {
+            let mine = self.displays(&id);
+            let count = match shared.write(&id, &mine).await {
+                Ok(all) => all.len(),
+                Err(e) => {
+                    tracing::warn!(session = %id, error = %e, "could not share displays; retrying");
+                    shared.mark(&id, false);
+                    mine.len()
+                }
+            };
+            let events = self
+                .pending
+                .0
+                .lock()
+                .ok()
+                .and_then(|mut p| p.remove(&id))
+                .unwrap_or_default();
+            for (event, display) in events {
+                self.publish_presence(&id, &event, display, count);
+            }
+        }
+    }
+
     /// Runs [`Hub::hibernate_idle`] periodically until `stop`.
     pub fn spawn_sweeper(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        if let Some(shared) = self.shared.clone() {
+            let hub = self.clone();
+            let stop = stop.clone();
+            tokio::spawn(async move {
+                let mut tick = tokio::time::interval(Duration::from_secs(1));
+                let mut last_beat = std::time::Instant::now();
+                loop {
+                    tokio::select! {
+                        _ = shared.wake.notified() => {}
+                        _ = tick.tick() => {}
+                        _ = stop.cancelled() => break,
+                    }
+                    let beat = last_beat.elapsed() >= HEARTBEAT;
+                    if beat {
+                        last_beat = std::time::Instant::now();
+                    }
+                    hub.flush_shared(&shared, beat).await;
+                }
+            });
+        }
         let hub = self.clone();
         let every = (self.config.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         tokio::spawn(async move {
@@ -590,6 +708,38 @@ impl Hub {
             }
         });
     }
+}
+
+/// The envelope an update appends to `loaded`, and the component change it makes.
+fn envelope(loaded: &Loaded, cmd: &UpdateCommand) -> Result<(Value, ComponentChange), HubError> {
+    Ok(match cmd {
+        UpdateCommand::Put { kind, data, key } => {
+            let normalized = stonepot_domain::display::normalize(
+                loaded.rec.category,
+                kind,
+                data,
+                loaded.currency,
+            )
+            .map_err(|e| HubError::Invalid(e.to_string()))?;
+            let key = match key {
+                Some(k) => k.clone(),
+                None if singleton(kind) => kind.clone(),
+                None => format!("{kind}-{}", loaded.rec.seq + 1),
+            };
+            let env = json!({"type": kind, "key": key, "data": normalized});
+            let body = env.to_string();
+            (env, ComponentChange::Put { key, body })
+        }
+        UpdateCommand::Remove { key } => {
+            if !loaded.components.contains_key(key) {
+                return Err(HubError::Invalid(format!("key: no component '{key}'")));
+            }
+            (
+                json!({"op": "remove", "key": key}),
+                ComponentChange::Remove { key: key.clone() },
+            )
+        }
+    })
 }
 
 /// `{"components": {key: envelope+seq}, "order": [keys by seq]}`.

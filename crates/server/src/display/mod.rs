@@ -2,8 +2,10 @@
 
 pub mod feed;
 pub mod hub;
+pub mod jetstream;
 pub mod log;
 pub mod menu;
+pub mod presence;
 pub mod sse;
 pub mod token;
 pub mod ws;

@@ -48,6 +48,7 @@ impl Bus {
         let log = JetStreamLog::connect(settings, store, channel_capacity, stop.clone()).await?;
         let displays = Arc::new(
             crate::display::presence::SharedDisplays::open(
+                log.client().clone(),
                 log.context(),
                 &config.nats_stream,
                 config.nats_replicas,
@@ -55,29 +56,26 @@ impl Bus {
             .await?,
         );
         let window = config.rate_limit_window;
-        let bucket = log
-            .context()
-            .create_key_value(kv::Config {
-                bucket: format!("{}_RATE_LIMITS", config.nats_stream),
-                description: "Stonepot rate-limit counters shared by every instance".into(),
-                history: 1,
-                // A counter outlives its window by one more, then JetStream drops it.
-                max_age: window * 2,
-                storage: async_nats::jetstream::stream::StorageType::Memory,
-                num_replicas: config.nats_replicas,
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the rate-limit key-value bucket: {e}"))?;
+        let bucket = open_bucket(
+            log.context(),
+            &format!("{}_RATE_LIMITS", config.nats_stream),
+            "Stonepot rate-limit counters shared by every instance",
+            // A counter outlives its window by one more, then JetStream drops it.
+            window * 2,
+            config.nats_replicas,
+        )
+        .await?;
         tracing::info!(
             url = %url,
             stream = %config.nats_stream,
             "session log and rate limits on NATS JetStream"
         );
+        let client = log.client().clone();
         Ok(Some(Bus {
             log,
             displays,
             limits: SharedLimits {
+                client: client.clone(),
                 bucket,
                 requests: config.rate_limit_requests,
                 window,
@@ -87,11 +85,61 @@ impl Bus {
     }
 }
 
+/// Creates (or updates to these settings) the key-value bucket `name`, holding the latest
+/// value of each key, and opens it. File storage, like the conversation stream: a memory
+/// bucket would vanish when the NATS server restarts, and every instance would then fail
+/// to use it until its own restart.
+///
+/// The stream behind it is declared here with the settings the client's own
+/// `create_key_value` would use, because that call first reads the account information in
+/// a shape servers before 2.10 (Debian's 2.9) do not send, and fails there.
+pub async fn open_bucket(
+    js: &async_nats::jetstream::Context,
+    name: &str,
+    description: &str,
+    max_age: Duration,
+    replicas: usize,
+) -> anyhow::Result<kv::Store> {
+    use async_nats::jetstream::stream;
+    let config = stream::Config {
+        name: format!("KV_{name}"),
+        description: Some(description.to_string()),
+        subjects: vec![format!("$KV.{name}.>")],
+        max_messages_per_subject: 1,
+        max_age,
+        storage: stream::StorageType::File,
+        allow_rollup: true,
+        deny_delete: true,
+        allow_direct: true,
+        discard: stream::DiscardPolicy::New,
+        num_replicas: replicas.max(1),
+        ..Default::default()
+    };
+    match js.get_stream(&config.name).await {
+        Ok(_) => {
+            js.update_stream(config)
+                .await
+                .map_err(|e| anyhow::anyhow!("updating the key-value bucket {name}: {e}"))?;
+        }
+        Err(_) => {
+            js.create_stream(config)
+                .await
+                .map_err(|e| anyhow::anyhow!("creating the key-value bucket {name}: {e}"))?;
+        }
+    }
+    js.get_key_value(name)
+        .await
+        .map_err(|e| anyhow::anyhow!("opening the key-value bucket {name}: {e}"))
+}
+
 /// Fixed-window request counters in a JetStream key-value bucket: one key per
 /// (client, window), incremented with compare-and-set so concurrent instances never lose
 /// a count.
 #[derive(Clone)]
 pub struct SharedLimits {
+    /// Checked before each count: while NATS is away the request is limited per instance
+    /// at once rather than after a JetStream timeout.
+    client: async_nats::Client,
     bucket: kv::Store,
     requests: u32,
     window: Duration,
@@ -105,6 +153,7 @@ impl SharedLimits {
     /// the limit, `Err` when the bucket cannot be reached (the caller falls back to its
     /// own per-instance limiter).
     pub async fn hit(&self, client: &str) -> Result<Option<Duration>, String> {
+        connected(&self.client)?;
         let window_ms = u64::try_from(self.window.as_millis())
             .unwrap_or(u64::MAX)
             .max(1);
@@ -142,5 +191,13 @@ impl SharedLimits {
         Err(format!(
             "counter {key} kept changing under {CAS_ATTEMPTS} attempts"
         ))
+    }
+}
+
+/// `Err` naming the state unless the client is connected to NATS now.
+pub fn connected(client: &async_nats::Client) -> Result<(), String> {
+    match client.connection_state() {
+        async_nats::connection::State::Connected => Ok(()),
+        state => Err(format!("not connected to NATS ({state:?})")),
     }
 }

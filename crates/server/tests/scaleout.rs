@@ -159,6 +159,20 @@ async fn post_ok(base: &str, id: &str, text: &str) -> u64 {
     v["seq"].as_u64().unwrap()
 }
 
+/// `/state` of a session, which must answer 200.
+async fn state(base: &str, id: &str) -> Value {
+    let res = client()
+        .get(format!("{base}/conversation/{id}/state"))
+        .bearer_auth(KEY)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{v}");
+    v
+}
+
 type Ws =
     tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
@@ -375,8 +389,12 @@ async fn without_nats_writes_are_refused_with_503_and_service_resumes_when_it_re
         return;
     };
     let a = c.a.base();
-    init(&a, "conv-o").await;
+    let token = init(&a, "conv-o").await;
     assert_eq!(post_ok(&a, "conv-o", "before").await, 1);
+    // A display on B stays connected through the outage.
+    let mut ws = connect(c.b.addr, "conv-o", &token, None).await;
+    let snap = next(&mut ws, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(snap["seq"], 1, "{snap}");
 
     c.nats.stop();
     // Give the client a moment to notice the connection is gone.
@@ -403,6 +421,10 @@ async fn without_nats_writes_are_refused_with_503_and_service_resumes_when_it_re
         "{h}"
     );
     assert_eq!(h["database"], "ok");
+    // Writes on the other instance are refused too, and reads of the stored state go on.
+    assert_eq!(post(&c.b.base(), "conv-o", "during-b").await.status(), 503);
+    let st = state(&c.b.base(), "conv-o").await;
+    assert_eq!(st["seq"], 1, "{st}");
 
     c.nats.run();
     let deadline = Instant::now() + Duration::from_secs(20);
@@ -421,15 +443,7 @@ async fn without_nats_writes_are_refused_with_503_and_service_resumes_when_it_re
     // The refused write left nothing behind: the next one is seq 2, on either instance.
     assert_eq!(post_ok(&a, "conv-o", "after").await, 2);
     assert_eq!(post_ok(&c.b.base(), "conv-o", "after-b").await, 3);
-    let st: Value = client()
-        .get(format!("{}/conversation/conv-o/state", c.b.base()))
-        .bearer_auth(KEY)
-        .send()
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let st = state(&c.b.base(), "conv-o").await;
     let texts: Vec<String> = st["updates"]
         .as_array()
         .unwrap()
@@ -437,6 +451,15 @@ async fn without_nats_writes_are_refused_with_503_and_service_resumes_when_it_re
         .map(|u| u["update"]["data"]["text"].as_str().unwrap().to_string())
         .collect();
     assert_eq!(texts, ["before", "after", "after-b"]);
+    // The display on B, connected all along, receives what came after, and nothing else.
+    for (seq, text) in [(2, "after"), (3, "after-b")] {
+        let u = next(&mut ws, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(
+            (u["seq"].as_u64(), text_of(&u)),
+            (Some(seq), text.to_string()),
+            "{u}"
+        );
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -487,19 +487,25 @@ impl Hub {
                 json!({"seq": u.seq, "update": update, "at": at})
             })
             .collect();
+        let local = || {
+            self.displays(id)
+                .into_iter()
+                .map(|d| json!({"id": d.id, "kind": d.kind, "connectedAt": d.connected_at, "ackedSeq": d.acked_seq}))
+                .collect()
+        };
         let displays: Vec<Value> = match &self.shared {
-            Some(shared) => shared
-                .list(id)
-                .await
-                .map_err(|e| HubError::Unavailable(format!("bus: listing displays: {e}")))?
-                .into_iter()
-                .map(|d| json!({"id": d.id, "kind": d.kind, "connectedAt": d.connected_at, "ackedSeq": d.acked_seq}))
-                .collect(),
-            None => self
-                .displays(id)
-                .into_iter()
-                .map(|d| json!({"id": d.id, "kind": d.kind, "connectedAt": d.connected_at, "ackedSeq": d.acked_seq}))
-                .collect(),
+            Some(shared) => match shared.list(id).await {
+                Ok(all) => all
+                    .into_iter()
+                    .map(|d| json!({"id": d.id, "kind": d.kind, "connectedAt": d.connected_at, "ackedSeq": d.acked_seq}))
+                    .collect(),
+                // NATS away: this instance's own displays are all it knows.
+                Err(e) => {
+                    tracing::warn!(session = id, error = %e, "listing this instance's displays only");
+                    local()
+                }
+            },
+            None => local(),
         };
         Ok(Some(json!({
             "sessionId": rec.id,

@@ -16,6 +16,7 @@
 //! the session next replays the log past the store's seq ([`JetStreamLog::catch_up`]).
 //!
 //! Fan-out: each instance runs one ordered consumer over every session subject from "now"
+//! (recreated where it left off when the connection to NATS comes back)
 //! and hands entries to its local subscribers; presence frames travel on plain NATS
 //! subjects (they are not part of the log).
 
@@ -43,6 +44,8 @@ const EXPECTED_LAST_SUBJECT_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
 const STORE_TAIL: u64 = 100;
 /// (seq → stream sequence) pairs remembered per session to start reads where they belong.
 const INDEX_PER_SESSION: usize = 512;
+/// The longest a fan-out pull request waits; see [`JetStreamLog::fanout_messages`].
+const FANOUT_PULL_EXPIRES: Duration = Duration::from_secs(4);
 /// How long a head learned from the fan-out consumer is kept (longer than any idle time).
 const HEAD_TTL: Duration = Duration::from_secs(600);
 
@@ -132,7 +135,7 @@ impl JetStreamLog {
         let js = jetstream::ContextBuilder::new()
             .timeout(settings.timeout)
             .build(client.clone());
-        js.query_account().await.map_err(|e| {
+        account_info(&js).await.map_err(|e| {
             anyhow::anyhow!(
                 "NATS_URL: the NATS server at {} has no JetStream ({e}); start it with JetStream enabled (nats-server -js)",
                 settings.url
@@ -319,41 +322,94 @@ impl JetStreamLog {
         }
     }
 
-    async fn spawn_fanout(
-        self: std::sync::Arc<Self>,
-        stop: CancellationToken,
-    ) -> anyhow::Result<()> {
+    /// An ordered consumer over every session subject from stream sequence `from`.
+    async fn fanout_messages(&self, from: u64) -> anyhow::Result<consumer::pull::Ordered> {
         let consumer = self
             .stream
             .create_consumer(consumer::pull::OrderedConfig {
                 filter_subject: format!("{}.*", self.settings.prefix),
-                deliver_policy: consumer::DeliverPolicy::New,
+                deliver_policy: consumer::DeliverPolicy::ByStartSequence {
+                    start_sequence: from,
+                },
+                // Short pulls, so that a consumer lost with its server is noticed soon
+                // even when no reconnect is seen (see spawn_fanout).
+                max_expires: FANOUT_PULL_EXPIRES,
                 ..Default::default()
             })
             .await
             .map_err(|e| anyhow::anyhow!("creating the fan-out consumer: {e}"))?;
-        let mut messages = consumer
+        consumer
             .messages()
             .await
-            .map_err(|e| anyhow::anyhow!("starting the fan-out consumer: {e}"))?;
+            .map_err(|e| anyhow::anyhow!("starting the fan-out consumer: {e}"))
+    }
+
+    /// Hands every entry any instance appends from now on to this instance's subscribers.
+    ///
+    /// The consumer lives on the NATS server; when the connection drops (NATS restarted),
+    /// it is recreated as soon as the client is connected again, from the stream sequence
+    /// after the last one delivered, so nothing appended meanwhile is skipped or repeated.
+    /// The client's own recovery (after missed heartbeats) would take tens of seconds.
+    async fn spawn_fanout(
+        self: std::sync::Arc<Self>,
+        stop: CancellationToken,
+    ) -> anyhow::Result<()> {
+        let last = self
+            .stream
+            .clone()
+            .info()
+            .await
+            .map_err(|e| anyhow::anyhow!("reading stream {}: {e}", self.settings.stream))?
+            .state
+            .last_sequence;
+        let mut next_seq = last + 1;
+        let mut messages = Some(self.fanout_messages(next_seq).await?);
         let log = self;
         tokio::spawn(async move {
+            let mut tick = tokio::time::interval(Duration::from_millis(250));
+            let mut was_connected = true;
             loop {
                 let next = tokio::select! {
-                    m = messages.next() => m,
+                    m = async {
+                        match messages.as_mut() {
+                            Some(m) => m.next().await,
+                            None => std::future::pending().await,
+                        }
+                    } => m,
+                    _ = tick.tick() => {
+                        let connected = log.check_connected().is_ok();
+                        if !connected {
+                            was_connected = false;
+                        } else if !was_connected || messages.is_none() {
+                            match log.fanout_messages(next_seq).await {
+                                Ok(m) => {
+                                    tracing::info!(from = next_seq, "JetStream fan-out consumer recreated");
+                                    messages = Some(m);
+                                    was_connected = true;
+                                }
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "JetStream fan-out consumer not recreated yet");
+                                    messages = None;
+                                }
+                            }
+                        }
+                        continue;
+                    }
                     _ = stop.cancelled() => break,
                 };
                 match next {
-                    Some(Ok(m)) => log.deliver(&m),
+                    Some(Ok(m)) => {
+                        if let Ok(info) = m.info() {
+                            next_seq = next_seq.max(info.stream_sequence + 1);
+                        }
+                        log.deliver(&m);
+                    }
                     Some(Err(e)) => {
-                        // The ordered consumer recreates itself after gaps and reconnects;
-                        // subscribers fill any gap from the log by seq.
                         tracing::warn!(error = %e, "JetStream fan-out consumer error");
-                        tokio::time::sleep(Duration::from_millis(200)).await;
                     }
                     None => {
-                        tracing::error!("JetStream fan-out consumer ended");
-                        break;
+                        tracing::warn!("JetStream fan-out consumer ended; recreating it");
+                        messages = None;
                     }
                 }
             }
@@ -449,7 +505,7 @@ impl JetStreamLog {
     /// Whether NATS answers a JetStream request now (for `/health`).
     pub async fn check(&self) -> Result<(), String> {
         self.check_connected().map_err(|e| e.to_string())?;
-        match tokio::time::timeout(Duration::from_secs(2), self.js.query_account()).await {
+        match tokio::time::timeout(Duration::from_secs(2), account_info(&self.js)).await {
             Ok(Ok(_)) => Ok(()),
             Ok(Err(e)) => Err(format!("JetStream: {e}")),
             Err(_) => Err("JetStream: no answer within 2s".into()),
@@ -467,6 +523,24 @@ impl JetStreamLog {
 
     pub fn client(&self) -> &async_nats::Client {
         &self.client
+    }
+}
+
+/// Asks JetStream for the account's information (`$JS.API.INFO`), read as plain JSON:
+/// the typed answer of the client expects fields that servers before 2.10 (Debian's
+/// 2.9) do not send, and all this needs to know is whether JetStream answers.
+async fn account_info(js: &jetstream::Context) -> Result<(), String> {
+    let v: serde_json::Value = js
+        .request("INFO", &serde_json::json!({}))
+        .await
+        .map_err(|e| e.to_string())?;
+    match v.get("error") {
+        Some(e) => Err(e
+            .get("description")
+            .and_then(|d| d.as_str())
+            .unwrap_or("JetStream error")
+            .to_string()),
+        None => Ok(()),
     }
 }
 
@@ -607,11 +681,29 @@ impl SessionLog for JetStreamLog {
     }
 
     async fn read_last(&self, session: &str, n: u32) -> Result<Vec<Entry>, LogError> {
-        let Some((last, _)) = self.last(session).await? else {
-            return Ok(Vec::new());
+        let from_stream = async {
+            self.check_connected()?;
+            let Some((last, _)) = self.last(session).await? else {
+                return Ok(Vec::new());
+            };
+            self.read_after(session, last.saturating_sub(u64::from(n)), n)
+                .await
         };
-        self.read_after(session, last.saturating_sub(u64::from(n)), n)
-            .await
+        match from_stream.await {
+            // `/state` keeps answering while NATS is away, from the tail the store keeps
+            // beside the materialized state (it may miss entries not yet materialized).
+            Err(LogError::Unavailable(e)) => {
+                tracing::warn!(session, error = %e, "reading the last entries from the store");
+                Ok(self
+                    .store
+                    .display_updates_last(session, n.min(STORE_TAIL as u32))
+                    .await?
+                    .into_iter()
+                    .map(super::log::entry)
+                    .collect())
+            }
+            other => other,
+        }
     }
 
     async fn oldest(&self, session: &str) -> Result<Option<u64>, LogError> {

@@ -124,7 +124,7 @@ impl LocalLog {
     }
 }
 
-fn entry(u: stonepot_store::UpdateRecord) -> Entry {
+pub(crate) fn entry(u: stonepot_store::UpdateRecord) -> Entry {
     Entry {
         seq: u.seq,
         envelope: u.body,

@@ -31,6 +31,8 @@ pub struct SharedDisplay {
 }
 
 pub struct SharedDisplays {
+    /// Checked first, so that while NATS is away callers learn it at once.
+    client: async_nats::Client,
     bucket: kv::Store,
     instance: String,
     dirty: Mutex<HashSet<String>>,
@@ -43,23 +45,21 @@ fn key(session: &str) -> String {
 
 impl SharedDisplays {
     pub async fn open(
+        client: async_nats::Client,
         js: &async_nats::jetstream::Context,
         stream: &str,
         replicas: usize,
     ) -> anyhow::Result<SharedDisplays> {
-        let bucket = js
-            .create_key_value(kv::Config {
-                bucket: format!("{stream}_DISPLAYS"),
-                description: "Stonepot displays connected to each session, per instance".into(),
-                history: 1,
-                max_age: Duration::from_secs(3600),
-                storage: async_nats::jetstream::stream::StorageType::Memory,
-                num_replicas: replicas.max(1),
-                ..Default::default()
-            })
-            .await
-            .map_err(|e| anyhow::anyhow!("creating the displays key-value bucket: {e}"))?;
+        let bucket = crate::bus::open_bucket(
+            js,
+            &format!("{stream}_DISPLAYS"),
+            "Stonepot displays connected to each session, per instance",
+            Duration::from_secs(3600),
+            replicas,
+        )
+        .await?;
         Ok(SharedDisplays {
+            client,
             bucket,
             instance: format!("i{}", uuid::Uuid::new_v4().simple()),
             dirty: Mutex::new(HashSet::new()),
@@ -93,6 +93,7 @@ impl SharedDisplays {
         session: &str,
         mine: &[DisplayInfo],
     ) -> Result<Vec<SharedDisplay>, String> {
+        crate::bus::connected(&self.client)?;
         let k = key(session);
         let now = jiff::Timestamp::now().as_millisecond();
         for _ in 0..CAS_ATTEMPTS {
@@ -133,6 +134,7 @@ impl SharedDisplays {
 
     /// Every fresh display of `session`, on any instance.
     pub async fn list(&self, session: &str) -> Result<Vec<SharedDisplay>, String> {
+        crate::bus::connected(&self.client)?;
         let now = jiff::Timestamp::now().as_millisecond();
         let Some(v) = self
             .bucket

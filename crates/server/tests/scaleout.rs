@@ -327,7 +327,42 @@ async fn a_socket_on_one_instance_sees_updates_posted_to_the_other_in_one_gap_fr
         }
         assert!(Instant::now() < deadline, "no leave frame");
     }
-    drop(c.pg);
+
+    // `stonepot backup` copies the database and snapshots the stream beside it.
+    let out_dir = tempfile::tempdir().unwrap();
+    let path = out_dir.path().join("b1.dump");
+    let out = common::bin()
+        .args(["backup", "--out", path.to_str().unwrap()])
+        .current_dir(out_dir.path())
+        .env("DATABASE_URL", &c.pg)
+        .env("NATS_URL", c.nats.url())
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        stdout.contains("backed up JetStream stream CONVERSATIONS"),
+        "{stdout}"
+    );
+    let lines = std::fs::read_to_string(out_dir.path().join("b1.dump.jetstream.jsonl")).unwrap();
+    let entries: Vec<Value> = lines
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .filter(|v: &Value| v["session"] == "conv-x")
+        .collect();
+    assert_eq!(
+        entries
+            .iter()
+            .map(|e| e["seq"].as_u64().unwrap())
+            .collect::<Vec<_>>(),
+        (1..=70).collect::<Vec<u64>>()
+    );
+    let first: Value = serde_json::from_str(entries[0]["envelope"].as_str().unwrap()).unwrap();
+    assert_eq!(first["data"]["text"], "b1");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -502,4 +537,174 @@ async fn rate_limits_hold_across_both_instances() {
     }
     // 10 per window from this address in total, not 10 per instance.
     assert_eq!((allowed, limited), (10, 6));
+}
+
+/// A TCP proxy in front of PostgreSQL that can cut every connection and refuse new ones,
+/// which is what the instances see when the database goes away (without stopping the
+/// PostgreSQL the other tests share).
+struct PgProxy {
+    addr: SocketAddr,
+    up: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    cut: std::sync::Arc<std::sync::Mutex<tokio_util::sync::CancellationToken>>,
+}
+
+impl PgProxy {
+    async fn start(target: SocketAddr) -> PgProxy {
+        use std::sync::atomic::Ordering;
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap();
+        let up = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(true));
+        let cut = std::sync::Arc::new(std::sync::Mutex::new(
+            tokio_util::sync::CancellationToken::new(),
+        ));
+        let (u, c) = (up.clone(), cut.clone());
+        tokio::spawn(async move {
+            while let Ok((mut inbound, _)) = listener.accept().await {
+                if !u.load(Ordering::SeqCst) {
+                    continue; // dropped: the client sees the connection close at once
+                }
+                let token = c.lock().unwrap().clone();
+                tokio::spawn(async move {
+                    let Ok(mut out) = tokio::net::TcpStream::connect(target).await else {
+                        return;
+                    };
+                    tokio::select! {
+                        _ = tokio::io::copy_bidirectional(&mut inbound, &mut out) => {}
+                        _ = token.cancelled() => {}
+                    }
+                });
+            }
+        });
+        PgProxy { addr, up, cut }
+    }
+
+    /// The database URL `url` with its host and port replaced by the proxy's.
+    fn url(&self, url: &str) -> String {
+        let mut u = reqwest::Url::parse(url).unwrap();
+        u.set_port(Some(self.addr.port())).unwrap();
+        u.to_string()
+    }
+
+    fn set(&self, up: bool) {
+        self.up.store(up, std::sync::atomic::Ordering::SeqCst);
+        if !up {
+            let mut cut = self.cut.lock().unwrap();
+            cut.cancel();
+            *cut = tokio_util::sync::CancellationToken::new();
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn without_postgres_writes_are_refused_with_503_or_kept_and_service_resumes() {
+    let Some(nats) = Nats::start() else {
+        eprintln!("skipped: STONEPOT_TEST_NATS_URL is not set (run scripts/test.sh)");
+        return;
+    };
+    let pg = testing::fresh_postgres_url("scaleout_pg_outage")
+        .await
+        .expect("PostgreSQL is required: run scripts/test.sh");
+    let parsed = reqwest::Url::parse(&pg).unwrap();
+    let target: SocketAddr = format!(
+        "{}:{}",
+        parsed.host_str().unwrap(),
+        parsed.port().unwrap_or(5432)
+    )
+    .parse()
+    .unwrap();
+    let proxy = PgProxy::start(target).await;
+    let url = proxy.url(&pg);
+    let (da, db) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let a = instance(&nats, &url, da.path(), &[]);
+    let b = instance(&nats, &url, db.path(), &[]);
+    let (ba, bb) = (a.base(), b.base());
+    init(&ba, "conv-p").await;
+    assert_eq!(post_ok(&ba, "conv-p", "before").await, 1);
+
+    proxy.set(false);
+    // A new session needs the database: refused, naming it.
+    let res = client()
+        .post(format!("{bb}/conversation/conv-new/init"))
+        .bearer_auth(KEY)
+        .json(&json!({"tenantId": "demo-restaurant", "category": "restaurant"}))
+        .send()
+        .await
+        .unwrap();
+    let status = res.status();
+    let retry = res.headers().contains_key("retry-after");
+    let v: Value = res.json().await.unwrap();
+    assert_eq!(status, 503, "{v}");
+    assert!(retry);
+    assert_eq!(v["error"]["code"], "unavailable", "{v}");
+    assert!(
+        v["error"]["message"].as_str().unwrap().contains("database"),
+        "{v}"
+    );
+    let res = client().get(format!("{ba}/health")).send().await.unwrap();
+    assert_eq!(res.status(), 503);
+    let h: Value = res.json().await.unwrap();
+    assert_eq!(
+        (h["database"].as_str(), h["bus"].as_str()),
+        (Some("error"), Some("ok")),
+        "{h}"
+    );
+    // Updates to the existing session on either instance: each is either refused (503)
+    // or acknowledged — and then it must be there, in order, after the database returns.
+    let mut acked = vec!["before".to_string()];
+    for (i, base) in [&ba, &bb, &ba, &bb].into_iter().enumerate() {
+        let text = format!("during-{i}");
+        let res = post(base, "conv-p", &text).await;
+        match res.status().as_u16() {
+            200 => acked.push(text),
+            503 => {
+                let v: Value = res.json().await.unwrap();
+                assert_eq!(v["error"]["code"], "unavailable", "{v}");
+            }
+            s => panic!("{s}: {}", res.text().await.unwrap()),
+        }
+    }
+
+    proxy.set(true);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    for base in [&ba, &bb] {
+        loop {
+            let res = client().get(format!("{base}/health")).send().await.unwrap();
+            if res.status() == 200 {
+                break;
+            }
+            assert!(
+                Instant::now() < deadline,
+                "no recovery: {}",
+                res.text().await.unwrap()
+            );
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+    }
+    init(&bb, "conv-new").await;
+    let seq = post_ok(&bb, "conv-p", "after").await;
+    acked.push("after".into());
+    assert_eq!(seq, acked.len() as u64);
+    // Both instances agree, and the stored state holds every acknowledged update once.
+    for base in [&ba, &bb] {
+        let st = state(base, "conv-p").await;
+        assert_eq!(st["seq"], seq, "{st}");
+        let texts: Vec<String> = st["updates"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|u| u["update"]["data"]["text"].as_str().unwrap().to_string())
+            .collect();
+        assert_eq!(texts, acked, "{st}");
+        assert_eq!(st["components"].as_object().unwrap().len(), acked.len());
+    }
+    // So does the database itself: entries logged while it was away were replayed into it.
+    let store = stonepot_store::Store::connect(&pg).await.unwrap();
+    assert_eq!(
+        store.display_session("conv-p").await.unwrap().unwrap().seq,
+        seq
+    );
+    assert_eq!(
+        store.display_components("conv-p").await.unwrap().len(),
+        acked.len()
+    );
 }

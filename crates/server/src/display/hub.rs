@@ -9,8 +9,12 @@
 //! and the next command rebuilds the session from the store.
 
 use super::log::{LocalLog, LogError, SessionLog};
-use super::presence::{HEARTBEAT, PendingPresence, SharedDisplays};
-use serde_json::{Map, Value, json};
+use super::presence::{PendingPresence, SharedDisplays};
+use envelope::{envelope, state_json};
+
+mod envelope;
+mod shared;
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -647,60 +651,10 @@ impl Hub {
         before - cells.len()
     }
 
-    /// Writes this instance's displays of the changed sessions to the shared list and
-    /// sends the join/leave frames held for them, counting every instance's displays.
-    async fn flush_shared(&self, shared: &SharedDisplays, heartbeat: bool) {
-        let mut sessions = shared.take_dirty();
-        if heartbeat {
-            let chans = self.channels.lock().unwrap_or_else(|p| p.into_inner());
-            sessions.extend(chans.keys().cloned());
-        }
-        sessions.sort();
-        sessions.dedup();
-        for id in sessions {
-            let mine = self.displays(&id);
-            let count = match shared.write(&id, &mine).await {
-                Ok(all) => all.len(),
-                Err(e) => {
-                    tracing::warn!(session = %id, error = %e, "could not share displays; retrying");
-                    shared.mark(&id, false);
-                    mine.len()
-                }
-            };
-            let events = self
-                .pending
-                .0
-                .lock()
-                .ok()
-                .and_then(|mut p| p.remove(&id))
-                .unwrap_or_default();
-            for (event, display) in events {
-                self.publish_presence(&id, &event, display, count);
-            }
-        }
-    }
-
     /// Runs [`Hub::hibernate_idle`] periodically until `stop`.
     pub fn spawn_sweeper(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
         if let Some(shared) = self.shared.clone() {
-            let hub = self.clone();
-            let stop = stop.clone();
-            tokio::spawn(async move {
-                let mut tick = tokio::time::interval(Duration::from_secs(1));
-                let mut last_beat = std::time::Instant::now();
-                loop {
-                    tokio::select! {
-                        _ = shared.wake.notified() => {}
-                        _ = tick.tick() => {}
-                        _ = stop.cancelled() => break,
-                    }
-                    let beat = last_beat.elapsed() >= HEARTBEAT;
-                    if beat {
-                        last_beat = std::time::Instant::now();
-                    }
-                    hub.flush_shared(&shared, beat).await;
-                }
-            });
+            self.spawn_shared_flusher(shared, stop.clone());
         }
         let hub = self.clone();
         let every = (self.config.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
@@ -714,55 +668,4 @@ impl Hub {
             }
         });
     }
-}
-
-/// The envelope an update appends to `loaded`, and the component change it makes.
-fn envelope(loaded: &Loaded, cmd: &UpdateCommand) -> Result<(Value, ComponentChange), HubError> {
-    Ok(match cmd {
-        UpdateCommand::Put { kind, data, key } => {
-            let normalized = stonepot_domain::display::normalize(
-                loaded.rec.category,
-                kind,
-                data,
-                loaded.currency,
-            )
-            .map_err(|e| HubError::Invalid(e.to_string()))?;
-            let key = match key {
-                Some(k) => k.clone(),
-                None if singleton(kind) => kind.clone(),
-                None => format!("{kind}-{}", loaded.rec.seq + 1),
-            };
-            let env = json!({"type": kind, "key": key, "data": normalized});
-            let body = env.to_string();
-            (env, ComponentChange::Put { key, body })
-        }
-        UpdateCommand::Remove { key } => {
-            if !loaded.components.contains_key(key) {
-                return Err(HubError::Invalid(format!("key: no component '{key}'")));
-            }
-            (
-                json!({"op": "remove", "key": key}),
-                ComponentChange::Remove { key: key.clone() },
-            )
-        }
-    })
-}
-
-/// `{"components": {key: envelope+seq}, "order": [keys by seq]}`.
-fn state_json(l: &Loaded) -> Value {
-    let mut comps = Map::new();
-    let mut order: Vec<(u64, &String)> = Vec::new();
-    for (k, (seq, env)) in &l.components {
-        let mut e = env.clone();
-        if let Some(o) = e.as_object_mut() {
-            o.insert("seq".into(), json!(seq));
-        }
-        comps.insert(k.clone(), e);
-        order.push((*seq, k));
-    }
-    order.sort();
-    json!({
-        "components": comps,
-        "order": order.into_iter().map(|(_, k)| k.clone()).collect::<Vec<_>>(),
-    })
 }

@@ -12,8 +12,9 @@
 //!
 //! The store keeps the materialized state (the session's seq and current components) so
 //! `/state` and snapshots need no replay. It is written after the publish is acknowledged;
-//! if that write fails (PostgreSQL away) the entry is still in the log, and whoever loads
-//! the session next replays the log past the store's seq ([`JetStreamLog::catch_up`]).
+//! if that write fails (PostgreSQL away) the append still succeeds — the entry is in the
+//! log — and whoever appends to or loads the session next replays the log past the
+//! store's seq ([`JetStreamLog::catch_up`]).
 //!
 //! Fan-out: each instance runs one ordered consumer over every session subject from "now"
 //! (recreated where it left off when the connection to NATS comes back)
@@ -605,7 +606,13 @@ impl SessionLog for JetStreamLog {
             }
             Err(e) => return Err(unavailable("publishing", e)),
         }
-        self.materialize(session, tenant, seq, envelope).await?;
+        // The entry is committed (JetStream acknowledged it): answering with an error now
+        // would make the client retry a write that happened. The store's copy is only
+        // the materialized state, and whoever appends or loads the session next replays
+        // what it missed.
+        if let Err(e) = self.materialize(session, tenant, seq, envelope).await {
+            tracing::warn!(session, seq, error = %e, "entry logged; the store catches up later");
+        }
         Ok(seq)
     }
 

@@ -22,8 +22,8 @@ nats_start() {
     NATS_PORT="$(nats_free_port)"
     "$bin" -a 127.0.0.1 -p "$NATS_PORT" -js -sd "$NATS_DIR/js" -l "$NATS_DIR/server.log" &
     NATS_PID=$!
-    local i
-    for i in $(seq 1 100); do
+    local _
+    for _ in $(seq 1 100); do
         if python3 -c "import socket; socket.create_connection(('127.0.0.1', $NATS_PORT), 0.2)" 2>/dev/null; then
             break
         fi

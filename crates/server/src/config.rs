@@ -832,4 +832,37 @@ mod tests {
         assert_eq!(parse_duration("1d"), None);
         assert_eq!(parse_duration(""), None);
     }
+
+    #[test]
+    fn nats_settings_default_and_name_a_bad_value() {
+        let c = Config::load(None, &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.nats_stream, "CONVERSATIONS");
+        assert_eq!(
+            (c.nats_max_age, c.nats_max_bytes, c.nats_replicas),
+            (Duration::ZERO, -1, 1)
+        );
+        let c = Config::load(
+            None,
+            &env(&[
+                ("NATS_STREAM", "CONV_2"),
+                ("NATS_MAX_AGE", "72h"),
+                ("NATS_MAX_BYTES", "1000000"),
+                ("NATS_REPLICAS", "3"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.nats_stream, "CONV_2");
+        assert_eq!(c.nats_max_age, Duration::from_secs(72 * 3600));
+        assert_eq!((c.nats_max_bytes, c.nats_replicas), (1_000_000, 3));
+        for (name, value) in [
+            ("NATS_STREAM", "a.b"),
+            ("NATS_MAX_AGE", "soon"),
+            ("NATS_MAX_BYTES", "0"),
+            ("NATS_REPLICAS", "6"),
+        ] {
+            let e = Config::load(None, &env(&[(name, value)]), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains(name), "{name}={value}: {e}");
+        }
+    }
 }

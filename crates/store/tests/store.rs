@@ -348,6 +348,31 @@ async fn display_log_appends_in_order_with_components_and_trimming(b: Backend) {
     let last = f.store.display_updates_last("s1", 3).await.unwrap();
     assert_eq!(last.iter().map(|u| u.seq).collect::<Vec<_>>(), [29, 30, 31]);
     assert_eq!(f.store.display_session_count().await.unwrap(), 1);
+    // Skipping a trimmed stretch (the JetStream log dropped entries the store never saw):
+    // only from the seq the caller saw, then appends continue from the new one.
+    f.store.advance_display_seq("s1", 30, 40).await.unwrap();
+    assert_eq!(
+        f.store.display_session("s1").await.unwrap().unwrap().seq,
+        31
+    );
+    f.store.advance_display_seq("s1", 31, 40).await.unwrap();
+    assert_eq!(
+        f.store.display_session("s1").await.unwrap().unwrap().seq,
+        40
+    );
+    let e = f
+        .store
+        .append_display_update("s1", &r.id, 31, &put("odd", 41), 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    assert_eq!(
+        f.store
+            .append_display_update("s1", &r.id, 40, &put("odd", 41), 10)
+            .await
+            .unwrap(),
+        41
+    );
     f.done().await;
 }
 

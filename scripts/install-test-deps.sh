@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what the test suite needs from Debian and PyPI when it is missing:
-# PostgreSQL (store tests on the second backend), caddy, shellcheck and systemd-analyze
+# PostgreSQL (store tests on the second backend), nats-server (JetStream log and the
+# multi-instance tests), caddy, shellcheck and systemd-analyze
 # (deploy-file checks), Chromium (display page tests), procps (kill, for the signal
 # tests), espeak-ng (test speech and offline text-to-speech), the official openai and
 # stripe Python packages (independent clients) and pocketsphinx (the offline recognizer;
@@ -8,7 +9,7 @@
 # Does nothing when everything is present.
 set -euo pipefail
 
-packages=(postgresql caddy shellcheck systemd chromium procps espeak-ng)
+packages=(postgresql nats-server caddy shellcheck systemd chromium procps espeak-ng)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "ok installed" || missing+=("$p")

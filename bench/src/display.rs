@@ -1,7 +1,9 @@
 //! Display fan-out: S sessions × K sockets on loopback. Posts updates over HTTP at a fixed
 //! total rate (open loop) and measures, at every socket, the time from just before the
 //! POST to the frame's arrival; counts delivered against expected; reports deliveries/s,
-//! server CPU per update, and resident memory per idle socket.
+//! server CPU per update, and resident memory per idle socket. With `--instances 2` on
+//! JetStream and PostgreSQL it measures cross-instance fan-out (post on one instance,
+//! sockets on both).
 
 use crate::server::{KEY, ms, pct, post, rss_kib, say, start_with};
 use anyhow::{Context, Result, bail};
@@ -18,6 +20,11 @@ pub struct Params {
     pub per_session: usize,
     pub rate: u64,
     pub seconds: u64,
+    /// Server processes; with more than one they share `database_url` (PostgreSQL) and
+    /// `nats_url` (JetStream), posts go to the first and sockets spread over all.
+    pub instances: usize,
+    pub nats_url: Option<String>,
+    pub database_url: Option<String>,
 }
 
 /// utime + stime of a process, in clock ticks (100 Hz on Linux).
@@ -40,9 +47,35 @@ fn stamp(frame: &str) -> Option<u64> {
 
 pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
     let bin = std::fs::canonicalize(&bin).context("build with cargo build --release first")?;
-    let (server, _) = start_with(&bin, &[("SESSION_IDLE", "120s"), ("LOG_LEVEL", "warn")]).await?;
-    let addr = server.addr;
-    let pid = server.child.id();
+    let instances = p.instances.max(1);
+    if instances > 1 && (p.nats_url.is_none() || p.database_url.is_none()) {
+        bail!("--instances above 1 needs --nats-url and --database-url (PostgreSQL)");
+    }
+    let mut env: Vec<(&str, &str)> = vec![
+        ("SESSION_IDLE", "120s"),
+        ("LOG_LEVEL", "warn"),
+        // Display tokens signed by one instance must verify on the others.
+        (
+            "SIGNING_KEY",
+            "bench-signing-key-0123456789abcdef0123456789",
+        ),
+    ];
+    if let Some(u) = &p.nats_url {
+        env.push(("NATS_URL", u));
+    }
+    if let Some(u) = &p.database_url {
+        env.push(("DATABASE_URL", u));
+    }
+    let mut servers = Vec::new();
+    // One after the other: each seeds the demo tenants on first start.
+    for _ in 0..instances {
+        servers.push(start_with(&bin, &env).await?.0);
+    }
+    let addrs: Vec<std::net::SocketAddr> = servers.iter().map(|s| s.addr).collect();
+    let pids: Vec<u32> = servers.iter().map(|s| s.child.id()).collect();
+    let addr = addrs[0];
+    let pid = pids[0];
+    let cpu_all = || pids.iter().filter_map(|p| cpu_ticks(*p)).sum::<u64>();
     let total = p.sessions * p.per_session;
 
     // Sessions.
@@ -69,14 +102,16 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let snapshots = Arc::new(AtomicU64::new(0));
     let delivered = Arc::new(AtomicU64::new(0));
-    let targets: Vec<(usize, String)> = (0..total)
+    let targets: Vec<(usize, String, std::net::SocketAddr)> = (0..total)
         .map(|k| {
             let s = k % p.sessions;
-            (s, tokens.get(s).cloned().unwrap_or_default())
+            // Socket k of a session goes to instance k / sessions (round robin).
+            let at = addrs[(k / p.sessions) % addrs.len()];
+            (s, tokens.get(s).cloned().unwrap_or_default(), at)
         })
         .collect();
     let connected: Vec<_> = futures::stream::iter(targets)
-        .map(|(s, tok)| async move {
+        .map(|(s, tok, addr)| async move {
             let url = format!("ws://{addr}/conversation/bench-{s}/display?token={tok}");
             tokio_tungstenite::connect_async(url)
                 .await
@@ -130,7 +165,7 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
     let posters = 8.min(p.sessions).max(1);
     let sent = Arc::new(AtomicU64::new(0));
     let failed = Arc::new(AtomicU64::new(0));
-    let cpu0 = cpu_ticks(pid).unwrap_or(0);
+    let cpu0 = cpu_all();
     let t0 = Instant::now();
     let mut tasks = Vec::new();
     for k in 0..posters {
@@ -180,7 +215,7 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
     {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
-    let cpu1 = cpu_ticks(pid).unwrap_or(0);
+    let cpu1 = cpu_all();
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::with_capacity(expected as usize);
     for r in readers {
@@ -190,8 +225,17 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
     let got = all.len() as u64;
     let cpu_secs = (cpu1.saturating_sub(cpu0)) as f64 / 100.0;
     say(&format!(
-        "display fan-out: {} sessions × {} sockets = {total} sockets, {} updates/s for {}s (durable SQLite, KEY {KEY})",
-        p.sessions, p.per_session, p.rate, p.seconds
+        "display fan-out: {} sessions × {} sockets = {total} sockets, {} updates/s for {}s ({}, KEY {KEY})",
+        p.sessions,
+        p.per_session,
+        p.rate,
+        p.seconds,
+        match (&p.nats_url, instances) {
+            (Some(_), n) => format!(
+                "{n} instance(s) on NATS JetStream, posts to the first, sockets spread over all"
+            ),
+            (None, _) => "durable SQLite, one instance".to_string(),
+        }
     ));
     say(&format!(
         "posted {posted} ({} failed); delivered {got} of {expected} ({:.3}%)",
@@ -227,6 +271,6 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
         rss_idle as f64 / 1024.0,
         rss_idle.saturating_sub(rss_before) as f64 / total.max(1) as f64
     ));
-    drop(server);
+    drop(servers);
     Ok(())
 }

@@ -68,6 +68,15 @@ enum Cmd {
         rate: u64,
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Server instances (more than one needs --nats-url and --database-url).
+        #[arg(long, default_value_t = 1)]
+        instances: usize,
+        /// NATS with JetStream for the session log (NATS_URL of the servers).
+        #[arg(long)]
+        nats_url: Option<String>,
+        /// PostgreSQL shared by the instances (DATABASE_URL of the servers).
+        #[arg(long)]
+        database_url: Option<String>,
     },
     /// Orders end to end over HTTP on SQLite: max orders/s, latency at a fixed rate, and
     /// the daily close of the day's orders.
@@ -149,6 +158,9 @@ async fn main() -> Result<()> {
             per_session,
             rate,
             seconds,
+            instances,
+            nats_url,
+            database_url,
         } => {
             display::run(
                 bin,
@@ -157,6 +169,9 @@ async fn main() -> Result<()> {
                     per_session,
                     rate,
                     seconds,
+                    instances,
+                    nats_url,
+                    database_url,
                 },
             )
             .await

@@ -45,6 +45,8 @@ pub struct App {
     pub verifier: Arc<crate::auth::jwt::Verifier>,
     /// Error capture (`SENTRY_DSN`) and critical alerts (`SLACK_WEBHOOK_URL`).
     pub alerts: Arc<crate::alerts::Alerts>,
+    /// NATS JetStream (session log, shared rate limits) when `NATS_URL` is set.
+    pub bus: Option<crate::bus::Bus>,
     /// Speech engines for voice sessions on the chat socket.
     pub voice: Arc<crate::voice::Voice>,
     /// Recently verified key hashes with their grants; see [`App::api_key_grants`].
@@ -123,15 +125,30 @@ impl App {
     }
 
     pub fn new(config: Config, store: Store) -> anyhow::Result<App> {
+        Self::with_bus(config, store, None)
+    }
+
+    /// The app with its session log on `bus` when given (see [`crate::bus::Bus`]).
+    pub fn with_bus(
+        config: Config,
+        store: Store,
+        bus: Option<crate::bus::Bus>,
+    ) -> anyhow::Result<App> {
         let assets = Arc::new(Assets::load());
-        let hub = crate::display::Hub::new(
-            store.clone(),
-            crate::display::HubConfig {
-                retain: config.display_retain,
-                idle: config.session_idle,
-                ..Default::default()
-            },
-        );
+        let hub_config = crate::display::HubConfig {
+            retain: config.display_retain,
+            idle: config.session_idle,
+            ..Default::default()
+        };
+        let hub = match &bus {
+            Some(bus) => crate::display::Hub::with_log(
+                store.clone(),
+                hub_config,
+                bus.log.clone(),
+                Some(bus.displays.clone()),
+            ),
+            None => crate::display::Hub::new(store.clone(), hub_config),
+        };
         let router = stonepot_llm::Router::new(&config.llm, &config.llm_env.0)
             .map_err(|e| anyhow::anyhow!("{e}"))?;
         let model: Option<Arc<dyn stonepot_agent::turn::Model>> = if router.is_empty() {
@@ -198,6 +215,7 @@ impl App {
             voice,
             alerts: Arc::new(alerts),
             verifier,
+            bus,
             stripe,
             objects,
             closer,

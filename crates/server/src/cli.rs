@@ -326,6 +326,26 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                     rep.path.display(),
                     rep.bytes
                 ));
+                // With many instances the conversation logs live in JetStream: snapshot
+                // the stream beside the database copy.
+                if let Some(url) = &config.nats_url {
+                    let mut name = path.as_os_str().to_owned();
+                    name.push(".jetstream.jsonl");
+                    let snap = crate::display::jetstream::snapshot_stream(
+                        url,
+                        config.nats_token.as_ref().map(|t| t.expose()),
+                        &config.nats_stream,
+                        std::path::Path::new(&name),
+                    )
+                    .await?;
+                    out(&format!(
+                        "backed up JetStream stream {} to {} ({} messages, {} bytes)",
+                        config.nats_stream,
+                        snap.path.display(),
+                        snap.messages,
+                        snap.bytes
+                    ));
+                }
                 anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)

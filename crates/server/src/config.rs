@@ -145,6 +145,15 @@ pub struct Config {
     pub generated_secrets: Vec<&'static str>,
     pub nats_url: Option<String>,
     pub nats_token: Option<Secret>,
+    /// The JetStream stream of conversation logs (`NATS_STREAM`, `CONVERSATIONS`).
+    pub nats_stream: String,
+    /// Oldest entry the stream keeps (`NATS_MAX_AGE`; zero: only `DISPLAY_RETAIN` per
+    /// session limits it).
+    pub nats_max_age: Duration,
+    /// Bytes the stream may hold (`NATS_MAX_BYTES`; -1: no limit).
+    pub nats_max_bytes: i64,
+    /// Stream replicas in a JetStream cluster (`NATS_REPLICAS`, 1).
+    pub nats_replicas: usize,
     /// Where artifacts go (`OBJECT_STORE_URL`): `file:///path` or `s3://bucket/prefix`;
     /// `None` is `<data_dir>/objects`.
     pub object_store_url: Option<String>,
@@ -487,6 +496,44 @@ impl Config {
         };
         let session_idle = duration("SESSION_IDLE", fc.display.session_idle.clone(), "10s")?;
         let display_token_ttl = duration("DISPLAY_TOKEN_TTL", fc.display.token_ttl.clone(), "24h")?;
+        let nats_max_age = match get("NATS_MAX_AGE") {
+            None => Duration::ZERO,
+            Some(v) => parse_duration(&v).ok_or(ConfigError::Invalid {
+                name: "NATS_MAX_AGE",
+                problem: format!("'{v}' is not a duration like 90m or 24h"),
+            })?,
+        };
+        let nats_max_bytes = match get("NATS_MAX_BYTES") {
+            None => -1,
+            Some(v) => v.parse::<i64>().ok().filter(|n| *n == -1 || *n > 0).ok_or(
+                ConfigError::Invalid {
+                    name: "NATS_MAX_BYTES",
+                    problem: format!("'{v}' is not a positive byte count (or -1 for no limit)"),
+                },
+            )?,
+        };
+        let nats_replicas = match get("NATS_REPLICAS") {
+            None => 1,
+            Some(v) => v
+                .parse::<usize>()
+                .ok()
+                .filter(|n| (1..=5).contains(n))
+                .ok_or(ConfigError::Invalid {
+                    name: "NATS_REPLICAS",
+                    problem: format!("'{v}' is not a replica count from 1 to 5"),
+                })?,
+        };
+        let nats_stream = get("NATS_STREAM").unwrap_or_else(|| "CONVERSATIONS".into());
+        if nats_stream.is_empty()
+            || !nats_stream
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+        {
+            return Err(ConfigError::Invalid {
+                name: "NATS_STREAM",
+                problem: format!("'{nats_stream}' is not a stream name (letters, digits, _ and -)"),
+            });
+        }
         let display_retain = match get("DISPLAY_RETAIN") {
             Some(v) => v
                 .parse()
@@ -609,6 +656,10 @@ impl Config {
             generated_secrets,
             nats_url: get("NATS_URL"),
             nats_token: secret("NATS_TOKEN"),
+            nats_stream,
+            nats_max_age,
+            nats_max_bytes,
+            nats_replicas,
             object_store_url: get("OBJECT_STORE_URL").or(fc.objects.url.clone()),
             aws_env: LlmEnv(
                 env.iter()
@@ -842,5 +893,38 @@ mod tests {
         assert_eq!(parse_duration("15"), Some(Duration::from_secs(15)));
         assert_eq!(parse_duration("1d"), None);
         assert_eq!(parse_duration(""), None);
+    }
+
+    #[test]
+    fn nats_settings_default_and_name_a_bad_value() {
+        let c = Config::load(None, &env(&[]), &Overrides::default()).unwrap();
+        assert_eq!(c.nats_stream, "CONVERSATIONS");
+        assert_eq!(
+            (c.nats_max_age, c.nats_max_bytes, c.nats_replicas),
+            (Duration::ZERO, -1, 1)
+        );
+        let c = Config::load(
+            None,
+            &env(&[
+                ("NATS_STREAM", "CONV_2"),
+                ("NATS_MAX_AGE", "72h"),
+                ("NATS_MAX_BYTES", "1000000"),
+                ("NATS_REPLICAS", "3"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(c.nats_stream, "CONV_2");
+        assert_eq!(c.nats_max_age, Duration::from_secs(72 * 3600));
+        assert_eq!((c.nats_max_bytes, c.nats_replicas), (1_000_000, 3));
+        for (name, value) in [
+            ("NATS_STREAM", "a.b"),
+            ("NATS_MAX_AGE", "soon"),
+            ("NATS_MAX_BYTES", "0"),
+            ("NATS_REPLICAS", "6"),
+        ] {
+            let e = Config::load(None, &env(&[(name, value)]), &Overrides::default()).unwrap_err();
+            assert!(e.to_string().contains(name), "{name}={value}: {e}");
+        }
     }
 }

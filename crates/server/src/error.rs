@@ -62,6 +62,19 @@ impl ApiError {
         )
     }
 
+    /// A dependency is down: nothing was done, retry shortly. The cause is logged; the
+    /// client learns which dependency, so an operator can tell from the response.
+    pub fn unavailable(dependency: &'static str, cause: impl std::fmt::Display) -> Self {
+        tracing::warn!(dependency, error = %cause, "dependency unavailable");
+        let mut e = Self::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "unavailable",
+            format!("the {dependency} is unavailable; nothing was changed, retry shortly"),
+        );
+        e.retry_after = Some(1);
+        e
+    }
+
     /// The standard body for a bare status (404 from routing, 405, 413 from limits…).
     pub fn for_status(status: StatusCode) -> Self {
         let (code, message) = match status {
@@ -115,6 +128,9 @@ impl IntoResponse for ApiError {
 
 impl From<stonepot_store::StoreError> for ApiError {
     fn from(e: stonepot_store::StoreError) -> Self {
+        if e.is_unavailable() {
+            return ApiError::unavailable("database", e);
+        }
         ApiError::internal(e)
     }
 }

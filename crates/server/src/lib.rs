@@ -5,6 +5,7 @@ pub mod alerts;
 pub mod app;
 pub mod assets;
 pub mod auth;
+pub mod bus;
 pub mod cli;
 pub mod close;
 pub mod commerce;

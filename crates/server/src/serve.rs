@@ -85,7 +85,13 @@ pub async fn prepare(config: Config) -> anyhow::Result<(App, DemoKeys)> {
         environment = config.environment.as_str(),
         "store ready"
     );
-    Ok((App::new(config, store)?, keys))
+    let bus = crate::bus::Bus::connect(
+        &config,
+        store.clone(),
+        crate::display::HubConfig::default().channel_capacity,
+    )
+    .await?;
+    Ok((App::with_bus(config, store, bus)?, keys))
 }
 
 /// A server running on a background task.
@@ -168,6 +174,9 @@ async fn run(app: App, listener: TcpListener, shutdown: CancellationToken) -> an
         _ = async { shutdown.cancelled().await; tokio::time::sleep(grace).await } => {
             tracing::warn!(grace_ms = grace.as_millis() as u64, "shutdown grace expired; dropping remaining connections");
         }
+    }
+    if let Some(bus) = &app.bus {
+        bus.stop.cancel();
     }
     app.store.close().await;
     tracing::info!("stopped");

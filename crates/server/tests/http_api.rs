@@ -366,11 +366,14 @@ async fn every_error_has_the_json_shape() {
     let (_, msg) = error_code(res, 422).await;
     assert!(msg.contains("carnivore"), "{msg}");
 
-    // 500 without internals: the database goes away under a running server.
+    // 503 naming the dependency, without internals: the database goes away under a
+    // running server (nothing was done; the client may retry).
     s.running.app.store.close().await;
     let res = c.get(s.url("/api/session/stats")).send().await.unwrap();
-    let (code, msg) = error_code(res, 500).await;
-    assert_eq!(code, "internal_error");
+    assert!(res.headers().contains_key("retry-after"));
+    let (code, msg) = error_code(res, 503).await;
+    assert_eq!(code, "unavailable");
+    assert!(msg.contains("database"), "{msg}");
     assert!(
         !msg.to_lowercase().contains("sqlite") && !msg.contains("pool"),
         "{msg}"

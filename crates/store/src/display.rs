@@ -339,6 +339,30 @@ impl Store {
         .await
     }
 
+    /// Moves a session's seq from `from` to `to` without an update: used when the log
+    /// lives elsewhere (JetStream) and the entries between were trimmed before the store
+    /// saw them. Does nothing when the session is no longer at `from`.
+    pub async fn advance_display_seq(&self, session: &str, from: u64, to: u64) -> Result<()> {
+        let (from, to) = (to_i64(from)?, to_i64(to)?);
+        let now = now_ms();
+        self.write(async || {
+            with_pool!(self, |p| {
+                sqlx::query(
+                "UPDATE display_sessions SET seq = $1, updated_at = $2 WHERE id = $3 AND seq = $4",
+            )
+            .bind(to)
+            .bind(now)
+            .bind(session)
+            .bind(from)
+            .execute(p)
+            .await?;
+                Ok(())
+            })
+        })
+        .await
+    }
+
+    /// Updates with `seq > after`, in order, at most `limit`.
     pub async fn display_updates_after(
         &self,
         session: &str,

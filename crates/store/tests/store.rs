@@ -450,6 +450,31 @@ async fn display_log_appends_in_order_with_components_and_trimming(b: Backend) {
         [32, 33, 34]
     );
     assert_eq!(after[2].body, rm_even);
+    // Skipping a trimmed stretch (the JetStream log dropped entries the store never saw):
+    // only from the seq the caller saw, then appends continue from the new one.
+    f.store.advance_display_seq("s1", 33, 44).await.unwrap();
+    assert_eq!(
+        f.store.display_session("s1").await.unwrap().unwrap().seq,
+        34
+    );
+    f.store.advance_display_seq("s1", 34, 44).await.unwrap();
+    assert_eq!(
+        f.store.display_session("s1").await.unwrap().unwrap().seq,
+        44
+    );
+    let e = f
+        .store
+        .append_display_update("s1", &r.id, 34, &put("odd", 45), 10)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, StoreError::Conflict(_)), "{e}");
+    assert_eq!(
+        f.store
+            .append_display_update("s1", &r.id, 44, &put("odd", 45), 10)
+            .await
+            .unwrap(),
+        45
+    );
     f.done().await;
 }
 

@@ -58,6 +58,19 @@ pub enum EngineError {
     Store(#[from] StoreError),
     #[error("display: {0}")]
     Display(String),
+    /// A dependency the display log needs (NATS) is down; nothing was committed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<crate::display::HubError> for EngineError {
+    fn from(e: crate::display::HubError) -> Self {
+        match e {
+            crate::display::HubError::Unavailable(m) => EngineError::Unavailable(m),
+            crate::display::HubError::Store(s) => EngineError::Store(s),
+            other => EngineError::Display(other.to_string()),
+        }
+    }
 }
 
 /// Runs conversations.
@@ -115,7 +128,7 @@ impl Engine {
             .await
             .map_err(|e| match e {
                 crate::display::HubError::OtherTenant { .. } => EngineError::OtherTenant(id.into()),
-                other => EngineError::Display(other.to_string()),
+                other => other.into(),
             })?;
         let cart = serde_json::to_string(&Cart::new()).map_err(StoreError::from)?;
         let (rec, created) = self
@@ -132,7 +145,7 @@ impl Engine {
             self.hub
                 .update(id, body.into())
                 .await
-                .map_err(|e| EngineError::Display(e.to_string()))?;
+                .map_err(EngineError::from)?;
         }
         Ok(rec)
     }

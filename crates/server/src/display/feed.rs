@@ -41,6 +41,7 @@ impl From<super::log::LogError> for FeedError {
     fn from(e: super::log::LogError) -> Self {
         match e {
             super::log::LogError::Store(s) => FeedError::Hub(HubError::Store(s)),
+            super::log::LogError::Unavailable(m) => FeedError::Hub(HubError::Unavailable(m)),
             super::log::LogError::Conflict => FeedError::Closed,
         }
     }

@@ -8,9 +8,14 @@
 //! `idle` leave memory ("hibernate"); their fan-out channels stay while sockets are open,
 //! and the next command rebuilds the session from the store.
 
-use super::batch;
 use super::log::{LocalLog, LogError, SessionLog};
-use serde_json::{Map, Value, json};
+use super::presence::{PendingPresence, SharedDisplays};
+use envelope::state_json;
+
+mod batch;
+mod envelope;
+mod shared;
+use serde_json::{Value, json};
 use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -109,6 +114,24 @@ pub enum HubError {
     Invalid(String),
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// Other writers kept winning the race for the session's next seq.
+    #[error("session '{0}' is being written by other instances at the same time; retry")]
+    Busy(String),
+    /// A dependency (the log's NATS) cannot be reached; nothing was committed.
+    #[error("{0}")]
+    Unavailable(String),
+}
+
+impl From<LogError> for HubError {
+    fn from(e: LogError) -> Self {
+        match e {
+            LogError::Store(s) => HubError::Store(s),
+            LogError::Unavailable(m) => HubError::Unavailable(m),
+            LogError::Conflict => {
+                HubError::Invalid("seq: the session is being written elsewhere; retry".into())
+            }
+        }
+    }
 }
 
 /// What an update asks for, already parsed from its body.
@@ -143,11 +166,19 @@ pub struct Hub {
     channels: Mutex<HashMap<String, Arc<Channel>>>,
     next_display: AtomicU64,
     pub sockets: AtomicI64,
+    /// Displays across instances (with NATS); None keeps presence in this process.
+    shared: Option<Arc<SharedDisplays>>,
+    /// Join/leave frames held until the shared list is written, so their count is the
+    /// count over every instance.
+    pending: PendingPresence,
 }
 
 fn now_ms() -> i64 {
     jiff::Timestamp::now().as_millisecond()
 }
+
+/// Times an append that lost the race for the next seq is retried on the fresh state.
+const CONFLICT_RETRIES: u32 = 8;
 
 /// Kinds with one instance per session: an update replaces the previous one by default.
 pub(super) fn singleton(kind: &str) -> bool {
@@ -161,13 +192,33 @@ impl Hub {
             config.retain,
             config.channel_capacity,
         ));
+        Hub::with_log(store, config, log, None)
+    }
+
+    /// A hub over another session log (JetStream when running many instances), with the
+    /// displays of every instance in `shared`.
+    pub fn with_log(
+        store: Store,
+        config: HubConfig,
+        log: Arc<dyn SessionLog>,
+        shared: Option<Arc<SharedDisplays>>,
+    ) -> Arc<Hub> {
+        // Display ids name a display across instances too: start each process at a
+        // random point (below 2^52, exact in JavaScript) instead of 1.
+        let first = if shared.is_some() {
+            rand::random_range(1u64..(1 << 40)) << 12
+        } else {
+            1
+        };
         Arc::new(Hub {
+            shared,
+            pending: PendingPresence::default(),
             store,
             log,
             config,
             cells: Mutex::new(HashMap::new()),
             channels: Mutex::new(HashMap::new()),
-            next_display: AtomicU64::new(1),
+            next_display: AtomicU64::new(first),
             sockets: AtomicI64::new(0),
         })
     }
@@ -203,9 +254,29 @@ impl Hub {
     }
 
     async fn load(&self, id: &str) -> Result<Option<Loaded>, HubError> {
-        let Some(rec) = self.store.display_session(id).await? else {
+        let Some(mut rec) = self.store.display_session(id).await? else {
             return Ok(None);
         };
+        if self.log.replicated() {
+            // Another process may have committed entries to the log that the store has
+            // not materialized yet (it failed between the two writes): apply them first.
+            // Without the bus the store's state is served as it is; a write then fails
+            // with 503 and the next load after the bus returns catches up.
+            match self.log.catch_up(id, &rec.tenant_id, rec.seq).await {
+                Ok(0) => {}
+                Ok(_) => {
+                    rec = self
+                        .store
+                        .display_session(id)
+                        .await?
+                        .ok_or_else(|| HubError::NotFound(id.into()))?;
+                }
+                Err(LogError::Unavailable(e)) => {
+                    tracing::warn!(session = id, error = %e, "serving the stored state without the log");
+                }
+                Err(e) => return Err(e.into()),
+            }
+        }
         let tenant = self
             .store
             .tenant(&rec.tenant_id)
@@ -231,7 +302,12 @@ impl Hub {
     ) -> Result<T, HubError> {
         let cell = self.cell(id);
         let mut guard = cell.state.lock().await;
-        if guard.is_none() {
+        // Another instance appended since this copy was loaded: reload it.
+        let stale = match (&*guard, self.log.head(id)) {
+            (Some(l), Some(head)) => head > l.rec.seq,
+            _ => false,
+        };
+        if guard.is_none() || stale {
             *guard = self.load(id).await?;
         }
         let out = f(&mut guard).await;
@@ -359,12 +435,7 @@ impl Hub {
         loaded: &mut Loaded,
         cmds: Vec<Traced>,
     ) -> Vec<Result<u64, HubError>> {
-        batch::apply_batch(self.log.as_ref(), id, loaded, cmds, async || {
-            self.load(id)
-                .await?
-                .ok_or_else(|| HubError::NotFound(id.into()))
-        })
-        .await
+        batch::apply_batch(self, id, loaded, cmds).await
     }
 
     /// `(seq, state)` of a session, consistent with each other; None if unknown.
@@ -432,11 +503,7 @@ impl Hub {
         let updates: Vec<Value> = self
             .log
             .read_last(id, last)
-            .await
-            .map_err(|e| match e {
-                LogError::Store(s) => HubError::Store(s),
-                LogError::Conflict => HubError::Invalid("conflict".into()),
-            })?
+            .await?
             .into_iter()
             .map(|u| {
                 let update: Value = serde_json::from_str(&u.envelope).unwrap_or(Value::Null);
@@ -446,11 +513,26 @@ impl Hub {
                 json!({"seq": u.seq, "update": update, "at": at})
             })
             .collect();
-        let displays: Vec<Value> = self
-            .displays(id)
-            .into_iter()
-            .map(|d| json!({"id": d.id, "kind": d.kind, "connectedAt": d.connected_at, "ackedSeq": d.acked_seq}))
-            .collect();
+        let local = || {
+            self.displays(id)
+                .into_iter()
+                .map(|d| json!({"id": d.id, "kind": d.kind, "connectedAt": d.connected_at, "ackedSeq": d.acked_seq}))
+                .collect()
+        };
+        let displays: Vec<Value> = match &self.shared {
+            Some(shared) => match shared.list(id).await {
+                Ok(all) => all
+                    .into_iter()
+                    .map(|d| json!({"id": d.id, "kind": d.kind, "connectedAt": d.connected_at, "ackedSeq": d.acked_seq}))
+                    .collect(),
+                // NATS away: this instance's own displays are all it knows.
+                Err(e) => {
+                    tracing::warn!(session = id, error = %e, "listing this instance's displays only");
+                    local()
+                }
+            },
+            None => local(),
+        };
         Ok(Some(json!({
             "sessionId": rec.id,
             "tenantId": rec.tenant_id,
@@ -530,6 +612,9 @@ impl Hub {
             && let Some(info) = d.get_mut(&display)
         {
             info.acked_seq = Some(info.acked_seq.map_or(seq, |a| a.max(seq)));
+            if let Some(shared) = &self.shared {
+                shared.mark(id, false);
+            }
         }
     }
 
@@ -548,6 +633,19 @@ impl Hub {
     }
 
     fn presence(&self, id: &str, event: &str, display: u64, count: usize) {
+        if let Some(shared) = &self.shared {
+            if let Ok(mut p) = self.pending.0.lock() {
+                p.entry(id.to_string())
+                    .or_default()
+                    .push((event.to_string(), display));
+            }
+            shared.mark(id, true);
+            return;
+        }
+        self.publish_presence(id, event, display, count);
+    }
+
+    fn publish_presence(&self, id: &str, event: &str, display: u64, count: usize) {
         let text = json!({"type": "presence", "event": event, "display": display, "count": count})
             .to_string();
         self.log.publish_ephemeral(
@@ -577,6 +675,9 @@ impl Hub {
 
     /// Runs [`Hub::hibernate_idle`] periodically until `stop`.
     pub fn spawn_sweeper(self: &Arc<Self>, stop: tokio_util::sync::CancellationToken) {
+        if let Some(shared) = self.shared.clone() {
+            self.spawn_shared_flusher(shared, stop.clone());
+        }
         let hub = self.clone();
         let every = (self.config.idle / 4).clamp(Duration::from_millis(50), Duration::from_secs(1));
         tokio::spawn(async move {
@@ -589,23 +690,4 @@ impl Hub {
             }
         });
     }
-}
-
-/// `{"components": {key: envelope+seq}, "order": [keys by seq]}`.
-fn state_json(l: &Loaded) -> Value {
-    let mut comps = Map::new();
-    let mut order: Vec<(u64, &String)> = Vec::new();
-    for (k, (seq, env)) in &l.components {
-        let mut e = env.clone();
-        if let Some(o) = e.as_object_mut() {
-            o.insert("seq".into(), json!(seq));
-        }
-        comps.insert(k.clone(), e);
-        order.push((*seq, k));
-    }
-    order.sort();
-    json!({
-        "components": comps,
-        "order": order.into_iter().map(|(_, k)| k.clone()).collect::<Vec<_>>(),
-    })
 }

@@ -35,6 +35,10 @@ pub enum LogError {
     Conflict,
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The log's backend (NATS) cannot be reached: nothing was committed by this call,
+    /// the write is refused and may be retried.
+    #[error("{0}")]
+    Unavailable(String),
 }
 
 /// The update frame every subscriber receives for an entry, built once.
@@ -92,6 +96,26 @@ pub trait SessionLog: Send + Sync + 'static {
     fn publish_ephemeral(&self, session: &str, frame: Frame);
     /// Forgets fan-out state of sessions nobody subscribes to.
     fn prune(&self);
+    /// The highest seq of `session` this process has seen committed by any writer, when
+    /// other processes may write it; lets the hub notice that its resident copy is stale.
+    fn head(&self, _session: &str) -> Option<u64> {
+        None
+    }
+    /// Whether the log lives outside the store (other processes append to it), so a
+    /// session loaded from the store must be brought up to date from the log.
+    fn replicated(&self) -> bool {
+        false
+    }
+    /// Applies to the store's materialized state every entry logged past `at` (entries a
+    /// writer committed to the log but could not write to the store); returns how many.
+    async fn catch_up(
+        &self,
+        _session: &str,
+        _tenant: &TenantId,
+        _at: u64,
+    ) -> Result<usize, LogError> {
+        Ok(0)
+    }
 }
 
 /// The store plus in-process broadcast.
@@ -117,7 +141,7 @@ impl LocalLog {
     }
 }
 
-fn entry(u: stonepot_store::UpdateRecord) -> Entry {
+pub(crate) fn entry(u: stonepot_store::UpdateRecord) -> Entry {
     Entry {
         seq: u.seq,
         envelope: u.body,

@@ -1,10 +1,11 @@
 //! The live display hub: sessions, their ordered log, sockets, SSE and signed tokens.
 
-mod batch;
 pub mod feed;
 pub mod hub;
+pub mod jetstream;
 pub mod log;
 pub mod menu;
+pub mod presence;
 pub mod sse;
 pub mod token;
 pub mod ws;

@@ -1,5 +1,7 @@
 //! Per-client-IP rate limiting (GCRA via `governor`): `RATE_LIMIT_REQUESTS` per
-//! `RATE_LIMIT_WINDOW`, answered with 429 and `Retry-After` when exceeded.
+//! `RATE_LIMIT_WINDOW`, answered with 429 and `Retry-After` when exceeded. With NATS
+//! configured the counters live in a JetStream key-value bucket shared by every instance
+//! (see [`crate::bus::SharedLimits`]).
 
 use crate::app::App;
 use crate::error::ApiError;
@@ -26,16 +28,33 @@ pub fn limiter(requests: u32, window: Duration) -> Limiter {
     Arc::new(RateLimiter::keyed(quota))
 }
 
+/// Counts one request from `ip`: in the shared bucket when NATS is configured (so the
+/// limit holds across instances), in this instance's limiter otherwise or while the
+/// bucket cannot be reached. `Err(wait)` when over the limit.
+async fn check(app: &App, ip: IpAddr) -> Result<(), Duration> {
+    if let Some(bus) = &app.bus {
+        match bus.limits.hit(&format!("ip.{ip}")).await {
+            Ok(None) => return Ok(()),
+            Ok(Some(wait)) => return Err(wait),
+            Err(e) => {
+                tracing::warn!(error = %e, "shared rate limits unavailable; limiting per instance");
+            }
+        }
+    }
+    app.limiter
+        .check_key(&ip)
+        .map_err(|not_until| not_until.wait_time_from(DefaultClock::default().now()))
+}
+
 pub async fn limit(State(app): State<App>, req: Request, next: Next) -> Response {
     let peer = crate::http::peer_addr(&req);
     let ip = crate::http::client_ip(peer, req.headers(), &app.config.trusted_proxies);
-    match app.limiter.check_key(&ip) {
+    match check(&app, ip).await {
         Ok(()) => next.run(req).await,
-        Err(not_until) => {
+        Err(wait) => {
             app.metrics
                 .rate_limited
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let wait = not_until.wait_time_from(DefaultClock::default().now());
             let secs = wait.as_secs() + u64::from(wait.subsec_nanos() > 0);
             let mut e = ApiError::new(
                 StatusCode::TOO_MANY_REQUESTS,

@@ -57,6 +57,7 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Store(s) => s.into(),
             EngineError::Display(m) => ApiError::internal(m),
+            EngineError::Unavailable(m) => ApiError::unavailable("bus", m),
         }
     }
 }

@@ -47,7 +47,9 @@ impl From<HubError> for ApiError {
             HubError::Invalid(m) => {
                 ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_component", m)
             }
-            HubError::Store(s) => ApiError::internal(s),
+            HubError::Busy(_) => ApiError::new(StatusCode::CONFLICT, "busy", e.to_string()),
+            HubError::Store(s) => ApiError::from(s),
+            HubError::Unavailable(m) => ApiError::unavailable("bus", m),
         }
     }
 }

@@ -108,11 +108,21 @@ pub async fn health(State(app): State<App>) -> Response {
             "error"
         }
     };
+    // The in-process bus has no failure mode of its own; NATS JetStream is checked.
+    let bus = match &app.bus {
+        None => "ok",
+        Some(bus) => match bus.log.check().await {
+            Ok(()) => "ok",
+            Err(e) => {
+                failing.push(format!("bus: {e}"));
+                "error"
+            }
+        },
+    };
     let body = Health {
         ok: failing.is_empty(),
         database,
-        // The in-process bus has no failure mode of its own; JetStream reports here later.
-        bus: "ok",
+        bus,
         storage,
         environment: app.config.environment.as_str(),
         version: VERSION,

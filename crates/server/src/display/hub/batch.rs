@@ -6,11 +6,12 @@
 //! those one at a time would serialize the tenant's orders on one sync after another;
 //! batching lets throughput grow with the number of guests instead.
 
-use super::HubError;
-use super::hub::{Loaded, Traced, UpdateCommand, singleton};
-use super::log::{LogError, SessionLog};
-use serde_json::{Value, json};
+use super::envelope::envelope;
+use super::{CONFLICT_RETRIES, Hub, HubError, Loaded, Traced};
+use crate::display::log::{LogError, SessionLog};
+use serde_json::Value;
 use std::collections::HashMap;
+use std::time::Duration;
 use stonepot_store::{ComponentChange, StoreError};
 use tracing::Instrument;
 
@@ -26,46 +27,19 @@ pub(super) struct Prepared {
 fn prepare(
     loaded: &Loaded,
     seq: u64,
-    (cmd, trace): Traced,
+    (cmd, trace): &Traced,
     batch: &HashMap<String, bool>,
 ) -> Result<Prepared, HubError> {
-    let (envelope, change) = match cmd {
-        UpdateCommand::Put { kind, data, key } => {
-            let normalized = stonepot_domain::display::normalize(
-                loaded.rec.category,
-                &kind,
-                &data,
-                loaded.currency,
-            )
-            .map_err(|e| HubError::Invalid(e.to_string()))?;
-            let key = match key {
-                Some(k) => k,
-                None if singleton(&kind) => kind.clone(),
-                None => format!("{kind}-{seq}"),
-            };
-            let env = json!({"type": kind, "key": key, "data": normalized});
-            let body = env.to_string();
-            (env, ComponentChange::Put { key, body })
-        }
-        UpdateCommand::Remove { key } => {
-            let exists = batch
-                .get(&key)
-                .copied()
-                .unwrap_or_else(|| loaded.components.contains_key(&key));
-            if !exists {
-                return Err(HubError::Invalid(format!("key: no component '{key}'")));
-            }
-            (
-                json!({"op": "remove", "key": key}),
-                ComponentChange::Remove { key },
-            )
-        }
-    };
+    let (mut envelope, change) = envelope(loaded, cmd, seq, |key| {
+        batch
+            .get(key)
+            .copied()
+            .unwrap_or_else(|| loaded.components.contains_key(key))
+    })?;
     // The trace the update was sent under travels with it to every display (and into
     // the log, so a replay names it too).
-    let mut envelope = envelope;
     if let (Some(trace), Some(o)) = (trace, envelope.as_object_mut()) {
-        o.insert("traceId".into(), Value::String(trace));
+        o.insert("traceId".into(), Value::String(trace.clone()));
     }
     let body = envelope.to_string();
     Ok(Prepared {
@@ -86,7 +60,7 @@ fn prepare_all(loaded: &Loaded, cmds: &[Traced]) -> Split {
     let mut keys = HashMap::new();
     for (i, cmd) in cmds.iter().enumerate() {
         let seq = loaded.rec.seq + 1 + ok.len() as u64;
-        match prepare(loaded, seq, cmd.clone(), &keys) {
+        match prepare(loaded, seq, cmd, &keys) {
             Ok(p) => {
                 match &p.change {
                     ComponentChange::Put { key, .. } => keys.insert(key.clone(), true),
@@ -100,29 +74,62 @@ fn prepare_all(loaded: &Loaded, cmds: &[Traced]) -> Split {
     (ok, refused)
 }
 
-/// Appends the valid commands of `cmds` to the locked session in one batch and applies
-/// them to its state; each command's seq or refusal, in order. `reload` reads the
-/// session afresh after another process moved it (a conflict), for one retry.
+/// Appends the valid commands of `cmds` to the locked session and applies them to its
+/// state; each command's seq or refusal, in order. `reload` reads the session afresh
+/// after another writer moved it (a conflict); the batch is then validated again on top.
+///
+/// The local log appends a batch all or none in one commit. A log other processes
+/// append to (JetStream) takes one entry per append, so there each command is its own
+/// batch: a lost race then never leaves half a batch behind.
 pub(super) async fn apply_batch(
-    log: &dyn SessionLog,
+    hub: &Hub,
     id: &str,
     loaded: &mut Loaded,
     cmds: Vec<Traced>,
-    reload: impl AsyncFnOnce() -> Result<Loaded, HubError>,
 ) -> Vec<Result<u64, HubError>> {
-    let n = cmds.len();
-    let (mut ok, mut refused) = prepare_all(loaded, &cmds);
-    let mut appended = append(log, id, loaded, &ok).await;
-    if let Err(LogError::Conflict) = appended {
-        match reload().await {
-            Ok(fresh) => {
-                *loaded = fresh;
-                (ok, refused) = prepare_all(loaded, &cmds);
-                appended = append(log, id, loaded, &ok).await;
-            }
-            Err(e) => return (0..n).map(|_| Err(copy(&e))).collect(),
-        }
+    let size = if hub.log.replicated() {
+        1
+    } else {
+        cmds.len().max(1)
+    };
+    let mut out = Vec::with_capacity(cmds.len());
+    for group in cmds.chunks(size) {
+        out.extend(apply_group(hub, id, loaded, group).await);
     }
+    out
+}
+
+async fn apply_group(
+    hub: &Hub,
+    id: &str,
+    loaded: &mut Loaded,
+    cmds: &[Traced],
+) -> Vec<Result<u64, HubError>> {
+    let log = hub.log.as_ref();
+    let n = cmds.len();
+    let mut attempt = 0;
+    let (ok, refused, appended) = loop {
+        let (ok, refused) = prepare_all(loaded, cmds);
+        match append(log, id, loaded, &ok).await {
+            Err(LogError::Conflict) if attempt < CONFLICT_RETRIES => {
+                // Another writer (another process) moved the session: reload and
+                // validate again on top of its entries, after a short jittered pause so
+                // two racing instances do not collide again in lockstep.
+                attempt += 1;
+                let pause = rand::random_range(0..(2u64 << attempt.min(5)));
+                tokio::time::sleep(Duration::from_millis(pause)).await;
+                match hub.load(id).await {
+                    Ok(Some(fresh)) => *loaded = fresh,
+                    Ok(None) => {
+                        let e = HubError::NotFound(id.into());
+                        return (0..n).map(|_| Err(copy(&e))).collect();
+                    }
+                    Err(e) => return (0..n).map(|_| Err(copy(&e))).collect(),
+                }
+            }
+            r => break (ok, refused, r),
+        }
+    };
     let mut out: Vec<Option<Result<u64, HubError>>> = (0..n).map(|_| None).collect();
     for (i, e) in refused {
         out[i] = Some(Err(e));
@@ -145,11 +152,9 @@ pub(super) async fn apply_batch(
             loaded.rec.seq += ok_len(&out);
         }
         Err(e) => {
-            let e: HubError = match e {
-                LogError::Conflict => {
-                    HubError::Invalid("seq: the session is being written elsewhere; retry".into())
-                }
-                LogError::Store(s) => s.into(),
+            let e = match e {
+                LogError::Conflict => HubError::Busy(id.into()),
+                other => other.into(),
             };
             for (i, _) in ok {
                 out[i] = Some(Err(copy(&e)));
@@ -199,6 +204,8 @@ pub(super) fn copy(e: &HubError) -> HubError {
             tenant: tenant.clone(),
         },
         HubError::UnknownTenant(s) => HubError::UnknownTenant(s.clone()),
+        HubError::Busy(s) => HubError::Busy(s.clone()),
+        HubError::Unavailable(s) => HubError::Unavailable(s.clone()),
         HubError::Invalid(s) => HubError::Invalid(s.clone()),
         HubError::Store(s) => HubError::Store(match s {
             StoreError::Conflict(m) => StoreError::Conflict(m.clone()),

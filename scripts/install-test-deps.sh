@@ -4,8 +4,8 @@
 # multi-instance tests), caddy, shellcheck and systemd-analyze
 # (deploy-file checks), Chromium (display page tests), procps (kill, for the signal
 # tests), espeak-ng (test speech and offline text-to-speech), the official openai and
-# stripe Python packages (independent clients) and pocketsphinx (the offline recognizer;
-# the wheel bundles its English model).
+# stripe Python packages (independent clients), pocketsphinx (the offline recognizer;
+# the wheel bundles its English model) and moto (an S3-compatible server).
 # Does nothing when everything is present.
 set -euo pipefail
 
@@ -30,3 +30,5 @@ fi
 
 python3 -c 'import yaml, openai, stripe' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check pyyaml 'openai>=1.50,<3' 'stripe>=7,<17'
 python3 -c 'import pocketsphinx' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'pocketsphinx>=5,<6'
+# moto's server mode: the S3-compatible bucket of tests/objects_s3.rs.
+python3 -c 'import moto.server, flask' 2>/dev/null || python3 -m pip install --quiet --disable-pip-version-check 'moto[server]>=5,<6'

@@ -625,3 +625,34 @@ async fn conversations_record_tool_calls_once_and_keep_the_transcript(b: Backend
     );
     f.done().await;
 }
+
+#[tokio::test]
+async fn a_checkpoint_past_the_limit_starts_the_wal_over() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("wal.db");
+    let store = Store::connect(&format!("sqlite://{}", path.display()))
+        .await
+        .unwrap();
+    store.migrate().await.unwrap();
+    let r = demo::restaurant_tenant();
+    store.upsert_tenant(&r).await.unwrap();
+    store
+        .replace_menu(&r.id, &demo::restaurant_menu())
+        .await
+        .unwrap();
+    let wal = dir.path().join("wal.db-wal");
+    let size = || std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
+    let before = size();
+    assert!(before > 0);
+    // Under the limit: a passive checkpoint, which leaves the WAL file as it is.
+    store.checkpoint_past(u64::MAX).await.unwrap();
+    assert_eq!(size(), before);
+    // Past it: the WAL is checkpointed and starts over from nothing.
+    store.checkpoint_past(0).await.unwrap();
+    assert_eq!(size(), 0);
+    // Nothing was lost, and writing goes on.
+    assert_eq!(store.menu(&r.id).await.unwrap(), demo::restaurant_menu());
+    store.upsert_tenant(&demo::finance_tenant()).await.unwrap();
+    assert!(size() > 0);
+    store.close().await;
+}

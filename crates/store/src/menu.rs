@@ -117,6 +117,21 @@ macro_rules! item_row {
     }};
 }
 
+/// The tenant's item `$id` read through `$ex` (a pool or `&mut *tx`), if there is one.
+macro_rules! item_by_id {
+    ($ex:expr, $tenant:expr, $id:expr) => {
+        match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+            .bind($tenant)
+            .bind($id)
+            .fetch_optional($ex)
+            .await?
+        {
+            Some(r) => Some(item_row!(r)),
+            None => None,
+        }
+    };
+}
+
 /// Bumps the menu version inside `$tx` and returns the new one (see the module docs).
 macro_rules! bump {
     ($tx:expr, $tenant:expr) => {{
@@ -287,17 +302,7 @@ impl Store {
 
     /// One item of the tenant's menu.
     pub async fn menu_item(&self, tenant: &TenantId, id: &str) -> Result<Option<Item>> {
-        with_pool!(self, |p| {
-            let row = sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
-                .bind(tenant.as_str())
-                .bind(id)
-                .fetch_optional(p)
-                .await?;
-            Ok(match row {
-                Some(r) => Some(item_row!(r)),
-                None => None,
-            })
-        })
+        with_pool!(self, |p| { Ok(item_by_id!(p, tenant.as_str(), id)) })
     }
 
     /// Creates or replaces a section (its items stay). Returns whether it was new and
@@ -426,16 +431,7 @@ impl Store {
                 }
                 .into());
             }
-            let before =
-                match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
-                    .bind(t)
-                    .bind(&item.id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                {
-                    Some(r) => Some(item_row!(r)),
-                    None => None,
-                };
+            let before = item_by_id!(&mut *tx, t, &item.id);
             let now = now_ms();
             if before.is_some() {
                 sqlx::query(
@@ -503,20 +499,10 @@ impl Store {
                 let mut tx = p.begin().await?;
                 let version = bump!(tx, t);
                 let before =
-                    match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
-                        .bind(t)
-                        .bind(id)
-                        .fetch_optional(&mut *tx)
-                        .await?
-                    {
-                        Some(r) => item_row!(r),
-                        None => {
-                            return Err(MenuEditError::NotFound {
-                                kind: "item",
-                                id: id.into(),
-                            });
-                        }
-                    };
+                    item_by_id!(&mut *tx, t, id).ok_or_else(|| MenuEditError::NotFound {
+                        kind: "item",
+                        id: id.into(),
+                    })?;
                 sqlx::query("DELETE FROM menu_items WHERE tenant_id = $1 AND id = $2")
                     .bind(t)
                     .bind(id)
@@ -543,21 +529,10 @@ impl Store {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
-            let before =
-                match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
-                    .bind(t)
-                    .bind(id)
-                    .fetch_optional(&mut *tx)
-                    .await?
-                {
-                    Some(r) => item_row!(r),
-                    None => {
-                        return Err(MenuEditError::NotFound {
-                            kind: "item",
-                            id: id.into(),
-                        });
-                    }
-                };
+            let before = item_by_id!(&mut *tx, t, id).ok_or_else(|| MenuEditError::NotFound {
+                    kind: "item",
+                    id: id.into(),
+                })?;
             sqlx::query(
                 "UPDATE menu_items SET available = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
             )

@@ -22,7 +22,7 @@
 //! subjects (they are not part of the log).
 
 use super::hub::{Frame, Utf8Bytes};
-use super::log::{Entry, LogError, SessionLog, update_frame};
+use super::log::{Entry, Fanout, LogError, SessionLog, update_frame};
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, context, stream};
 use async_trait::async_trait;
@@ -116,8 +116,7 @@ pub struct JetStreamLog {
     stream: stream::Stream,
     settings: JetStreamSettings,
     store: Store,
-    capacity: usize,
-    senders: Mutex<HashMap<String, broadcast::Sender<Frame>>>,
+    fanout: Fanout,
     positions: Mutex<HashMap<String, Positions>>,
     /// Unique per process: names this instance's ephemeral consumers and presence source.
     instance: String,
@@ -175,8 +174,7 @@ impl JetStreamLog {
             stream,
             settings,
             store,
-            capacity,
-            senders: Mutex::new(HashMap::new()),
+            fanout: Fanout::new(capacity),
             positions: Mutex::new(HashMap::new()),
             instance: format!("stonepot-{}", uuid::Uuid::new_v4().simple()),
         });
@@ -500,7 +498,7 @@ impl JetStreamLog {
     }
 
     fn sender_if_any(&self, session: &str) -> Option<broadcast::Sender<Frame>> {
-        self.senders.lock().ok()?.get(session).cloned()
+        self.fanout.sender_if_any(session)
     }
 
     /// Whether NATS answers a JetStream request now (for `/health`).
@@ -726,11 +724,7 @@ impl SessionLog for JetStreamLog {
     }
 
     fn subscribe(&self, session: &str) -> broadcast::Receiver<Frame> {
-        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
-        senders
-            .entry(session.to_string())
-            .or_insert_with(|| broadcast::channel(self.capacity).0)
-            .subscribe()
+        self.fanout.subscribe(session)
     }
 
     fn publish_ephemeral(&self, session: &str, frame: Frame) {
@@ -750,9 +744,7 @@ impl SessionLog for JetStreamLog {
     }
 
     fn prune(&self) {
-        if let Ok(mut senders) = self.senders.lock() {
-            senders.retain(|_, tx| tx.receiver_count() > 0);
-        }
+        self.fanout.prune();
         if let Ok(mut p) = self.positions.lock() {
             p.retain(|_, pos| pos.head.is_some_and(|(_, at)| at.elapsed() < HEAD_TTL));
         }

@@ -118,12 +118,47 @@ pub trait SessionLog: Send + Sync + 'static {
     }
 }
 
+/// This process's subscribers: one broadcast channel per session that has any, shared
+/// by every log implementation.
+pub(super) struct Fanout {
+    capacity: usize,
+    senders: Mutex<HashMap<String, broadcast::Sender<Frame>>>,
+}
+
+impl Fanout {
+    pub(super) fn new(capacity: usize) -> Fanout {
+        Fanout {
+            capacity,
+            senders: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// The session's channel, when anyone here subscribes to it.
+    pub(super) fn sender_if_any(&self, session: &str) -> Option<broadcast::Sender<Frame>> {
+        self.senders.lock().ok()?.get(session).cloned()
+    }
+
+    pub(super) fn subscribe(&self, session: &str) -> broadcast::Receiver<Frame> {
+        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
+        senders
+            .entry(session.to_string())
+            .or_insert_with(|| broadcast::channel(self.capacity).0)
+            .subscribe()
+    }
+
+    /// Drops the channels nobody listens to.
+    pub(super) fn prune(&self) {
+        if let Ok(mut senders) = self.senders.lock() {
+            senders.retain(|_, tx| tx.receiver_count() > 0);
+        }
+    }
+}
+
 /// The store plus in-process broadcast.
 pub struct LocalLog {
     store: Store,
     retain: u64,
-    capacity: usize,
-    senders: Mutex<HashMap<String, broadcast::Sender<Frame>>>,
+    fanout: Fanout,
 }
 
 impl LocalLog {
@@ -131,13 +166,12 @@ impl LocalLog {
         LocalLog {
             store,
             retain,
-            capacity,
-            senders: Mutex::new(HashMap::new()),
+            fanout: Fanout::new(capacity),
         }
     }
 
     fn sender_if_any(&self, session: &str) -> Option<broadcast::Sender<Frame>> {
-        self.senders.lock().ok()?.get(session).cloned()
+        self.fanout.sender_if_any(session)
     }
 }
 
@@ -239,11 +273,7 @@ impl SessionLog for LocalLog {
     }
 
     fn subscribe(&self, session: &str) -> broadcast::Receiver<Frame> {
-        let mut senders = self.senders.lock().unwrap_or_else(|p| p.into_inner());
-        senders
-            .entry(session.to_string())
-            .or_insert_with(|| broadcast::channel(self.capacity).0)
-            .subscribe()
+        self.fanout.subscribe(session)
     }
 
     fn publish_ephemeral(&self, session: &str, frame: Frame) {
@@ -253,9 +283,7 @@ impl SessionLog for LocalLog {
     }
 
     fn prune(&self) {
-        if let Ok(mut senders) = self.senders.lock() {
-            senders.retain(|_, tx| tx.receiver_count() > 0);
-        }
+        self.fanout.prune();
     }
 }
 

@@ -82,7 +82,7 @@ impl Store {
         match &self.pool {
             AnyPool::Sqlite(p) => {
                 sqlx::query(&format!("VACUUM INTO {}", sql_string(out)))
-                    .execute(p)
+                    .execute(&**p)
                     .await?;
             }
             AnyPool::Postgres(_) => {
@@ -145,7 +145,7 @@ impl Store {
 
     async fn restore_sqlite(
         &self,
-        pool: &sqlx::SqlitePool,
+        pool: &crate::conns::SqliteConns,
         from: &Path,
     ) -> Result<Vec<String>, BackupError> {
         // Work on a copy so the backup file itself is never modified, and bring the copy
@@ -167,7 +167,7 @@ impl Store {
                 AnyPool::Sqlite(cp) => sqlx::query(
                     "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
                 )
-                .fetch_one(cp)
+                .fetch_one(&**cp)
                 .await
                 .and_then(|r| r.try_get::<i64, _>("n"))
                 .map_err(|e| BackupError::NotABackup {

@@ -224,6 +224,7 @@ impl Store {
         };
         self.write(async || match &self.pool {
             AnyPool::Sqlite(p) => {
+                let p: &crate::conns::SqliteConns = p;
                 // Triggers (migration 0003) check each seq and apply its component change
                 // inside the insert; `body` is the envelope whose `key`/`op` drive them.
                 if let ([body], None) = (bodies, trim_from) {

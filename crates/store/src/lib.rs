@@ -7,6 +7,7 @@
 mod backup;
 mod closes;
 mod commerce;
+mod conns;
 mod conversations;
 mod display;
 mod durable;
@@ -97,7 +98,10 @@ pub(crate) fn now_ms() -> i64 {
 macro_rules! with_pool {
     ($store:expr, |$p:ident| $body:expr) => {
         match &$store.pool {
-            $crate::pool::AnyPool::Sqlite($p) => $body,
+            $crate::pool::AnyPool::Sqlite($p) => {
+                let $p: &$crate::conns::SqliteConns = $p;
+                $body
+            }
             $crate::pool::AnyPool::Postgres($p) => $body,
         }
     };

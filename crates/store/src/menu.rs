@@ -302,7 +302,7 @@ impl Store {
 
     /// One item of the tenant's menu.
     pub async fn menu_item(&self, tenant: &TenantId, id: &str) -> Result<Option<Item>> {
-        with_pool!(self, |p| { Ok(item_by_id!(p, tenant.as_str(), id)) })
+        with_pool!(self, |p| Ok(item_by_id!(p, tenant.as_str(), id)))
     }
 
     /// Creates or replaces a section (its items stay). Returns whether it was new and

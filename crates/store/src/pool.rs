@@ -2,9 +2,8 @@
 
 use crate::{Counts, Result, StoreError, with_pool};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{
-    SqliteConnectOptions, SqliteJournalMode, SqlitePool, SqlitePoolOptions, SqliteSynchronous,
-};
+use crate::conns::SqliteConns;
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Row};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -28,7 +27,7 @@ impl Backend {
 
 #[derive(Debug, Clone)]
 pub(crate) enum AnyPool {
-    Sqlite(SqlitePool),
+    Sqlite(std::sync::Arc<SqliteConns>),
     Postgres(PgPool),
 }
 
@@ -134,21 +133,11 @@ impl Store {
             // Each in-memory connection is its own database: keep exactly one for ever.
             (opts, 1)
         };
-        // A local file's connection cannot drop like a network one: skip sqlx's liveness
-        // ping before each acquire (one worker-thread round trip per query saved).
-        let mut pool_opts = SqlitePoolOptions::new()
-            .max_connections(max)
-            .test_before_acquire(false)
-            .acquire_timeout(Duration::from_secs(5));
-        if file.is_none() {
-            pool_opts = pool_opts
-                .min_connections(1)
-                .idle_timeout(None)
-                .max_lifetime(None);
-        }
-        let pool = pool_opts.connect_with(opts).await?;
+        // Not sqlx's pool: it pings each connection's thread whenever a connection
+        // comes back, a second thread round trip per statement (see `conns`).
+        let pool = SqliteConns::open(opts, max, Duration::from_secs(5)).await?;
         Ok(Store {
-            pool: AnyPool::Sqlite(pool),
+            pool: AnyPool::Sqlite(std::sync::Arc::new(pool)),
             url_redacted,
             url: url.to_string(),
             write_lock: Default::default(),
@@ -163,7 +152,12 @@ impl Store {
     /// Applies this backend's pending migrations.
     pub async fn migrate(&self) -> Result<()> {
         match &self.pool {
-            AnyPool::Sqlite(p) => sqlx::migrate!("./migrations/sqlite").run(p).await?,
+            AnyPool::Sqlite(p) => {
+                let mut conn = p.acquire().await?;
+                sqlx::migrate!("./migrations/sqlite")
+                    .run(&mut *conn)
+                    .await?
+            }
             AnyPool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
         }
         Ok(())
@@ -267,6 +261,7 @@ impl Store {
         let (AnyPool::Sqlite(p), Some(path)) = (&self.pool, &self.sqlite_path) else {
             return Ok(());
         };
+        let p: &SqliteConns = p;
         let mut wal = path.clone().into_os_string();
         wal.push("-wal");
         let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);

@@ -217,9 +217,14 @@ impl Engine {
         };
         let rec =
             turn::run_turn(&mut ws, self.model.as_deref(), &ledger, input, &tx, &cancel).await;
-        self.store
-            .save_turn(&conv.tenant_id, &conv.id, &to_row(&rec))
-            .await?;
+        // The ledger's `finish` stored the turn; only a turn it could not store (or
+        // one that failed on the way) is written again here, so every turn is stored
+        // whatever happened without a second durable write on the common path.
+        if rec.status != turn::TurnStatus::Ok {
+            self.store
+                .save_turn(&conv.tenant_id, &conv.id, &to_row(&rec))
+                .await?;
+        }
         Ok(rec)
     }
 

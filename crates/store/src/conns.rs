@@ -306,7 +306,10 @@ mod tests {
             .await
             .unwrap()
             .get("n");
-        assert_eq!(n, 2, "the dropped transaction's row is gone, the committed one stays");
+        assert_eq!(
+            n, 2,
+            "the dropped transaction's row is gone, the committed one stays"
+        );
     }
 
     #[tokio::test]
@@ -320,6 +323,9 @@ mod tests {
         drop(held);
         assert!(db.acquire().await.is_ok());
         db.close().await;
-        assert!(matches!(db.acquire().await.err(), Some(sqlx::Error::PoolClosed)));
+        assert!(matches!(
+            db.acquire().await.err(),
+            Some(sqlx::Error::PoolClosed)
+        ));
     }
 }

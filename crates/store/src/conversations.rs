@@ -119,6 +119,23 @@ impl Store {
             .rows_affected()
                 == 1
         });
+        if inserted {
+            // The row is exactly what was inserted: no need to read it back.
+            return Ok((
+                ConversationRecord {
+                    id: id.to_string(),
+                    tenant_id: tenant.clone(),
+                    category,
+                    user_id: user_id.map(str::to_string),
+                    language: language.to_string(),
+                    cart: cart.to_string(),
+                    turns: 0,
+                    created_at: now,
+                    updated_at: now,
+                },
+                true,
+            ));
+        }
         let rec = self
             .conversation(id)
             .await?

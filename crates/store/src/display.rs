@@ -143,15 +143,22 @@ impl Store {
             .bind(now)
             .execute(p)
             .await?;
+            if done.rows_affected() == 1 {
+                // The row is exactly what was inserted: no need to read it back.
+                return Ok(Created::New(SessionRecord {
+                    id: id.to_string(),
+                    tenant_id: tenant.clone(),
+                    category,
+                    init: init.to_string(),
+                    seq: 0,
+                    created_at: now,
+                }));
+            }
             let rec = self
                 .display_session(id)
                 .await?
                 .ok_or_else(|| StoreError::NotFound(format!("session {id}")))?;
-            Ok(if done.rows_affected() == 1 {
-                Created::New(rec)
-            } else {
-                Created::Existing(rec)
-            })
+            Ok(Created::Existing(rec))
         })
         }).await
     }

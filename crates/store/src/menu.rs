@@ -258,6 +258,27 @@ impl Store {
         Ok((menu, version))
     }
 
+    /// The menu, the pricing policy and the menu version, for a quote or a
+    /// confirmation: one read of the pricing row gives the policy and the version, and
+    /// the menu of that version comes from memory when cached (one statement where a
+    /// menu read and a policy read took two).
+    pub async fn priced_menu(&self, tenant: &TenantId) -> Result<(Menu, PricingPolicy, u64)> {
+        let (policy, version) = self.pricing_policy(tenant).await?;
+        if version > 0
+            && let Some(menu) = self.menus.get(tenant.as_str(), version)
+        {
+            return Ok((menu, policy, version));
+        }
+        let (menu, read) = self.menu_with_version(tenant).await?;
+        if read == version {
+            return Ok((menu, policy, version));
+        }
+        // The menu changed between the two reads: the policy read with the newer
+        // version is the one that goes with this menu.
+        let (policy, _) = self.pricing_policy(tenant).await?;
+        Ok((menu, policy, read))
+    }
+
     async fn read_menu(&self, tenant: &TenantId) -> Result<(Menu, u64)> {
         let t = tenant.as_str();
         with_pool!(self, |p| {

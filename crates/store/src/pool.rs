@@ -1,8 +1,8 @@
 //! Connecting, migrating and health-checking either backend.
 
+use crate::conns::SqliteConns;
 use crate::{Counts, Result, StoreError, with_pool};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use crate::conns::SqliteConns;
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
 use sqlx::{ConnectOptions, Row};
 use std::path::{Path, PathBuf};
@@ -49,6 +49,8 @@ pub struct Store {
     durable: Option<std::sync::Arc<crate::durable::GroupCommit>>,
     /// Menus read, by version (see `menu_with_version`).
     pub(crate) menus: std::sync::Arc<crate::menu::MenuCache>,
+    /// Tenants read recently (see `tenant`).
+    pub(crate) tenants: std::sync::Arc<crate::tenants::TenantCache>,
 }
 
 /// The SQLite file a `sqlite:` url names, or None for an in-memory database.
@@ -97,6 +99,7 @@ impl Store {
                 write_lock: Default::default(),
                 durable: None,
                 menus: Default::default(),
+                tenants: Default::default(),
             });
         }
         if !url.starts_with("sqlite:") {
@@ -146,6 +149,7 @@ impl Store {
                 .map(|f| std::sync::Arc::new(crate::durable::GroupCommit::new(f))),
             sqlite_path: file,
             menus: Default::default(),
+            tenants: Default::default(),
         })
     }
 

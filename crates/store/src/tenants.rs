@@ -84,12 +84,29 @@ impl Store {
                 .execute(p)
                 .await?;
         });
+        // After the commit: a read racing this write may put the old row back, for
+        // at most the TTL.
+        self.tenants.forget(t.id.as_str());
         Ok(())
         }).await
     }
 
-    /// The tenant with this id, if any.
+    /// The tenant with this id, if any: from memory when read less than [`TENANT_TTL`]
+    /// ago. Every request of an order needs its tenant (up to five reads per order);
+    /// a tenant changes rarely, and a change made on this instance is seen at once,
+    /// one made on another (PostgreSQL) within the TTL.
     pub async fn tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
+        if let Some(t) = self.tenants.get(id.as_str()) {
+            return Ok(Some(t));
+        }
+        let read = self.read_tenant(id).await?;
+        if let Some(t) = &read {
+            self.tenants.put(t);
+        }
+        Ok(read)
+    }
+
+    async fn read_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
         with_pool!(self, |p| {
             let row = sqlx::query(&sql)
@@ -271,5 +288,43 @@ impl Store {
                 })
                 .collect()
         })
+    }
+}
+
+/// How long a tenant read from the database is served from memory.
+pub const TENANT_TTL: std::time::Duration = std::time::Duration::from_secs(1);
+
+/// Tenants read recently, by id (see [`Store::tenant`]).
+#[derive(Debug, Default)]
+pub(crate) struct TenantCache(
+    std::sync::Mutex<std::collections::HashMap<String, (std::time::Instant, Tenant)>>,
+);
+
+impl TenantCache {
+    fn lock(
+        &self,
+    ) -> std::sync::MutexGuard<'_, std::collections::HashMap<String, (std::time::Instant, Tenant)>>
+    {
+        self.0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn get(&self, id: &str) -> Option<Tenant> {
+        self.lock()
+            .get(id)
+            .filter(|(at, _)| at.elapsed() < TENANT_TTL)
+            .map(|(_, t)| t.clone())
+    }
+
+    fn put(&self, t: &Tenant) {
+        self.lock().insert(
+            t.id.as_str().to_string(),
+            (std::time::Instant::now(), t.clone()),
+        );
+    }
+
+    fn forget(&self, id: &str) {
+        self.lock().remove(id);
     }
 }

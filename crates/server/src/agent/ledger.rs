@@ -76,11 +76,10 @@ impl Ledger for StoreLedger {
     }
 
     async fn show(&self, ops: &[DisplayOp]) -> Result<(), String> {
-        for op in ops {
-            self.hub
-                .update(&self.conversation, op.clone().into())
-                .await
-                .map_err(|e| e.to_string())?;
+        // Queued together: one batch, one durable write for all of the turn's changes.
+        let cmds = ops.iter().cloned().map(Into::into).collect();
+        for shown in self.hub.update_all(&self.conversation, cmds).await {
+            shown.map_err(|e| e.to_string())?;
         }
         Ok(())
     }

@@ -24,8 +24,7 @@ pub async fn fresh_quote(app: &App, conv: &ConversationRecord, tip: Tip) -> ApiR
         .await?
         .ok_or_else(|| ApiError::not_found("the conversation's tenant is gone"))?;
     let cart: Cart = serde_json::from_str(&conv.cart).map_err(StoreError::from)?;
-    let menu = app.store.menu(&tenant.id).await?;
-    let (policy, version) = app.store.pricing_policy(&tenant.id).await?;
+    let (menu, policy, version) = app.store.priced_menu(&tenant.id).await?;
     let mut q = Quote::build(
         &cart,
         &menu,
@@ -190,7 +189,7 @@ pub async fn confirm(
             cart,
         });
     }
-    let menu = app.store.menu(&conv.tenant_id).await?;
+    let (menu, _, version) = app.store.priced_menu(&conv.tenant_id).await?;
     if let Err(stale) = quote.is_valid_for(&c.quote_hash, &cart, &menu, now()) {
         let message = format!("{stale}; a new quote is on the display");
         // An empty or unpriceable cart has no new quote to show; the refusal stands.
@@ -203,7 +202,6 @@ pub async fn confirm(
     // Any menu change since the quote (a price, an 86, a modifier rule) makes it stale,
     // even one the checks above would let through: the guest confirms exactly the menu
     // they were quoted from.
-    let (_, version) = app.store.pricing_policy(&conv.tenant_id).await?;
     if quote.menu_version != version.to_string() {
         let fresh = fresh_quote(app, conv, Tip::None).await.ok().map(Box::new);
         return Err(Refused::Stale {

@@ -338,6 +338,22 @@ impl Hub {
                 tenant: rec.tenant_id.to_string(),
             });
         }
+        if new {
+            // A session just created here has no components and is at seq 0: keep it
+            // in memory now rather than read it back on its first update. (An append
+            // from another instance moves the log's head past 0, which reloads it.)
+            if let Some(t) = self.store.tenant(tenant).await? {
+                let cell = self.cell(id);
+                let mut state = cell.state.lock().await;
+                if state.is_none() {
+                    *state = Some(Loaded {
+                        rec: rec.clone(),
+                        currency: t.currency,
+                        components: BTreeMap::new(),
+                    });
+                }
+            }
+        }
         Ok((rec, new))
     }
 
@@ -356,22 +372,47 @@ impl Hub {
     /// task of its own, so a caller that goes away (a dropped request) cannot cut short
     /// the updates of the other callers it carries.
     pub async fn update(self: &Arc<Self>, id: &str, cmd: UpdateCommand) -> Result<u64, HubError> {
+        self.update_all(id, vec![cmd])
+            .await
+            .pop()
+            .unwrap_or_else(|| Err(HubError::Invalid("no update".into())))
+    }
+
+    /// Several updates of one session queued at once, so they are appended as one batch
+    /// (one transaction, one sync) instead of one after another: an agent turn that
+    /// shows the cart and a message pays for one durable write. Each update is still
+    /// validated on its own and gets its own outcome, in order.
+    pub async fn update_all(
+        self: &Arc<Self>,
+        id: &str,
+        cmds: Vec<UpdateCommand>,
+    ) -> Vec<Result<u64, HubError>> {
         let cell = self.cell(id);
-        let (tx, rx) = oneshot::channel();
-        cell.pending
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push(((cmd, crate::telemetry::current_trace_id()), tx));
+        let trace = crate::telemetry::current_trace_id();
+        let waiting: Vec<_> = {
+            let mut pending = cell.pending.lock().unwrap_or_else(|p| p.into_inner());
+            cmds.into_iter()
+                .map(|cmd| {
+                    let (tx, rx) = oneshot::channel();
+                    pending.push(((cmd, trace.clone()), tx));
+                    rx
+                })
+                .collect()
+        };
         let hub = Arc::clone(self);
         let id = id.to_string();
         // The batch is appended under the sender's span (the first sender's, when several
         // updates share one batch).
         tokio::spawn(async move { hub.drain(&id, &cell).await }.in_current_span());
-        rx.await.unwrap_or_else(|_| {
-            Err(HubError::Store(StoreError::Io(std::io::Error::other(
-                "the display update was dropped before it was applied",
-            ))))
-        })
+        let mut out = Vec::with_capacity(waiting.len());
+        for rx in waiting {
+            out.push(rx.await.unwrap_or_else(|_| {
+                Err(HubError::Store(StoreError::Io(std::io::Error::other(
+                    "the display update was dropped before it was applied",
+                ))))
+            }));
+        }
+        out
     }
 
     /// Applies every update queued on `cell`, under its lock.

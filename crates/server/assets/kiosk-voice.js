@@ -197,10 +197,10 @@
           kiosk.show({ type: "transcript", final: false, text });
           continue;
         }
-        kiosk.show({ type: "transcript", final: true, text: "" }); // drop the partial bubble
+        kiosk.show({ type: "transcript", final: true, text });
         if (!text) continue;
         spokenTurn = true;
-        kiosk.say(text);
+        kiosk.ask(text);
         setState("thinking");
         armReplyTimer();
       }

@@ -103,13 +103,18 @@
     };
   }
 
+  /** Sends the guest's words as a turn (queued while disconnected). */
+  function ask(text) {
+    current = null;
+    const frame = JSON.stringify({ type: "user_text", text });
+    if (socket && socket.readyState === WebSocket.OPEN) socket.send(frame); else pending.push(frame);
+  }
+
   function say(text) {
     text = text.trim();
     if (!text) return;
     add("msg user", text);
-    current = null;
-    const frame = JSON.stringify({ type: "user_text", text });
-    if (socket && socket.readyState === WebSocket.OPEN) socket.send(frame); else pending.push(frame);
+    ask(text);
   }
 
   form.addEventListener("submit", (e) => {
@@ -129,10 +134,9 @@
       socket.send(data);
       return true;
     },
-    open: () => socket !== null && socket.readyState === WebSocket.OPEN,
-    say,
+    ask,
     /** Shows an event in the log as if the server sent it (the browser's own speech
-     *  recognition uses it for its partial transcripts). */
+     *  recognition shows its transcripts with it). */
     show: onEvent,
     listen: (l) => listeners.push(l),
   };

@@ -151,7 +151,7 @@ try {
   assert.equal(await page.locator("#voice-note").isHidden(), true, "the server's engines are used, no fallback note");
 
   // The guest's words come back as a final transcript in the conversation ...
-  const said = page.locator(".msg.user.voice:not(.partial)").first();
+  const said = page.locator(".msg.user.spoken:not(.partial)").first();
   await said.waitFor();
   const heard = (await said.innerText()).toLowerCase();
   assert.match(heard, /three margherita/, `transcript: ${heard}`);

@@ -15,6 +15,7 @@
   const ptt = document.getElementById("voice-ptt");
   const talk = document.getElementById("voice-talk");
   const stateEl = document.getElementById("voice-state");
+  const label = document.getElementById("voice-label");
   const note = document.getElementById("voice-note");
 
   const LABELS = {
@@ -259,14 +260,14 @@
     holding = false;
     clearTimeout(replyTimer);
     toggle.setAttribute("aria-pressed", "false");
-    toggle.textContent = "🎤 Talk";
+    label.textContent = "Talk";
     setState("off");
   }
 
   async function setOn() {
     on = true;
     toggle.setAttribute("aria-pressed", "true");
-    toggle.textContent = "🎤 Voice on";
+    label.textContent = "Voice on";
     setState("starting");
     showNote("");
     // Made inside the tap (before any await): browsers let audio start only from a

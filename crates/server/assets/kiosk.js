@@ -41,7 +41,7 @@
       case "transcript":
         // What the guest said: a partial hypothesis updates one bubble in place; the
         // final one settles it (or removes it when nothing was understood).
-        if (!heard) heard = add("msg user voice partial", "");
+        if (!heard) heard = add("msg user spoken partial", "");
         heard.textContent = ev.text || "";
         if (ev.final) {
           if (!heard.textContent.trim()) heard.remove();

@@ -76,6 +76,51 @@ function orderWav(path) {
   writeFileSync(path, Buffer.concat([h, body]));
 }
 
+/** Runs in the page before its scripts: watches the socket's traffic (binary frames and
+ *  JSON types up, binary frames down), every reply buffer the player schedules, the
+ *  microphone streams and the voice state's changes, in `window.__voice`. */
+function watch() {
+  const seen = { up: 0, upBytes: new Set(), down: 0, playout: [], scheduledS: 0, states: [], streams: [], sent: [] };
+  window.__voice = seen;
+  const gum = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
+  navigator.mediaDevices.getUserMedia = async (c) => {
+    const s = await gum(c);
+    seen.streams.push(s);
+    return s;
+  };
+  const send = WebSocket.prototype.send;
+  WebSocket.prototype.send = function (data) {
+    if (typeof data === "string") {
+      try { const v = JSON.parse(data); seen.sent.push(v.type); if (v.type === "playout") seen.playout.push(v.playedMs); } catch (_) { /* not ours */ }
+    } else {
+      seen.up += 1;
+      seen.upBytes.add(data.byteLength);
+    }
+    return send.call(this, data);
+  };
+  const onmessage = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
+  Object.defineProperty(WebSocket.prototype, "onmessage", {
+    set(fn) {
+      onmessage.set.call(this, (m) => { if (typeof m.data !== "string") seen.down += 1; return fn(m); });
+    },
+    get() { return onmessage.get.call(this); },
+  });
+  const start = AudioBufferSourceNode.prototype.start;
+  AudioBufferSourceNode.prototype.start = function (...args) {
+    if (this.buffer) seen.scheduledS += this.buffer.duration;
+    return start.apply(this, args);
+  };
+  document.addEventListener("DOMContentLoaded", () => {
+    const el = document.getElementById("voice-state");
+    if (!el) return;
+    seen.states.push(el.dataset.state);
+    new MutationObserver(() => {
+      const s = el.dataset.state;
+      if (seen.states[seen.states.length - 1] !== s) seen.states.push(s);
+    }).observe(el, { attributes: true, attributeFilter: ["data-state"] });
+  });
+}
+
 const dir = mkdtempSync(join(tmpdir(), "stonepot-voice-"));
 const wavPath = join(dir, "order.wav");
 orderWav(wavPath);
@@ -95,49 +140,7 @@ try {
   page.setDefaultTimeout(45_000);
   const errors = [];
   page.on("pageerror", (e) => errors.push(String(e)));
-  // Watch the page's traffic and audio from inside it: binary frames and playout
-  // reports on the socket, and every reply buffer the player schedules.
-  await page.addInitScript(() => {
-    const seen = { up: 0, upBytes: new Set(), down: 0, playout: [], scheduledS: 0, states: [], streams: [] };
-    window.__voice = seen;
-    const gum = navigator.mediaDevices.getUserMedia.bind(navigator.mediaDevices);
-    navigator.mediaDevices.getUserMedia = async (c) => {
-      const s = await gum(c);
-      seen.streams.push(s);
-      return s;
-    };
-    const send = WebSocket.prototype.send;
-    WebSocket.prototype.send = function (data) {
-      if (typeof data === "string") {
-        try { const v = JSON.parse(data); if (v.type === "playout") seen.playout.push(v.playedMs); } catch (_) { /* not ours */ }
-      } else {
-        seen.up += 1;
-        seen.upBytes.add(data.byteLength);
-      }
-      return send.call(this, data);
-    };
-    const onmessage = Object.getOwnPropertyDescriptor(WebSocket.prototype, "onmessage");
-    Object.defineProperty(WebSocket.prototype, "onmessage", {
-      set(fn) {
-        onmessage.set.call(this, (m) => { if (typeof m.data !== "string") seen.down += 1; return fn(m); });
-      },
-      get() { return onmessage.get.call(this); },
-    });
-    const start = AudioBufferSourceNode.prototype.start;
-    AudioBufferSourceNode.prototype.start = function (...args) {
-      if (this.buffer) seen.scheduledS += this.buffer.duration;
-      return start.apply(this, args);
-    };
-    document.addEventListener("DOMContentLoaded", () => {
-      const el = document.getElementById("voice-state");
-      if (!el) return;
-      seen.states.push(el.dataset.state);
-      new MutationObserver(() => {
-        const s = el.dataset.state;
-        if (seen.states[seen.states.length - 1] !== s) seen.states.push(s);
-      }).observe(el, { attributes: true, attributeFilter: ["data-state"] });
-    });
-  });
+  await page.addInitScript(watch);
 
   await page.goto(`${base}/kiosk/demo-restaurant`);
   await page.waitForSelector('#link[data-state="live"]');
@@ -196,7 +199,33 @@ try {
 
   await page.screenshot({ path: `${artifacts}kiosk_voice.png`, fullPage: true });
   assert.deepEqual(errors, [], "no script errors");
-  console.log(`ok  kiosk voice (heard "${heard}", states ${seen.states.join(" → ")}, ${seen.down} reply frames)`);
+
+  // Where /health says the local recognizer is missing, the page does not send the server
+  // any voice: it says so and uses the browser's own speech (or asks the guest to type
+  // when the browser has none).
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 }, hasTouch: true, reducedMotion: "reduce" });
+  page.setDefaultTimeout(45_000);
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.addInitScript(watch);
+  await page.route("**/health", (route) => route.fulfill({
+    status: 200,
+    contentType: "application/json",
+    body: JSON.stringify({ ok: true, speech: { mode: "offline", espeakNg: true, recognizer: false } }),
+  }));
+  await page.goto(`${base}/kiosk/demo-restaurant`);
+  await page.waitForSelector('#link[data-state="live"]');
+  await page.locator("#voice-toggle").tap();
+  const fallback = page.locator("#voice-note");
+  await fallback.waitFor();
+  const why = await fallback.innerText();
+  assert.match(why, /local speech engines are missing \(speech recognizer\)/, why);
+  // (Headless Chromium has SpeechRecognition but no speech service behind it, so the
+  // note may go on to say that it fails too.)
+  assert.match(why, /browser's own speech recognition|no speech recognition either|speech recognition is not working either/, why);
+  const traffic = await page.evaluate(() => ({ up: window.__voice.up, sent: window.__voice.sent, streams: window.__voice.streams.length }));
+  assert.deepEqual(traffic, { up: 0, sent: [], streams: 0 }, "no server voice in the fallback");
+  assert.deepEqual(errors, [], "no script errors");
+  console.log(`ok  kiosk voice (heard "${heard}", states ${seen.states.join(" → ")}, ${seen.down} reply frames; fallback: "${why}")`);
 } catch (e) {
   // What the page showed, for the log of a failed run.
   if (page) {

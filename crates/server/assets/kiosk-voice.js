@@ -207,10 +207,13 @@
       }
     };
     rec.onerror = (e) => {
-      if (e.error === "not-allowed" || e.error === "service-not-allowed") {
-        showNote("The microphone is not allowed for this page; please type your order.");
-        setOff();
-      }
+      // Silence and our own aborts are routine; anything else (no microphone, no
+      // permission, the browser's speech service unreachable) would only fail again.
+      if (e.error === "no-speech" || e.error === "aborted") return;
+      showNote(reason + (e.error === "not-allowed" || e.error === "service-not-allowed"
+        ? " The microphone is not allowed for this page; please type your order."
+        : ` This browser's speech recognition is not working either (${e.error}); please type your order.`));
+      setOff();
     };
     // Chrome ends recognition after a silence; hands-free listens again, except while
     // the reply is spoken (the synthesized voice would be heard as the guest).

@@ -10,6 +10,7 @@ if [ ! -x /usr/bin/chromium ]; then
 fi
 (cd tests/browser && npm install --no-audit --no-fund --silent)
 node tests/browser/kiosk_worklet.test.mjs
+node tests/browser/kiosk_player.test.mjs
 cargo build --locked -p stonepot-server
 dir="$(mktemp -d /tmp/stonepot-browser.XXXXXX)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"

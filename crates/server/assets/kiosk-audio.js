@@ -118,6 +118,7 @@
       }
       this.queue = [];
       this.next = 0;
+      this.doneMs = played; // what was heard stays counted, cut frame included
       return played;
     }
   }

@@ -200,6 +200,33 @@ try {
   await page.screenshot({ path: `${artifacts}kiosk_voice.png`, fullPage: true });
   assert.deepEqual(errors, [], "no script errors");
 
+  // Push to talk, with the space bar: nothing goes up until it is held; holding it sends
+  // the order, releasing it sends `stop`; while it is up again, nothing goes up.
+  page = await browser.newPage({ viewport: { width: 1280, height: 800 }, hasTouch: true, reducedMotion: "reduce" });
+  page.setDefaultTimeout(45_000);
+  page.on("pageerror", (e) => errors.push(String(e)));
+  await page.addInitScript(watch);
+  await page.goto(`${base}/kiosk/demo-restaurant`);
+  await page.waitForSelector('#link[data-state="live"]');
+  await page.locator("#voice-ptt").check();
+  assert.equal(await page.locator("#voice-talk").isVisible(), true, "the hold-to-talk button shows");
+  await page.locator("#voice-toggle").tap();
+  await page.waitForSelector('#voice-state[data-state="ready"]');
+  await page.waitForFunction(() => window.__voice.sent.includes("start"));
+  assert.equal(await page.evaluate(() => window.__voice.up), 0, "no audio before the key is held");
+  await page.keyboard.down("Space");
+  await page.waitForSelector('#voice-state[data-state="listening"]');
+  await page.locator(".msg.user.spoken:not(.partial)").first().waitFor();
+  await page.keyboard.up("Space");
+  await page.waitForFunction(() => window.__voice.sent.includes("stop"));
+  const upAtRelease = await page.evaluate(() => window.__voice.up);
+  assert.ok(upAtRelease >= 50, `${upAtRelease} frames while held`);
+  // The reply plays and ends; the page waits for the key again, sending nothing.
+  await page.waitForFunction(() => window.__voice.states.includes("speaking"));
+  await page.waitForSelector('#voice-state[data-state="ready"]');
+  assert.equal(await page.evaluate(() => window.__voice.up), upAtRelease, "no audio while the key is up");
+  assert.equal(await page.locator("#voice-toggle").getAttribute("aria-pressed"), "true", "the space bar did not press the focused toggle");
+
   // Where /health says the local recognizer is missing, the page does not send the server
   // any voice: it says so and uses the browser's own speech (or asks the guest to type
   // when the browser has none).

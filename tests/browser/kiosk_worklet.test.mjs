@@ -43,7 +43,7 @@ function amplitude(samples, freq) {
   return (2 * Math.hypot(c, s)) / (samples.length - from) / 32768;
 }
 
-for (const rate of [48000, 44100, 16000, 24000]) {
+for (const rate of [48000, 44100, 16000, 24000, 96000]) {
   const frames = run(rate, 1000, 2);
   assert.ok(frames.every((f) => f.length === 320), `${rate}: 20 ms frames`);
   // 2 s in, 100 frames out, give or take the one still filling.
@@ -51,7 +51,7 @@ for (const rate of [48000, 44100, 16000, 24000]) {
   const a = amplitude(frames.flatMap((f) => [...f]), 1000);
   assert.ok(Math.abs(a - 0.5) < 0.02, `${rate}: 1 kHz kept at ${a}`);
 }
-for (const [rate, freq] of [[48000, 12000], [44100, 10000]]) {
+for (const [rate, freq] of [[48000, 12000], [44100, 10000], [96000, 11000]]) {
   const out = run(rate, freq, 2).flatMap((f) => [...f]);
   const folded = 16000 - freq; // where it would land after naive decimation
   const a = amplitude(out, folded);

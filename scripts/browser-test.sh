@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs the headless-Chromium display tests against a freshly started server.
+# Runs the headless-Chromium page tests (display, kiosk with text and voice, kitchen,
+# storefront) against a freshly started server.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -8,6 +9,8 @@ if [ ! -x /usr/bin/chromium ]; then
     exit 1
 fi
 (cd tests/browser && npm install --no-audit --no-fund --silent)
+node tests/browser/kiosk_worklet.test.mjs
+node tests/browser/kiosk_player.test.mjs
 cargo build --locked -p stonepot-server
 dir="$(mktemp -d /tmp/stonepot-browser.XXXXXX)"
 port="$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')"
@@ -25,6 +28,9 @@ for _ in $(seq 100); do
 done
 STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" node tests/browser/display.test.mjs
 STONEPOT_URL="http://127.0.0.1:$port" node tests/browser/kiosk.test.mjs
+# Speaks to the kiosk through Chromium's fake microphone (espeak-ng, the server's
+# pocketsphinx: scripts/install-test-deps.sh).
+STONEPOT_URL="http://127.0.0.1:$port" node tests/browser/kiosk_voice.test.mjs
 staff_token="$(cd "$dir" && "$bin" token --role staff --tenant demo-restaurant --subject browser-tablet --ttl 600)"
 STONEPOT_URL="http://127.0.0.1:$port" STONEPOT_KEY="$key" STONEPOT_STAFF_TOKEN="$staff_token" \
     node tests/browser/kitchen.test.mjs

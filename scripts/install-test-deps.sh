@@ -3,7 +3,8 @@
 # PostgreSQL (store tests on the second backend), nats-server (JetStream log and the
 # multi-instance tests), caddy, shellcheck and systemd-analyze
 # (deploy-file checks), Chromium (display page tests), procps (kill, for the signal
-# tests), espeak-ng (test speech and offline text-to-speech), the official openai and
+# tests), espeak-ng (test speech, also the kiosk's fake-microphone browser test, and offline
+# text-to-speech), the official openai and
 # stripe Python packages (independent clients), pocketsphinx (the offline recognizer;
 # the wheel bundles its English model) and moto (an S3-compatible server).
 # Does nothing when everything is present.

@@ -263,6 +263,35 @@ async fn the_kiosk_page_starts_a_conversation() {
     );
     assert!(html.contains("<iframe"), "{html}");
     assert!(!html.contains(KEY), "the page never carries the tenant key");
+    // Voice: the controls, the scripts, and the microphone worklet served as JavaScript
+    // (a browser refuses an AudioWorklet module of any other type).
+    for part in [
+        "id=\"voice-toggle\"",
+        "id=\"voice-ptt\"",
+        "id=\"voice-state\"",
+    ] {
+        assert!(html.contains(part), "{part} in {html}");
+    }
+    let worklet = html
+        .split("data-worklet=\"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .expect("the worklet's URL on the voice bar")
+        .replace("&#x2f;", "/");
+    assert!(worklet.starts_with("/assets/kiosk-worklet."), "{worklet}");
+    let res = get(s.url(&worklet), None).await;
+    assert_eq!(res.status(), 200);
+    assert!(
+        res.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/javascript")
+    );
+    let js = res.text().await.unwrap();
+    assert!(js.contains("registerProcessor(\"stonepot-downsampler\""));
+    for script in ["kiosk-audio.", "kiosk-voice."] {
+        assert!(html.contains(script), "{script} linked from {html}");
+    }
     let res = get(s.url("/kiosk/no-such-tenant"), None).await;
     error_code(res, 404).await;
     s.running.stop().await.unwrap();

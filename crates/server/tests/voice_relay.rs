@@ -743,3 +743,71 @@ async fn an_unreachable_realtime_model_is_reported_on_start() {
     assert!(e["message"].as_str().unwrap().contains("openai"), "{e}");
     assert_eq!(g.events("error").len(), 2, "{:?}", g.kinds());
 }
+
+#[test]
+fn relay_mode_without_the_providers_key_stops_start_up_naming_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let env: std::collections::HashMap<String, String> = [
+        ("DATA_DIR", dir.path().to_str().unwrap()),
+        ("VOICE_TENANT_MODES", "demo-restaurant=relay"),
+        ("REALTIME_PROVIDER", "gemini"),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    let flags = stonepot_server::config::Overrides {
+        port: Some(0),
+        demo: true,
+        ..Default::default()
+    };
+    let Err(e) = stonepot_server::config::Config::load(None, &env, &flags) else {
+        panic!("start-up was not refused");
+    };
+    let e = e.to_string();
+    assert!(e.contains("GEMINI_API_KEY") && e.contains("relay"), "{e}");
+}
+
+#[tokio::test]
+async fn gemini_interruption_stops_the_audio_and_a_call_in_flight_still_runs_once() {
+    let mut fake = FakeServer::gemini().await.unwrap();
+    let s = server(&fake, "gemini").await;
+    let (mut g, mut conn) = Guest::open(&s, &mut fake).await;
+    let mut audio = Vec::new();
+    conn.expect("setup", &mut audio).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    conn.send(json!({"serverContent": {"inputTranscription": {"text": "a margherita", "finished": true}}}));
+    for _ in 0..15 {
+        conn.send_audio("", "", &[900; 480]);
+    }
+    conn.send(json!({"serverContent": {"outputTranscription": {"text": "One margherita, and would you like a drink with that"}}}));
+    while g.frames().len() < 15 {
+        g.next().await.expect("reply audio");
+    }
+    g.send(json!({"type": "playout", "playedMs": 100})).await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    // The model calls a tool, and the guest talks over it at once.
+    conn.send(
+        json!({"toolCall": {"functionCalls": [{"id": "g7", "name": "add_to_cart",
+        "args": {"item": "margherita"}}]}}),
+    );
+    conn.send(json!({"serverContent": {"interrupted": true}}));
+    conn.send(json!({"toolCallCancellation": {"ids": ["g7"]}}));
+    let int = g.until("interrupted").await;
+    assert_eq!(int["heardMs"], 100, "{int}");
+    assert_eq!(int["sentMs"], 300, "{int}");
+    let tr = g.seen_or_next("tool_result").await;
+    assert_eq!(tr["ok"], true, "the call survives the interruption: {tr}");
+    conn.send(json!({"serverContent": {"turnComplete": true}}));
+    g.drain(Duration::from_millis(300)).await;
+    let k = g.kinds();
+    let i = k.iter().position(|x| x == "interrupted").unwrap();
+    assert!(!k[i..].iter().any(|x| x.starts_with("audio(")), "{k:?}");
+    assert_eq!(cart(&s, &g.id).await, vec![("margherita".to_string(), 1)]);
+    // Told to the model once, although it cancelled the call.
+    let mut responses = 0;
+    while let Some(r) = conn.recv(Duration::from_millis(300)).await {
+        responses += usize::from(r.kind() == "toolResponse");
+    }
+    assert_eq!(responses, 1);
+    assert_eq!(g.events("tool_call").len(), 1);
+}

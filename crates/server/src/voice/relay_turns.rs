@@ -45,32 +45,34 @@ impl Turns {
     /// position of a new call in it.
     async fn claim_call(&self) -> Result<(u32, u32), crate::agent::EngineError> {
         let mut slot = self.slot.lock().await;
-        let number = match slot.number {
-            Some(n) => n,
-            None => {
-                let n = self.app.engine.begin_voice_turn(&self.conv).await?;
-                slot.number = Some(n);
-                n
-            }
-        };
+        let number = self.numbered(&mut slot).await?;
         let position = slot.calls;
         slot.calls += 1;
         Ok((number, position))
+    }
+
+    async fn numbered(&self, slot: &mut Slot) -> Result<u32, crate::agent::EngineError> {
+        match slot.number {
+            Some(n) => Ok(n),
+            None => {
+                let n = self.app.engine.begin_voice_turn(&self.conv).await?;
+                slot.number = Some(n);
+                Ok(n)
+            }
+        }
     }
 
     /// The turn in progress's number (taken from the store on first need), for events
     /// that name it; None when the store refused.
     pub async fn number(&self) -> Option<u32> {
         let mut slot = self.slot.lock().await;
-        if slot.number.is_none() {
-            match self.app.engine.begin_voice_turn(&self.conv).await {
-                Ok(n) => slot.number = Some(n),
-                Err(e) => {
-                    tracing::warn!(conversation = %self.conv.id, error = %e, "voice turn not opened");
-                }
+        match self.numbered(&mut slot).await {
+            Ok(n) => Some(n),
+            Err(e) => {
+                tracing::warn!(conversation = %self.conv.id, error = %e, "voice turn not opened");
+                None
             }
         }
-        slot.number
     }
 
     /// Ends the turn in progress: its number, if one was taken. Calls from now on
@@ -299,5 +301,42 @@ impl ToolRunner for Tools {
                     "message": "the tool could not be run just now; try again"}})
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_interrupted_turn_keeps_its_earlier_replies_and_the_heard_share_of_the_cut_one() {
+        let mut t = VoiceTurn::new("openai", "gpt-realtime");
+        assert!(t.is_empty());
+        t.replies.push("Added a margherita.".into());
+        t.partial = "Would you like a drink with your pizza".into();
+        assert_eq!(
+            t.assistant_text(),
+            "Added a margherita. Would you like a drink with your pizza"
+        );
+        assert_eq!(t.heard_text(), None, "not interrupted: all of it stands");
+        t.interrupted = Some(Cut {
+            heard_ms: 500,
+            sent_ms: 1000,
+        });
+        assert_eq!(
+            t.heard_text().as_deref(),
+            Some("Added a margherita. Would you like a")
+        );
+        // The cut reply's final transcript came in: it is the one cut.
+        t.replies.push(std::mem::take(&mut t.partial));
+        assert_eq!(
+            t.heard_text().as_deref(),
+            Some("Added a margherita. Would you like a")
+        );
+        t.interrupted = Some(Cut {
+            heard_ms: 0,
+            sent_ms: 1000,
+        });
+        assert_eq!(t.heard_text().as_deref(), Some("Added a margherita."));
     }
 }

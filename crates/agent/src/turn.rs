@@ -209,8 +209,7 @@ impl Turn<'_> {
         }
     }
 
-    /// Runs one call at most once per (turn, id): a replayed id returns what was
-    /// recorded and changes nothing.
+    /// Announces a call, runs it (see [`run_call`]) and reports its result.
     async fn call(
         &mut self,
         id: &str,
@@ -225,48 +224,7 @@ impl Turn<'_> {
             arguments: shown_args,
         })
         .await;
-        let turn = self.rec.turn;
-        let rec = match self.ledger.recorded(turn, id).await? {
-            Some(done) => done,
-            None => {
-                let before = self.ws.clone();
-                let out: ToolOutcome = if SERVER_TOOLS.contains(&name) {
-                    match parse_arguments(arguments) {
-                        Err(refusal) => refusal,
-                        Ok(args) => {
-                            let done = self.ledger.server_tool(turn, id, name, &args).await?;
-                            let changed = done.cart.is_some();
-                            self.ws.absorb(name, &done.outcome, done.cart);
-                            let mut out = done.outcome;
-                            out.cart_changed = changed && out.ok;
-                            out
-                        }
-                    }
-                } else {
-                    self.ws.run(name, arguments)
-                };
-                let rec = RecordedCall {
-                    id: id.into(),
-                    name: name.into(),
-                    arguments: arguments.into(),
-                    ok: out.ok,
-                    result: out.result.clone(),
-                };
-                let cart = if out.cart_changed {
-                    self.ws.cart()
-                } else {
-                    None
-                };
-                if let Err(e) = self.ledger.record(turn, &rec, cart).await {
-                    *self.ws = before;
-                    return Err(e);
-                }
-                if !out.display.is_empty() {
-                    self.ledger.show(&out.display).await?;
-                }
-                rec
-            }
-        };
+        let rec = run_call(self.ws, self.ledger, self.rec.turn, id, name, arguments).await?;
         self.emit(TurnEvent::ToolResult {
             id: rec.id.clone(),
             name: rec.name.clone(),
@@ -294,6 +252,56 @@ impl Turn<'_> {
         })
         .await;
     }
+}
+
+/// Runs one tool call at most once per (turn, id): a replayed id returns what was
+/// recorded and changes nothing. The call is recorded (with the cart it left) before its
+/// display updates are shown, so nothing is shown that is not durable. Public because a
+/// realtime speech model proposes calls outside a text turn, and they must run exactly
+/// as the text agent's do.
+pub async fn run_call(
+    ws: &mut Workspace,
+    ledger: &dyn Ledger,
+    turn: u32,
+    id: &str,
+    name: &str,
+    arguments: &str,
+) -> Result<RecordedCall, String> {
+    if let Some(done) = ledger.recorded(turn, id).await? {
+        return Ok(done);
+    }
+    let before = ws.clone();
+    let out: ToolOutcome = if SERVER_TOOLS.contains(&name) {
+        match parse_arguments(arguments) {
+            Err(refusal) => refusal,
+            Ok(args) => {
+                let done = ledger.server_tool(turn, id, name, &args).await?;
+                let changed = done.cart.is_some();
+                ws.absorb(name, &done.outcome, done.cart);
+                let mut out = done.outcome;
+                out.cart_changed = changed && out.ok;
+                out
+            }
+        }
+    } else {
+        ws.run(name, arguments)
+    };
+    let rec = RecordedCall {
+        id: id.into(),
+        name: name.into(),
+        arguments: arguments.into(),
+        ok: out.ok,
+        result: out.result.clone(),
+    };
+    let cart = if out.cart_changed { ws.cart() } else { None };
+    if let Err(e) = ledger.record(turn, &rec, cart).await {
+        *ws = before;
+        return Err(e);
+    }
+    if !out.display.is_empty() {
+        ledger.show(&out.display).await?;
+    }
+    Ok(rec)
 }
 
 fn ms(t: Instant) -> u64 {

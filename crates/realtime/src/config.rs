@@ -71,13 +71,26 @@ impl ProviderConfig {
     /// `OPENAI_API_KEY`, `OPENAI_REALTIME_URL`, `OPENAI_REALTIME_MODEL`,
     /// `OPENAI_REALTIME_VOICE`, `OPENAI_REALTIME_TRANSCRIPTION_MODEL`; `GEMINI_API_KEY`
     /// (or `GOOGLE_API_KEY`), `GEMINI_LIVE_URL`, `GEMINI_LIVE_MODEL`,
-    /// `GEMINI_LIVE_TRANSPARENT_RESUMPTION`. See docs/VOICE-RELAY.md.
+    /// `GEMINI_LIVE_TRANSPARENT_RESUMPTION`. `REALTIME_URL` and `REALTIME_MODEL` stand in
+    /// for the chosen provider's URL and model when its own names are unset, so one pair
+    /// of settings points either provider at a compatible (or fake) server. See
+    /// docs/VOICE-RELAY.md.
     pub fn from_env(provider: &str, env: &HashMap<String, String>) -> Result<Self, RelayError> {
         let get = |k: &str| env.get(k).filter(|v| !v.trim().is_empty()).cloned();
+        let url = |own: &str, default: &str| {
+            get(own)
+                .or_else(|| get("REALTIME_URL"))
+                .unwrap_or_else(|| default.into())
+        };
+        let model = |own: &str, default: &str| {
+            get(own)
+                .or_else(|| get("REALTIME_MODEL"))
+                .unwrap_or_else(|| default.into())
+        };
         match provider {
             "openai" => Ok(ProviderConfig::OpenAi {
-                url: get("OPENAI_REALTIME_URL").unwrap_or_else(|| OPENAI_REALTIME_URL.into()),
-                model: get("OPENAI_REALTIME_MODEL").unwrap_or_else(|| OPENAI_REALTIME_MODEL.into()),
+                url: url("OPENAI_REALTIME_URL", OPENAI_REALTIME_URL),
+                model: model("OPENAI_REALTIME_MODEL", OPENAI_REALTIME_MODEL),
                 api_key: get("OPENAI_API_KEY").map(ApiKey),
                 voice: get("OPENAI_REALTIME_VOICE").unwrap_or_else(|| "marin".into()),
                 transcription_model: get("OPENAI_REALTIME_TRANSCRIPTION_MODEL")
@@ -94,8 +107,8 @@ impl ProviderConfig {
                     }
                 };
                 Ok(ProviderConfig::Gemini {
-                    url: get("GEMINI_LIVE_URL").unwrap_or_else(|| GEMINI_LIVE_URL.into()),
-                    model: get("GEMINI_LIVE_MODEL").unwrap_or_else(|| GEMINI_LIVE_MODEL.into()),
+                    url: url("GEMINI_LIVE_URL", GEMINI_LIVE_URL),
+                    model: model("GEMINI_LIVE_MODEL", GEMINI_LIVE_MODEL),
                     api_key: get("GEMINI_API_KEY")
                         .or_else(|| get("GOOGLE_API_KEY"))
                         .map(ApiKey),
@@ -106,6 +119,41 @@ impl ProviderConfig {
                 "the realtime provider must be openai or gemini, not {other:?}"
             ))),
         }
+    }
+
+    /// The key the provider is called with, if one is set.
+    pub fn api_key(&self) -> Option<&ApiKey> {
+        match self {
+            ProviderConfig::OpenAi { api_key, .. } | ProviderConfig::Gemini { api_key, .. } => {
+                api_key.as_ref()
+            }
+        }
+    }
+
+    /// The model the provider is asked for.
+    pub fn model(&self) -> &str {
+        match self {
+            ProviderConfig::OpenAi { model, .. } | ProviderConfig::Gemini { model, .. } => model,
+        }
+    }
+
+    /// The WebSocket endpoint (`ws://` or `wss://`).
+    pub fn url(&self) -> &str {
+        match self {
+            ProviderConfig::OpenAi { url, .. } | ProviderConfig::Gemini { url, .. } => url,
+        }
+    }
+
+    /// Checks what a session could not start with (the URL's scheme), naming it.
+    pub fn validate(&self) -> Result<(), RelayError> {
+        let url = self.url();
+        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
+            return Err(RelayError::Config(format!(
+                "the {} realtime URL must start with ws:// or wss://, not {url:?}",
+                self.name()
+            )));
+        }
+        Ok(())
     }
 
     /// `openai` or `gemini`: the label on logs, events and metrics.
@@ -172,15 +220,6 @@ impl RelayConfig {
                 self.client_rate
             )));
         }
-        let url = match &self.provider {
-            ProviderConfig::OpenAi { url, .. } | ProviderConfig::Gemini { url, .. } => url,
-        };
-        if !(url.starts_with("ws://") || url.starts_with("wss://")) {
-            return Err(RelayError::Config(format!(
-                "the {} realtime URL must start with ws:// or wss://, not {url:?}",
-                self.provider.name()
-            )));
-        }
-        Ok(())
+        self.provider.validate()
     }
 }

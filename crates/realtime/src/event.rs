@@ -128,6 +128,10 @@ pub enum RelayError {
     Resample(String),
     #[error("the relay session has ended")]
     Closed,
+    /// [`crate::RelayHandle::try_send`] found the session's input queue full: the relay
+    /// is behind (its events are not being read), so the input was not taken.
+    #[error("the relay session is not keeping up")]
+    Busy,
 }
 
 impl RelayError {
@@ -139,6 +143,7 @@ impl RelayError {
             RelayError::Connection(_) => "relay_connection",
             RelayError::Resample(_) => "relay_resample",
             RelayError::Closed => "relay_closed",
+            RelayError::Busy => "relay_busy",
         }
     }
 }

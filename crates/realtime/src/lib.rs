@@ -49,7 +49,8 @@
 //! included) and passes the same [`stonepot_llm::ToolSpec`]s in [`RelayConfig::tools`].
 //! [`RelayEvent`] serializes with a `type` tag in snake_case, matching the socket's JSON
 //! events (`audio_start`, `transcript`, `tool_call`, `interrupted`, …); `Audio` is the
-//! binary frame. Configuration names are in docs/VOICE-RELAY.md.
+//! binary frame (the server maps them to the chat socket's own event shapes, in
+//! `crates/server/src/voice/relay.rs`). Configuration names are in docs/VOICE-RELAY.md.
 //!
 //! With the `testing` feature, [`testing`] has fake OpenAI Realtime and Gemini Live
 //! servers speaking the real event protocol, for the server's tests and the benchmark.

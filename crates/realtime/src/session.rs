@@ -41,6 +41,17 @@ impl RelayHandle {
         self.tx.send(input).await.map_err(|_| RelayError::Closed)
     }
 
+    /// Like [`RelayHandle::send`] but never waits: [`RelayError::Busy`] when the input
+    /// queue is full. For a caller that must keep serving its own socket meanwhile (the
+    /// server forwards the guest's audio from the loop that also writes the relay's
+    /// events to that guest, so waiting here could stall both).
+    pub fn try_send(&self, input: RelayInput) -> Result<(), RelayError> {
+        self.tx.try_send(input).map_err(|e| match e {
+            mpsc::error::TrySendError::Full(_) => RelayError::Busy,
+            mpsc::error::TrySendError::Closed(_) => RelayError::Closed,
+        })
+    }
+
     /// Guest audio, PCM16 mono at the client rate.
     pub async fn audio(&self, samples: Vec<i16>) -> Result<(), RelayError> {
         self.send(RelayInput::Audio(samples)).await

@@ -621,7 +621,7 @@ impl Config {
                 })
             }
         };
-        let voice = crate::voice::VoiceConfig::from_env(&get, secret("SPEECH_API_KEY"))?;
+        let voice = crate::voice::VoiceConfig::from_env(env, secret("SPEECH_API_KEY"))?;
         if environment == Environment::Production && !flags.tool && is_temporary(&database_url) {
             return Err(ConfigError::MissingInProduction {
                 name: "DATABASE_URL",

@@ -615,11 +615,4 @@ async fn bad_audio_and_events_get_errors_and_floods_are_cut_off() {
         }
         other => panic!("closed with a reason: {other:?}"),
     }
-
-    // Relay mode is not served here yet, and says so.
-    let r = start(&[("STONEPOT_DEMO_KEY", KEY), ("VOICE_MODE", "relay")]).await;
-    let mut call = Call::connect(&r).await;
-    call.text(json!({"type": "start"}));
-    let e = expect_error(&mut call, "voice_unavailable").await;
-    assert!(e["message"].as_str().unwrap().contains("relay"), "{e}");
 }

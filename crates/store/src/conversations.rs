@@ -294,13 +294,15 @@ impl Store {
 
     /// Stores a finished (or failed, or cancelled) turn.
     pub async fn save_turn(&self, tenant: &TenantId, id: &str, t: &TurnRow) -> Result<()> {
+        // Spoken turns whose voice record is known when they end are stored in one write.
+        let voice = t.voice.as_ref().map(serde_json::to_string).transpose()?;
         self.write(async || {
         with_pool!(self, |p| {
             sqlx::query(
                 "INSERT INTO conversation_turns (conversation_id, turn, tenant_id, user_text, assistant_text, \
                  model, target, status, error, input_tokens, output_tokens, cached_tokens, cost_micros, \
-                 ttft_ms, latency_ms, created_at) \
-                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                 ttft_ms, latency_ms, created_at, voice) \
+                 VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
                  ON CONFLICT (conversation_id, turn) DO NOTHING",
             )
             .bind(id)
@@ -319,6 +321,7 @@ impl Store {
             .bind(t.ttft_ms.map(i))
             .bind(i(t.latency_ms))
             .bind(now_ms())
+            .bind(&voice)
             .execute(p)
             .await?;
             Ok(())

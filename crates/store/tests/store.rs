@@ -612,6 +612,17 @@ async fn conversations_record_tool_calls_once_and_keep_the_transcript(b: Backend
         "Add"
     );
 
+    // A turn stored with its voice record (a realtime model's turn) has it at once.
+    let spoken = TurnRow {
+        turn: 3,
+        voice: Some(serde_json::json!({"mode": "relay", "interrupted": false})),
+        ..turn.clone()
+    };
+    s.save_turn(&r.id, "conv-1", &spoken).await.unwrap();
+    let got = s.turns(&r.id, "conv-1").await.unwrap();
+    assert_eq!(got[1].turn, 3);
+    assert_eq!(got[1].voice, spoken.voice);
+
     assert_eq!(s.agent_profile(&r.id).await.unwrap(), None);
     s.set_agent_profile(&r.id, "Gia", "Be brief.")
         .await

@@ -61,6 +61,9 @@ pub enum EngineError {
     /// A dependency the display log needs (NATS) is down; nothing was committed.
     #[error("{0}")]
     Unavailable(String),
+    /// A tool call could not be recorded or shown (store or display log failure).
+    #[error("tool call failed: {0}")]
+    Tool(String),
 }
 
 impl From<crate::display::HubError> for EngineError {
@@ -226,6 +229,93 @@ impl Engine {
                 .await?;
         }
         Ok(rec)
+    }
+
+    /// What a realtime speech model is told for `conv`: the same system prompt and tools
+    /// as the text agent, plus the conversation so far (newest `context_chars` of it), so
+    /// a guest who typed first and then speaks goes on in the same conversation.
+    pub async fn voice_setup(
+        &self,
+        conv: &ConversationRecord,
+        context_chars: usize,
+    ) -> Result<(String, Vec<stonepot_llm::ToolSpec>), EngineError> {
+        let conv = self.conversation(&conv.id).await?;
+        let tenant = self
+            .store
+            .tenant(&conv.tenant_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(conv.tenant_id.to_string()))?;
+        let ws = self.workspace(&tenant, &conv).await?;
+        let profile = self.store.agent_profile(&tenant.id).await?;
+        let mut prompt = persona::system_prompt(&tenant, profile.as_ref(), &ws);
+        prompt.push_str(
+            "\nYou are speaking with the guest: keep replies short and natural to hear, \
+             and read prices as words.\n",
+        );
+        let turns = self.store.turns(&conv.tenant_id, &conv.id).await?;
+        let mut lines: Vec<String> = Vec::new();
+        let mut used = 0;
+        for t in turns.iter().rev() {
+            let mut add = |who: &str, text: &str| {
+                if !text.trim().is_empty() && used < context_chars {
+                    used += text.len();
+                    lines.push(format!("{who}: {}", text.trim()));
+                }
+            };
+            add("You", &t.assistant_text);
+            add("Guest", &t.user_text);
+        }
+        if !lines.is_empty() {
+            lines.reverse();
+            prompt.push_str("\nThe conversation so far:\n");
+            prompt.push_str(&lines.join("\n"));
+            prompt.push('\n');
+        }
+        Ok((prompt, ws.specs()))
+    }
+
+    /// Opens a turn for speech the realtime model answers: its number, under which its
+    /// tool calls are recorded (the turn row itself is stored when it ends).
+    pub async fn begin_voice_turn(&self, conv: &ConversationRecord) -> Result<u32, EngineError> {
+        Ok(self.store.begin_turn(&conv.tenant_id, &conv.id).await?)
+    }
+
+    /// Runs one tool call a realtime speech model made during voice turn `turn`, exactly
+    /// as the text agent runs it: under the conversation's turn lock, on the cart as
+    /// stored, recorded once per (turn, call id) with the cart it left, then shown on the
+    /// display. `position` orders it among the turn's calls in the transcript.
+    #[tracing::instrument(name = "voice_tool", skip_all, fields(conversation = %conv.id, tool = %name))]
+    #[expect(clippy::too_many_arguments, reason = "one call and where it belongs")]
+    pub async fn run_tool(
+        &self,
+        app: &crate::app::App,
+        conv: &ConversationRecord,
+        turn: u32,
+        position: u32,
+        call_id: &str,
+        name: &str,
+        arguments: &str,
+    ) -> Result<turn::RecordedCall, EngineError> {
+        let _turn_guard = self.lock(&conv.id).await;
+        let conv = self.conversation(&conv.id).await?;
+        let tenant = self
+            .store
+            .tenant(&conv.tenant_id)
+            .await?
+            .ok_or_else(|| EngineError::NotFound(conv.tenant_id.to_string()))?;
+        let mut ws = self.workspace(&tenant, &conv).await?;
+        let ledger = StoreLedger {
+            app: app.clone(),
+            store: self.store.clone(),
+            hub: self.hub.clone(),
+            tenant: conv.tenant_id.clone(),
+            conversation: conv.id.clone(),
+            position: position.into(),
+            metrics: self.metrics.clone(),
+        };
+        turn::run_call(&mut ws, &ledger, turn, call_id, name, arguments)
+            .await
+            .map_err(EngineError::Tool)
     }
 
     async fn workspace(

@@ -56,7 +56,7 @@ impl From<EngineError> for ApiError {
                 ApiError::new(StatusCode::CONFLICT, "session_conflict", e.to_string())
             }
             EngineError::Store(s) => s.into(),
-            EngineError::Display(m) => ApiError::internal(m),
+            EngineError::Display(m) | EngineError::Tool(m) => ApiError::internal(m),
             EngineError::Unavailable(m) => ApiError::unavailable("bus", m),
         }
     }
@@ -275,7 +275,8 @@ async fn get_conversation(
 /// socket: binary PCM16 mono frames (20 ms, 16 kHz unless `start` announces
 /// `sampleRate`) and `start`/`stop`/`playout` events in; `speech_started`,
 /// `speech_stopped`, `transcript`, `audio_start`, binary PCM16 reply audio, `audio_end`
-/// and `interrupted` out (see `crate::voice`).
+/// and `interrupted` out (see `crate::voice`). In relay mode, after `start`, typed
+/// messages go to the realtime model too, so speech and text stay one conversation.
 #[utoipa::path(get, path = "/ws/restaurant/{id}", tag = "conversations",
     params(("id" = String, Path, description = "conversation id"),
         ("token" = Option<String>, Query, description = "the session's signed token")),
@@ -415,7 +416,11 @@ async fn serve_socket(app: App, conv: ConversationRecord, mut socket: WebSocket)
                 let replies = match msg {
                     Some(Ok(Message::Text(t))) => match voice_event(t.as_str()) {
                         Some(v) => voice.on_event(&v).await,
-                        None => reply_to_text(parse_frame(t.as_str()), &mut queue).into_iter().collect(),
+                        None => match parse_frame(t.as_str()) {
+                            // A realtime model holds the conversation: it answers typing too.
+                            Ok(Some(text)) if voice.relaying() => voice.relay_text(text),
+                            parsed => reply_to_text(parsed, &mut queue).into_iter().collect(),
+                        },
                     },
                     Some(Ok(Message::Binary(b))) => voice.on_audio(&b),
                     Some(Ok(Message::Close(_))) | None | Some(Err(_)) => break,

@@ -65,6 +65,10 @@ pub struct Speech {
     espeak_ng: bool,
     /// The offline recognizer (pocketsphinx) loads.
     recognizer: bool,
+    /// The realtime model relay-mode tenants use (`openai` or `gemini`), when any tenant
+    /// is in relay mode; its key was checked at start-up, the provider is not called.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    realtime: Option<&'static str>,
 }
 
 async fn check_storage(app: &App) -> Result<(), String> {
@@ -132,6 +136,7 @@ pub async fn health(State(app): State<App>) -> Response {
                 mode: app.config.voice.mode.as_str(),
                 espeak_ng,
                 recognizer,
+                realtime: app.voice.relay().map(|p| p.name()),
             }
         },
         failing,

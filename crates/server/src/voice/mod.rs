@@ -1,7 +1,11 @@
 //! Voice conversations on the chat socket: which speech engines a tenant's sessions use
 //! (the mode), whether the local engines are installed (for `/health`), and the voice
-//! session that runs on each socket ([`session`]) with its spoken turns ([`turn`]).
+//! session that runs on each socket ([`session`]) with its spoken turns ([`turn`]) — or,
+//! in relay mode, its realtime model session ([`relay`], recording its turns and running
+//! its tool calls through [`relay_turns`]).
 
+mod relay;
+mod relay_turns;
 pub mod session;
 mod turn;
 
@@ -9,6 +13,7 @@ use crate::config::{ConfigError, Secret};
 use std::collections::HashMap;
 use std::sync::Arc;
 use stonepot_domain::TenantId;
+use stonepot_realtime::ProviderConfig;
 use stonepot_voice::openai::{Endpoint, HttpRecognizer, HttpSpeaker};
 use stonepot_voice::{Espeak, Pocketsphinx, Recognizer, Speaker};
 use tokio::sync::OnceCell;
@@ -20,8 +25,8 @@ pub enum Mode {
     Offline,
     /// Speech providers over the OpenAI-compatible audio endpoints around the same agent.
     Cascade,
-    /// A realtime speech model (OpenAI Realtime, Gemini Live) relayed; served by the
-    /// realtime crate when it is wired in, refused with a clear error until then.
+    /// A realtime speech model (OpenAI Realtime, Gemini Live) relayed through
+    /// `stonepot-realtime`; its function calls run the text agent's tools.
     Relay,
 }
 
@@ -44,7 +49,8 @@ impl Mode {
     }
 }
 
-/// Voice settings (environment: `VOICE_MODE`, `VOICE_TENANT_MODES`, `SPEECH_*`).
+/// Voice settings (environment: `VOICE_MODE`, `VOICE_TENANT_MODES`, `SPEECH_*`,
+/// `REALTIME_*` and the realtime provider's own names).
 #[derive(Debug, Clone)]
 pub struct VoiceConfig {
     /// The mode of tenants not listed in `tenant_modes`.
@@ -64,15 +70,21 @@ pub struct VoiceConfig {
     /// which must have the `pocketsphinx` package).
     pub espeak: String,
     pub python: String,
+    /// The realtime model relay-mode sessions talk to; set exactly when some tenant uses
+    /// relay mode. `REALTIME_PROVIDER` (`openai` or `gemini`; by default whichever has a
+    /// key, OpenAI first), then the provider's settings (see
+    /// [`stonepot_realtime::ProviderConfig::from_env`]).
+    pub relay: Option<ProviderConfig>,
 }
 
 impl VoiceConfig {
-    /// Reads the settings; an unknown mode or a cascade without URLs fails start-up with
-    /// the setting named.
+    /// Reads the settings; an unknown mode, a cascade without URLs or a relay without a
+    /// key fails start-up with the setting named.
     pub fn from_env(
-        get: &dyn Fn(&str) -> Option<String>,
+        env: &HashMap<String, String>,
         api_key: Option<Secret>,
     ) -> Result<VoiceConfig, ConfigError> {
+        let get = |name: &str| env.get(name).filter(|v| !v.trim().is_empty()).cloned();
         let stt_url = get("SPEECH_STT_URL");
         let tts_url = get("SPEECH_TTS_URL");
         for (name, url) in [("SPEECH_STT_URL", &stt_url), ("SPEECH_TTS_URL", &tts_url)] {
@@ -119,6 +131,12 @@ impl VoiceConfig {
                 problem: "cascade needs SPEECH_STT_URL and SPEECH_TTS_URL".into(),
             });
         }
+        let wants_relay = mode == Mode::Relay || tenant_modes.values().any(|m| *m == Mode::Relay);
+        let relay = if wants_relay {
+            Some(relay_provider(env, &get)?)
+        } else {
+            None
+        };
         Ok(VoiceConfig {
             mode,
             tenant_modes,
@@ -130,8 +148,53 @@ impl VoiceConfig {
             api_key,
             espeak: get("ESPEAK_PROGRAM").unwrap_or_else(|| "espeak-ng".into()),
             python: get("VOICE_PYTHON").unwrap_or_else(|| "python3".into()),
+            relay,
         })
     }
+}
+
+/// The realtime provider relay mode uses. Without a key it would fail on every guest's
+/// `start`, so start-up fails instead, naming the key.
+fn relay_provider(
+    env: &HashMap<String, String>,
+    get: &dyn Fn(&str) -> Option<String>,
+) -> Result<ProviderConfig, ConfigError> {
+    let gemini_key = get("GEMINI_API_KEY").is_some() || get("GOOGLE_API_KEY").is_some();
+    let name = match get("REALTIME_PROVIDER") {
+        Some(p) => p.trim().to_ascii_lowercase(),
+        None if get("OPENAI_API_KEY").is_none() && gemini_key => "gemini".into(),
+        None => "openai".into(),
+    };
+    let provider = ProviderConfig::from_env(&name, env).map_err(|e| ConfigError::Invalid {
+        name: "REALTIME_PROVIDER",
+        problem: match e {
+            stonepot_realtime::RelayError::Config(m) => m,
+            other => other.to_string(),
+        },
+    })?;
+    if provider.api_key().is_none() {
+        return Err(ConfigError::Invalid {
+            name: match provider {
+                ProviderConfig::OpenAi { .. } => "OPENAI_API_KEY",
+                ProviderConfig::Gemini { .. } => "GEMINI_API_KEY",
+            },
+            problem: format!(
+                "relay voice mode with the {} realtime model needs its API key",
+                provider.name()
+            ),
+        });
+    }
+    provider.validate().map_err(|e| ConfigError::Invalid {
+        name: match provider {
+            ProviderConfig::OpenAi { .. } => "OPENAI_REALTIME_URL",
+            ProviderConfig::Gemini { .. } => "GEMINI_LIVE_URL",
+        },
+        problem: match e {
+            stonepot_realtime::RelayError::Config(m) => m,
+            other => other.to_string(),
+        },
+    })?;
+    Ok(provider)
 }
 
 impl Default for VoiceConfig {
@@ -147,6 +210,7 @@ impl Default for VoiceConfig {
             api_key: None,
             espeak: "espeak-ng".into(),
             python: "python3".into(),
+            relay: None,
         }
     }
 }
@@ -226,8 +290,14 @@ impl Voice {
                 .cascade
                 .clone()
                 .ok_or_else(|| "cascade mode needs SPEECH_STT_URL and SPEECH_TTS_URL".into()),
-            Mode::Relay => Err("relay mode is not available on this server yet".into()),
+            // Served by the realtime model itself (see [`Voice::relay`]), not by engines.
+            Mode::Relay => Err("relay mode talks to a realtime model, not speech engines".into()),
         }
+    }
+
+    /// The realtime model relay-mode sessions use (None when no tenant is in relay mode).
+    pub fn relay(&self) -> Option<&ProviderConfig> {
+        self.config.relay.as_ref()
     }
 
     /// Whether espeak-ng and the pocketsphinx recognizer run here (probed once: the
@@ -256,7 +326,7 @@ mod tests {
             .iter()
             .map(|(k, v)| (k.to_string(), v.to_string()))
             .collect();
-        VoiceConfig::from_env(&|k| m.get(k).cloned(), None)
+        VoiceConfig::from_env(&m, None)
     }
 
     #[test]
@@ -269,6 +339,7 @@ mod tests {
         assert_eq!(cfg(&urls).unwrap().mode, Mode::Cascade);
         let mut with = urls.to_vec();
         with.push(("VOICE_TENANT_MODES", "a=offline, b=relay"));
+        with.push(("OPENAI_API_KEY", "sk-test"));
         let c = cfg(&with).unwrap();
         let v = Voice::new(c).unwrap();
         assert_eq!(v.mode(&TenantId::new("a").unwrap()), Mode::Offline);
@@ -290,5 +361,49 @@ mod tests {
         assert!(e.contains("SPEECH_STT_URL"), "{e}");
         let e = cfg(&[("VOICE_TENANT_MODES", "a")]).unwrap_err().to_string();
         assert!(e.contains("tenant=mode"), "{e}");
+    }
+
+    #[test]
+    fn relay_needs_the_providers_key_and_a_websocket_url() {
+        let e = cfg(&[("VOICE_MODE", "relay")]).unwrap_err().to_string();
+        assert!(e.contains("OPENAI_API_KEY"), "{e}");
+        let e = cfg(&[("VOICE_MODE", "relay"), ("REALTIME_PROVIDER", "gemini")])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("GEMINI_API_KEY"), "{e}");
+        let e = cfg(&[("VOICE_MODE", "relay"), ("REALTIME_PROVIDER", "azure")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("REALTIME_PROVIDER") && e.contains("azure"),
+            "{e}"
+        );
+        let e = cfg(&[
+            ("VOICE_MODE", "relay"),
+            ("OPENAI_API_KEY", "sk-x"),
+            ("REALTIME_URL", "http://127.0.0.1:1"),
+        ])
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("OPENAI_REALTIME_URL") && e.contains("ws://"),
+            "{e}"
+        );
+        // Only a Gemini key: Gemini, and REALTIME_URL/REALTIME_MODEL point it elsewhere.
+        let c = cfg(&[
+            ("VOICE_TENANT_MODES", "b=relay"),
+            ("GOOGLE_API_KEY", "g-x"),
+            ("REALTIME_URL", "ws://127.0.0.1:9/live"),
+            ("REALTIME_MODEL", "live-test"),
+        ])
+        .unwrap();
+        let p = c.relay.unwrap();
+        assert_eq!(
+            (p.name(), p.url(), p.model()),
+            ("gemini", "ws://127.0.0.1:9/live", "live-test")
+        );
+        assert_eq!(p.api_key().map(|k| k.expose()), Some("g-x"));
+        // No tenant in relay mode: no provider needed.
+        assert!(cfg(&[]).unwrap().relay.is_none());
     }
 }

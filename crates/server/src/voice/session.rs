@@ -2,8 +2,10 @@
 //! spoken turns. Audio frames are validated, rate-limited, resampled to 16 kHz and run
 //! through voice activity detection; an utterance that ends starts a spoken turn
 //! ([`super::turn`]); speech that starts while the agent talks interrupts it (barge-in)
-//! unless the reply is an order read-back.
+//! unless the reply is an order read-back. In relay mode the frames go to the realtime
+//! model session instead ([`super::relay`]), after the same validation and rate limit.
 
+use super::relay::RelayVoice;
 use super::turn::{Playback, SpokenTurn};
 use super::{Engines, Mode};
 use crate::app::App;
@@ -25,6 +27,9 @@ pub enum VoiceOut {
         generation: u64,
         pcm: Vec<u8>,
     },
+    /// One 20 ms frame of a realtime model's reply: the relay itself drops what follows
+    /// an interruption, so it always goes out.
+    Relayed(Vec<u8>),
 }
 
 /// Most 20 ms frames in one binary message.
@@ -52,6 +57,8 @@ pub struct VoiceSession {
     /// socket is closed.
     dropped_ms: f64,
     told_unavailable: bool,
+    /// The realtime model session (relay mode, after `start`).
+    relay: Option<RelayVoice>,
 }
 
 /// The spoken turn running (or waiting for the previous one).
@@ -92,6 +99,7 @@ impl VoiceSession {
             turn: None,
             dropped_ms: 0.0,
             told_unavailable: false,
+            relay: None,
         }
     }
 
@@ -108,6 +116,7 @@ impl VoiceSession {
             VoiceOut::Audio { generation, pcm } => {
                 (self.lock().generation == generation).then(|| Message::Binary(pcm.into()))
             }
+            VoiceOut::Relayed(pcm) => Some(Message::Binary(pcm.into())),
         }
     }
 
@@ -132,6 +141,9 @@ impl VoiceSession {
                     Ok(r) => r,
                     Err(e) => return vec![error("invalid_message", e.to_string())],
                 };
+                if self.mode == Mode::Relay {
+                    return self.start_relay(rate).await;
+                }
                 if let Err(e) = &self.engines {
                     return vec![error("voice_unavailable", e.clone())];
                 }
@@ -169,6 +181,10 @@ impl VoiceSession {
                         "playedMs: required number of milliseconds",
                     )];
                 };
+                if let Some(r) = &self.relay {
+                    r.playout(ms);
+                    return Vec::new();
+                }
                 let mut p = self.lock();
                 if p.first_played.is_none() && ms > 0 && p.sent_ms > 0 {
                     p.first_played = Some(Instant::now());
@@ -188,15 +204,86 @@ impl VoiceSession {
         }
     }
 
+    /// Relay mode's `start`: opens the realtime model session at the client's rate (once
+    /// per socket; it lives until the socket closes, across `stop` and `start`).
+    async fn start_relay(&mut self, rate: SampleRate) -> Vec<Message> {
+        let started = || {
+            event(json!({
+                "type": "started",
+                "mode": Mode::Relay.as_str(),
+                "sampleRate": rate.hz(),
+                "frameBytes": rate.frame_bytes(),
+            }))
+        };
+        if self.relay.is_some() {
+            if rate != self.rate {
+                return vec![error(
+                    "invalid_message",
+                    format!(
+                        "sampleRate: the voice session runs at {} Hz and cannot change",
+                        self.rate.hz()
+                    ),
+                )];
+            }
+            return vec![started()];
+        }
+        match RelayVoice::start(self.app.clone(), self.conv.clone(), rate, self.out.clone()).await {
+            Ok(r) => {
+                self.relay = Some(r);
+                self.rate = rate;
+                self.told_unavailable = false;
+                vec![started()]
+            }
+            Err(m) => vec![error("voice_unavailable", m)],
+        }
+    }
+
+    /// Whether typed messages go to the realtime model (relay mode, session open).
+    pub fn relaying(&self) -> bool {
+        self.relay.is_some()
+    }
+
+    /// A typed message in relay mode: the realtime model answers it, in the same
+    /// conversation as the speech.
+    pub fn relay_text(&mut self, text: String) -> Vec<Message> {
+        let Some(r) = &self.relay else {
+            return vec![error("voice_unavailable", "no voice session")];
+        };
+        match r.text(text) {
+            Ok(()) => Vec::new(),
+            Err(stonepot_realtime::RelayError::Busy) => {
+                vec![error(
+                    "busy",
+                    "too many messages waiting; wait for the reply",
+                )]
+            }
+            Err(e) => {
+                self.relay = None;
+                vec![error("voice_unavailable", e.to_string())]
+            }
+        }
+    }
+
+    /// Said once per outage: a client that keeps streaming is not answered frame by frame.
+    fn unavailable(&mut self, message: String) -> Vec<Message> {
+        if std::mem::replace(&mut self.told_unavailable, true) {
+            return Vec::new();
+        }
+        vec![error("voice_unavailable", message)]
+    }
+
     /// A binary frame of guest audio.
     pub fn on_audio(&mut self, bytes: &[u8]) -> Vec<Message> {
         let arrived = Instant::now();
-        if let Err(e) = &self.engines {
-            // Said once: a client that keeps streaming is not answered frame by frame.
-            if std::mem::replace(&mut self.told_unavailable, true) {
-                return Vec::new();
+        if self.mode == Mode::Relay {
+            if self.relay.is_none() {
+                return self.unavailable(
+                    "send start first: relay mode opens the realtime model session on start".into(),
+                );
             }
-            return vec![error("voice_unavailable", e.clone())];
+        } else if let Err(e) = &self.engines {
+            let e = e.clone();
+            return self.unavailable(e);
         }
         let samples = match frame::decode_frame(bytes, self.rate, MAX_FRAMES_PER_MESSAGE) {
             Ok(s) => s,
@@ -226,6 +313,27 @@ impl VoiceSession {
             return Vec::new();
         }
         self.bucket_ms -= ms;
+        if let Some(r) = &self.relay {
+            return match r.audio(samples) {
+                Ok(()) => Vec::new(),
+                Err(stonepot_realtime::RelayError::Busy) => {
+                    if self.warned_at.is_none_or(|w| w.elapsed().as_secs() >= 1) {
+                        self.warned_at = Some(now);
+                        return vec![error(
+                            "relay_busy",
+                            "the realtime model is not keeping up; frames dropped",
+                        )];
+                    }
+                    Vec::new()
+                }
+                Err(_) => {
+                    // The relay ended (its reason was sent as an `error`): a new `start`
+                    // opens another.
+                    self.relay = None;
+                    self.unavailable("the realtime model session has ended; send start".into())
+                }
+            };
+        }
         let pcm = match self.inbound.as_mut() {
             Some(r) => match r.push(&samples) {
                 Ok(p) => p,
@@ -311,8 +419,11 @@ impl VoiceSession {
         self.turn = Some(TurnTask { cancel, task });
     }
 
-    /// The socket closed: stop the turn in progress.
+    /// The socket closed: stop the turn in progress (or hang up the relay).
     pub async fn close(self) {
+        if let Some(r) = self.relay {
+            r.close();
+        }
         if let Some(t) = self.turn {
             t.cancel.cancel();
             let _ = t.task.await;

@@ -1,0 +1,543 @@
+//! Relay mode on the chat socket: one realtime model session (`stonepot-realtime`, OpenAI
+//! Realtime or Gemini Live) per voice session. The guest's frames go up as they arrive
+//! (the relay resamples them); an event pump turns what the relay reports into the
+//! socket's events — the same shapes the cascade path sends — and 20 ms frames of reply
+//! audio at the client's rate, keeps each turn's latency ledger, and hands the turn to
+//! [`super::relay_turns`] for the transcript.
+//!
+//! Barge-in, exactly-once tool calls and provider rollover are the relay's; what this
+//! file adds is the socket's view of them: `playout` reports are per reply on the socket
+//! and cumulative for the relay, and the relay's audio chunks become whole frames.
+
+use super::relay_turns::{Cut, Tools, Turns, VoiceTurn, ms};
+use super::session::VoiceOut;
+use crate::app::App;
+use serde_json::{Value, json};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use stonepot_agent::turn::TurnEvent;
+use stonepot_realtime::{
+    RelayConfig, RelayError, RelayEvent, RelayHandle, RelayInput, Speaker, audio::duration_ms,
+};
+use stonepot_store::ConversationRecord;
+use stonepot_voice::{SampleRate, frame};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+
+/// Characters of the stored conversation the realtime model is told when it starts.
+const CONTEXT_CHARS: usize = 4_000;
+/// Playout reports and typed messages queued for the pump.
+const CONTROL_QUEUE: usize = 32;
+/// How long the pump waits for the relay to confirm its close after the socket went.
+const CLOSE_WAIT: Duration = Duration::from_secs(2);
+/// How long a finished turn whose audio the client has not reported playing yet waits
+/// for that report (the ledger's last figure) before it is stored without it.
+const PLAYED_WAIT: Duration = Duration::from_secs(2);
+
+enum Control {
+    /// The client's `playout`: milliseconds played of the current reply.
+    Playout(u64),
+    /// A typed guest message, answered by the realtime model.
+    Text(String),
+}
+
+/// The socket's handle on its relay session.
+pub(super) struct RelayVoice {
+    handle: RelayHandle,
+    control: mpsc::Sender<Control>,
+    gone: CancellationToken,
+}
+
+impl RelayVoice {
+    /// Connects to the configured realtime model with the text agent's instructions
+    /// and tools for `conv`, and starts the event pump. The error is for the guest.
+    pub async fn start(
+        app: App,
+        conv: ConversationRecord,
+        rate: SampleRate,
+        out: mpsc::Sender<VoiceOut>,
+    ) -> Result<RelayVoice, String> {
+        let Some(provider) = app.voice.relay().cloned() else {
+            return Err("relay mode has no realtime model configured (REALTIME_PROVIDER)".into());
+        };
+        let (instructions, tools) =
+            app.engine
+                .voice_setup(&conv, CONTEXT_CHARS)
+                .await
+                .map_err(|e| {
+                    tracing::warn!(conversation = %conv.id, error = %e, "relay setup failed");
+                    "the voice session could not be prepared".to_string()
+                })?;
+        let name = provider.name();
+        let model = provider.model().to_string();
+        let mut cfg = RelayConfig::new(provider, instructions, tools);
+        cfg.client_rate = rate.hz();
+        let turns = Turns::new(app.clone(), conv.clone());
+        let runner = Arc::new(Tools {
+            turns: turns.clone(),
+        });
+        let (handle, events) = stonepot_realtime::start(cfg, runner).await.map_err(|e| {
+            tracing::warn!(conversation = %conv.id, provider = name, error = %e,
+                "realtime model unreachable");
+            format!("the {name} realtime model could not be reached")
+        })?;
+        tracing::info!(conversation = %conv.id, provider = name, "relay voice session started");
+        let (control, control_rx) = mpsc::channel(CONTROL_QUEUE);
+        let gone = CancellationToken::new();
+        let pump = Pump {
+            app,
+            conv_id: conv.id.clone(),
+            out,
+            out_open: true,
+            relay: handle.clone(),
+            turns,
+            turn: VoiceTurn::new(name, &model),
+            closing: None,
+            provider: name,
+            model,
+            rate,
+            pending: Vec::new(),
+            started: Instant::now(),
+            relay_samples: 0,
+            base_ms: 0,
+            reply_sent_ms: 0,
+            audio_active: false,
+            cut_reply: false,
+            running: 0,
+            awaiting_reply: false,
+            saw_speech_events: false,
+        };
+        tokio::spawn(pump.run(events, control_rx, gone.clone()));
+        Ok(RelayVoice {
+            handle,
+            control,
+            gone,
+        })
+    }
+
+    /// Guest audio at the client rate. Never waits: a relay that is not keeping up
+    /// refuses it ([`RelayError::Busy`]) rather than stall the socket.
+    pub fn audio(&self, samples: Vec<i16>) -> Result<(), RelayError> {
+        self.handle.try_send(RelayInput::Audio(samples))
+    }
+
+    /// The client's `playout` report (milliseconds of the current reply played).
+    pub fn playout(&self, played_ms: u64) {
+        // A dropped report is superseded by the next one (every 100 ms or so).
+        let _ = self.control.try_send(Control::Playout(played_ms));
+    }
+
+    /// A typed message for the realtime model.
+    pub fn text(&self, text: String) -> Result<(), RelayError> {
+        self.control
+            .try_send(Control::Text(text))
+            .map_err(|e| match e {
+                mpsc::error::TrySendError::Full(_) => RelayError::Busy,
+                mpsc::error::TrySendError::Closed(_) => RelayError::Closed,
+            })
+    }
+
+    /// The socket closed: hang up. The pump stores the last turn and ends by itself.
+    pub fn close(self) {
+        let _ = self.handle.try_send(RelayInput::Close);
+        self.gone.cancel();
+    }
+}
+
+/// Turns relay events into socket frames and turns into transcript rows.
+struct Pump {
+    app: App,
+    conv_id: String,
+    out: mpsc::Sender<VoiceOut>,
+    /// False once the socket is gone: events are still followed (to store the turn) but
+    /// nothing is sent.
+    out_open: bool,
+    relay: RelayHandle,
+    turns: Arc<Turns>,
+    turn: VoiceTurn,
+    /// A finished turn waiting for the client's first `playout` of its reply: its number,
+    /// the turn, and until when it waits.
+    closing: Option<(Option<u32>, VoiceTurn, tokio::time::Instant)>,
+    provider: &'static str,
+    model: String,
+    rate: SampleRate,
+    /// Reply audio short of a whole frame.
+    pending: Vec<i16>,
+    started: Instant,
+    /// Client-rate samples the relay has sent this session, and where the current reply
+    /// began in ms: the relay counts `playout` over the session, the socket per reply.
+    relay_samples: u64,
+    base_ms: u64,
+    /// Milliseconds of the current reply sent to the client (whole frames).
+    reply_sent_ms: u64,
+    audio_active: bool,
+    /// The current reply was interrupted: its late transcript is not the guest's to see.
+    cut_reply: bool,
+    /// Tool calls running, and whether a result came in whose reply has not started.
+    running: usize,
+    awaiting_reply: bool,
+    /// The provider reports the guest's speech start/stop (OpenAI does; Gemini does not,
+    /// so there a guest transcript after the model answered starts the next turn).
+    saw_speech_events: bool,
+}
+
+impl Pump {
+    async fn run(
+        mut self,
+        mut events: mpsc::Receiver<RelayEvent>,
+        mut control: mpsc::Receiver<Control>,
+        gone: CancellationToken,
+    ) {
+        let mut deadline: Option<tokio::time::Instant> = None;
+        loop {
+            let wait = deadline.unwrap_or_else(tokio::time::Instant::now);
+            let closing_until = self
+                .closing
+                .as_ref()
+                .map_or_else(tokio::time::Instant::now, |c| c.2);
+            tokio::select! {
+                ev = events.recv() => match ev {
+                    None => break,
+                    Some(RelayEvent::Closed { reason }) => {
+                        if reason != "closed" {
+                            self.error("relay_closed", format!("the voice session ended: {reason}")).await;
+                        }
+                        break;
+                    }
+                    Some(ev) => self.on_event(ev).await,
+                },
+                Some(c) = control.recv() => self.on_control(c).await,
+                () = gone.cancelled(), if deadline.is_none() => {
+                    self.out_open = false;
+                    deadline = Some(tokio::time::Instant::now() + CLOSE_WAIT);
+                }
+                // The relay did not confirm the close in time: dropping its events
+                // receiver ends it.
+                () = tokio::time::sleep_until(wait), if deadline.is_some() => break,
+                () = tokio::time::sleep_until(closing_until), if self.closing.is_some() => {
+                    self.store_closing();
+                }
+            }
+        }
+        self.store_closing();
+        let last = std::mem::replace(&mut self.turn, VoiceTurn::new(self.provider, &self.model));
+        let number = self.turns.take().await;
+        self.turns.store_later(number, last);
+        tracing::info!(conversation = %self.conv_id, provider = self.provider, "relay voice session ended");
+    }
+
+    async fn send(&mut self, v: Value) {
+        if self.out_open && self.out.send(VoiceOut::Event(v)).await.is_err() {
+            self.out_open = false;
+        }
+    }
+
+    async fn error(&mut self, code: &str, message: String) {
+        self.send(json!({"type": "error", "code": code, "message": message}))
+            .await;
+    }
+
+    fn at_ms(&self) -> u64 {
+        ms(self.started.elapsed())
+    }
+
+    /// Ends the turn in progress (stored in the background) and starts the next. A turn
+    /// whose reply is still playing waits for the client's first `playout` of it first.
+    async fn next_turn(&mut self) {
+        let last = std::mem::replace(&mut self.turn, VoiceTurn::new(self.provider, &self.model));
+        self.awaiting_reply = false;
+        let number = self.turns.take().await;
+        self.store_closing();
+        let l = &last.latency;
+        if l.first_audio.is_some() && l.first_played.is_none() && last.interrupted.is_none() {
+            self.closing = Some((number, last, tokio::time::Instant::now() + PLAYED_WAIT));
+        } else {
+            self.turns.store_later(number, last);
+        }
+    }
+
+    fn store_closing(&mut self) {
+        if let Some((number, turn, _)) = self.closing.take() {
+            self.turns.store_later(number, turn);
+        }
+    }
+
+    /// The first sign of the model answering: the ledger's first token.
+    fn answered(&mut self) {
+        self.turn.answered = true;
+        if self.turn.latency.first_token.is_none()
+            && let Some(d) = self.turn.since_speech()
+        {
+            self.turn.latency.first_token = Some(ms(d));
+            self.app.metrics.observe_voice("first_token", d);
+        }
+    }
+
+    async fn on_event(&mut self, ev: RelayEvent) {
+        match ev {
+            RelayEvent::Ready { provider, rollover } => {
+                tracing::debug!(conversation = %self.conv_id, provider, rollover, "realtime session ready");
+            }
+            RelayEvent::RolledOver { reason, resumed } => {
+                tracing::info!(conversation = %self.conv_id, provider = self.provider, %reason,
+                    resumed, "realtime connection rolled over");
+            }
+            RelayEvent::AudioStart => {
+                // Later `playout` reports are this reply's, not the closing turn's.
+                self.store_closing();
+                self.answered();
+                self.audio_active = true;
+                self.cut_reply = false;
+                self.awaiting_reply = false;
+                self.pending.clear();
+                self.reply_sent_ms = 0;
+                self.base_ms = duration_ms(self.relay_samples as usize, self.rate.hz());
+                self.send(json!({"type": "audio_start", "sampleRate": self.rate.hz()}))
+                    .await;
+            }
+            RelayEvent::Audio { samples } => self.on_audio(samples).await,
+            RelayEvent::AudioEnd => {
+                if !self.pending.is_empty() {
+                    // The tail, padded with silence to a whole frame.
+                    let mut tail = std::mem::take(&mut self.pending);
+                    tail.resize(self.rate.frame_samples(), 0);
+                    self.frame(tail).await;
+                }
+                self.audio_active = false;
+                let sent = self.reply_sent_ms;
+                self.send(json!({"type": "audio_end", "sentMs": sent}))
+                    .await;
+            }
+            RelayEvent::Transcript {
+                speaker: Speaker::User,
+                text,
+                is_final,
+                confidence,
+            } => self.on_guest_words(text, is_final, confidence).await,
+            RelayEvent::Transcript {
+                speaker: Speaker::Assistant,
+                text,
+                is_final,
+                ..
+            } => {
+                if self.cut_reply {
+                    return;
+                }
+                if is_final {
+                    self.turn.partial.clear();
+                    self.reply_done(text).await;
+                } else {
+                    self.answered();
+                    self.turn.partial.push_str(&text);
+                    self.send(TurnEvent::AssistantDelta { text }.to_json())
+                        .await;
+                }
+            }
+            RelayEvent::SpeechStarted => {
+                self.saw_speech_events = true;
+                // The guest speaking again ends the previous turn.
+                self.next_turn().await;
+                let at = self.at_ms();
+                self.send(json!({"type": "speech_started", "atMs": at}))
+                    .await;
+            }
+            RelayEvent::SpeechStopped => {
+                self.saw_speech_events = true;
+                self.turn.speech_end = Some(Instant::now());
+                let at = self.at_ms();
+                self.send(json!({"type": "speech_stopped", "atMs": at}))
+                    .await;
+            }
+            RelayEvent::ToolCall(call) => {
+                self.answered();
+                self.running += 1;
+                self.send(
+                    TurnEvent::ToolCall {
+                        id: call.call_id,
+                        name: call.name,
+                        arguments: call.arguments,
+                    }
+                    .to_json(),
+                )
+                .await;
+            }
+            RelayEvent::ToolResult {
+                call_id,
+                name,
+                result,
+            } => {
+                self.running = self.running.saturating_sub(1);
+                self.awaiting_reply = true;
+                // A refusal is `{"error": …}` (the agent's ToolOutcome contract).
+                let ok = result.get("error").is_none();
+                self.send(
+                    TurnEvent::ToolResult {
+                        id: call_id,
+                        name,
+                        ok,
+                        result,
+                    }
+                    .to_json(),
+                )
+                .await;
+            }
+            RelayEvent::Interrupted { played_ms } => {
+                let stopped = Instant::now();
+                self.pending.clear();
+                self.audio_active = false;
+                self.cut_reply = true;
+                let sent = self.reply_sent_ms;
+                self.turn.interrupted = Some(Cut {
+                    heard_ms: played_ms,
+                    sent_ms: sent,
+                });
+                self.send(json!({"type": "interrupted", "heardMs": played_ms, "sentMs": sent}))
+                    .await;
+                self.app
+                    .metrics
+                    .observe_voice("barge_in_stop", stopped.elapsed());
+                // Close the reply for clients that show it as it is written.
+                let said = self.turn.partial.clone();
+                self.assistant_done(said).await;
+            }
+            RelayEvent::TurnComplete => {
+                if !self.cut_reply && !self.turn.partial.trim().is_empty() {
+                    // A provider that sent no final transcript: the deltas are the reply.
+                    let said = std::mem::take(&mut self.turn.partial);
+                    self.reply_done(said).await;
+                }
+                let guest_done = self.turn.user_final || !self.saw_speech_events;
+                if self.running == 0 && !self.awaiting_reply && guest_done && self.turn.answered {
+                    self.next_turn().await;
+                }
+            }
+            RelayEvent::Error { code, message } => self.error(&code, message).await,
+            // Handled by the loop.
+            RelayEvent::Closed { .. } => {}
+        }
+    }
+
+    async fn on_audio(&mut self, samples: Vec<i16>) {
+        self.relay_samples += samples.len() as u64;
+        self.pending.extend_from_slice(&samples);
+        let n = self.rate.frame_samples();
+        while self.pending.len() >= n {
+            let f: Vec<i16> = self.pending.drain(..n).collect();
+            self.frame(f).await;
+        }
+    }
+
+    /// One whole 20 ms frame down.
+    async fn frame(&mut self, f: Vec<i16>) {
+        if self.turn.latency.first_audio.is_none()
+            && let Some(d) = self.turn.since_speech()
+        {
+            self.turn.latency.first_audio = Some(ms(d));
+            self.app.metrics.observe_voice("first_audio", d);
+        }
+        self.reply_sent_ms += u64::from(frame::FRAME_MS);
+        if self.out_open
+            && self
+                .out
+                .send(VoiceOut::Relayed(frame::to_bytes(&f)))
+                .await
+                .is_err()
+        {
+            self.out_open = false;
+        }
+    }
+
+    async fn on_guest_words(&mut self, text: String, is_final: bool, confidence: Option<f32>) {
+        if !self.saw_speech_events && self.turn.answered {
+            // Gemini: the guest speaking after the model answered starts the next turn.
+            self.next_turn().await;
+        }
+        if !is_final {
+            self.send(json!({"type": "transcript", "final": false, "text": text}))
+                .await;
+            return;
+        }
+        if self.turn.speech_end.is_none() {
+            // No speech-stopped event (Gemini): the transcript is the first sign.
+            self.turn.speech_end = Some(Instant::now());
+        }
+        let latency = self.turn.since_speech().map(ms);
+        if self.turn.latency.transcript.is_none()
+            && let Some(d) = self.turn.since_speech()
+        {
+            self.turn.latency.transcript = Some(ms(d));
+            self.app.metrics.observe_voice("transcript", d);
+        }
+        if !self.turn.user_text.is_empty() {
+            self.turn.user_text.push(' ');
+        }
+        self.turn.user_text.push_str(text.trim());
+        self.turn.user_final = true;
+        self.turn.confidence = confidence.or(self.turn.confidence);
+        self.send(json!({
+            "type": "transcript", "final": true, "text": text,
+            "confidence": confidence, "latencyMs": latency,
+        }))
+        .await;
+    }
+
+    /// A reply's words are complete.
+    async fn reply_done(&mut self, text: String) {
+        if text.trim().is_empty() {
+            return;
+        }
+        self.answered();
+        self.turn.replies.push(text.clone());
+        self.assistant_done(text).await;
+    }
+
+    async fn assistant_done(&mut self, text: String) {
+        let turn = self.turns.number().await.unwrap_or(0);
+        self.send(
+            TurnEvent::AssistantDone {
+                turn,
+                text,
+                model: self.model.clone(),
+                usage: Default::default(),
+            }
+            .to_json(),
+        )
+        .await;
+    }
+
+    async fn on_control(&mut self, c: Control) {
+        match c {
+            Control::Playout(played) => {
+                let played = played.min(self.reply_sent_ms);
+                let _ = self.relay.try_send(RelayInput::Playout {
+                    played_ms: self.base_ms + played,
+                });
+                if played == 0 {
+                    return;
+                }
+                let metrics = self.app.metrics.clone();
+                let turn = match self.closing.as_mut() {
+                    Some((_, t, _)) => t,
+                    None => &mut self.turn,
+                };
+                if turn.latency.first_played.is_none()
+                    && turn.latency.first_audio.is_some()
+                    && let Some(d) = turn.since_speech()
+                {
+                    turn.latency.first_played = Some(ms(d));
+                    metrics.observe_voice("first_played", d);
+                }
+                self.store_closing();
+            }
+            Control::Text(text) => {
+                self.next_turn().await;
+                self.turn.user_text = text.clone();
+                self.turn.typed = true;
+                self.turn.user_final = true;
+                if let Err(e) = self.relay.try_send(RelayInput::Text(text)) {
+                    self.error(e.code(), e.to_string()).await;
+                }
+            }
+        }
+    }
+}

@@ -4,6 +4,7 @@
 //! the recent entries it holds in memory, see [`super::recent`]) instead of losing frames.
 
 use super::hub::{Channel, Frame, Hub, HubError, Utf8Bytes};
+use super::log::update_frame;
 use serde_json::{Value, json};
 use std::sync::Arc;
 use tokio::sync::broadcast::{Receiver, error::RecvError};
@@ -95,12 +96,15 @@ impl Feed {
                 } else {
                     let mut after = s;
                     while after < seq {
-                        let batch = hub.log().frames_after(id, after, 500).await?;
-                        let Some(last) = batch.last().and_then(|f| f.seq) else {
-                            break;
-                        };
-                        after = last;
-                        frames.extend(batch.into_iter().filter(|f| f.seq <= Some(seq)));
+                        let batch = hub.log().read_after(id, after, 500).await?;
+                        let Some(last) = batch.last() else { break };
+                        after = last.seq;
+                        frames.extend(
+                            batch
+                                .iter()
+                                .filter(|u| u.seq <= seq)
+                                .map(|u| update_frame(u.seq, &u.envelope)),
+                        );
                     }
                 }
             }
@@ -132,11 +136,7 @@ impl Feed {
         self.hub
             .catch_ups
             .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let batch = self
-            .hub
-            .log()
-            .frames_after(&self.id, self.last, 500)
-            .await?;
+        let batch = self.hub.log().missed(&self.id, self.last, 500).await?;
         if batch.first().is_some_and(|f| f.seq != Some(self.last + 1)) {
             // Trimmed past us: start over from a snapshot.
             let (seq, state) = self

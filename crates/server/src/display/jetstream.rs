@@ -728,13 +728,8 @@ impl SessionLog for JetStreamLog {
         Ok(out)
     }
 
-    async fn frames_after(
-        &self,
-        session: &str,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<Frame>, LogError> {
-        if let Some(held) = self.recent.frames_after(session, after, limit) {
+    async fn missed(&self, session: &str, after: u64, limit: u32) -> Result<Vec<Frame>, LogError> {
+        if let Some(held) = self.recent.missed(session, after, limit) {
             return Ok(held);
         }
         Ok(self

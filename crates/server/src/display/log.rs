@@ -95,15 +95,11 @@ pub trait SessionLog: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Entry>, LogError>;
-    /// [`SessionLog::read_after`] as the frames subscribers receive; what a subscriber that
-    /// fell behind its channel catches up with. Logs that keep recent frames in memory
-    /// answer from there.
-    async fn frames_after(
-        &self,
-        session: &str,
-        after: u64,
-        limit: u32,
-    ) -> Result<Vec<Frame>, LogError> {
+    /// What a subscriber of this process that has seen up to `after` and then fell behind
+    /// its channel may have missed, as frames: at least every update published to the
+    /// channel after `after` (those not yet published arrive on the channel). This
+    /// default reads the log; logs that remember what they published answer from memory.
+    async fn missed(&self, session: &str, after: u64, limit: u32) -> Result<Vec<Frame>, LogError> {
         Ok(self
             .read_after(session, after, limit)
             .await?

@@ -5,7 +5,7 @@
 //! JetStream and PostgreSQL it measures cross-instance fan-out (post on one instance,
 //! sockets on both).
 
-use crate::server::{KEY, ms, pct, post, rss_kib, say, start_with};
+use crate::server::{KEY, ms, pct, post, request, rss_kib, say, start_with};
 use anyhow::{Context, Result, bail};
 use futures::StreamExt;
 use std::path::PathBuf;
@@ -102,6 +102,9 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
     let stop = Arc::new(AtomicBool::new(false));
     let snapshots = Arc::new(AtomicU64::new(0));
     let delivered = Arc::new(AtomicU64::new(0));
+    // Sockets the server ended before the bench did (a display that fell too far behind,
+    // or whose catch-up read failed, is closed).
+    let closed = Arc::new(AtomicU64::new(0));
     let targets: Vec<(usize, String, std::net::SocketAddr)> = (0..total)
         .map(|k| {
             let s = k % p.sessions;
@@ -123,7 +126,12 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
     let mut readers = Vec::with_capacity(total);
     for ws in connected {
         let mut ws = ws.context("websocket connect (raise ulimit -n?)")?;
-        let (stop, snapshots, delivered) = (stop.clone(), snapshots.clone(), delivered.clone());
+        let (stop, snapshots, delivered, closed) = (
+            stop.clone(),
+            snapshots.clone(),
+            delivered.clone(),
+            closed.clone(),
+        );
         readers.push(tokio::spawn(async move {
             let mut lat: Vec<Duration> = Vec::new();
             while !stop.load(Ordering::Relaxed) {
@@ -131,11 +139,13 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
                 else {
                     continue;
                 };
-                let Some(Ok(Message::Text(t))) = msg else {
-                    if msg.is_none() {
+                let t = match msg {
+                    Some(Ok(Message::Text(t))) => t,
+                    None | Some(Err(_)) | Some(Ok(Message::Close(_))) => {
+                        closed.fetch_add(1, Ordering::Relaxed);
                         break;
                     }
-                    continue;
+                    Some(Ok(_)) => continue,
                 };
                 if t.contains("\"type\":\"snapshot\"") {
                     snapshots.fetch_add(1, Ordering::Relaxed);
@@ -216,6 +226,28 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let cpu1 = cpu_all();
+    let closed_early = closed.load(Ordering::Relaxed);
+    // What the servers counted: displays that fell behind their channel and caught up,
+    // and how those reads were answered (a JetStream consumer each, or from memory).
+    let mut counters = [0f64; 3];
+    for a in &addrs {
+        let mut conn = TcpStream::connect(a).await?;
+        let (_, body) = request(&mut conn, "GET", "/metrics", None).await?;
+        for line in String::from_utf8_lossy(&body).lines() {
+            for (i, name) in [
+                "stonepot_display_catch_ups_total ",
+                "stonepot_log_backend_readers_total ",
+                "stonepot_log_recent_hits_total ",
+            ]
+            .iter()
+            .enumerate()
+            {
+                if let Some(v) = line.strip_prefix(name).and_then(|v| v.parse::<f64>().ok()) {
+                    counters[i] += v;
+                }
+            }
+        }
+    }
     stop.store(true, Ordering::Relaxed);
     let mut all = Vec::with_capacity(expected as usize);
     for r in readers {
@@ -245,6 +277,10 @@ pub async fn run(bin: PathBuf, p: Params) -> Result<()> {
         } else {
             got as f64 * 100.0 / expected as f64
         }
+    ));
+    say(&format!(
+        "sockets closed by the server: {closed_early} of {total}; catch-ups from the log: {:.0} (backend readers opened: {:.0}, answered from memory: {:.0})",
+        counters[0], counters[1], counters[2]
     ));
     say(&format!(
         "POST→socket latency: p50 {} ms, p99 {} ms, p99.9 {} ms, max {} ms",

@@ -1,5 +1,6 @@
 //! The NATS side of running many instances (`NATS_URL`): the JetStream session log and
-//! the key-value bucket that holds rate-limit counters every instance shares. Absent
+//! the key-value bucket that holds the rate-limit counters (per IP, API key and tenant)
+//! every instance shares. Absent
 //! when `NATS_URL` is unset, and then everything stays in this process.
 
 use crate::config::Config;
@@ -31,19 +32,7 @@ impl Bus {
         let Some(url) = &config.nats_url else {
             return Ok(None);
         };
-        let settings = JetStreamSettings {
-            url: url.clone(),
-            token: config.nats_token.as_ref().map(|t| t.expose().to_string()),
-            stream: config.nats_stream.clone(),
-            prefix: format!("stonepot.{}", config.nats_stream.to_ascii_lowercase()),
-            max_per_session: i64::try_from(config.display_retain)
-                .unwrap_or(i64::MAX)
-                .max(1),
-            max_age: config.nats_max_age,
-            max_bytes: config.nats_max_bytes,
-            replicas: config.nats_replicas,
-            timeout: Duration::from_secs(3),
-        };
+        let settings = jetstream_settings(config, url);
         let stop = CancellationToken::new();
         let log = JetStreamLog::connect(settings, store, channel_capacity, stop.clone()).await?;
         let displays = Arc::new(
@@ -77,11 +66,28 @@ impl Bus {
             limits: SharedLimits {
                 client: client.clone(),
                 bucket,
-                requests: config.rate_limit_requests,
                 window,
             },
             stop,
         }))
+    }
+}
+
+/// Where the session log's stream lives and its limits, from the configuration.
+pub fn jetstream_settings(config: &Config, url: &str) -> JetStreamSettings {
+    JetStreamSettings {
+        url: url.to_string(),
+        token: config.nats_token.as_ref().map(|t| t.expose().to_string()),
+        stream: config.nats_stream.clone(),
+        prefix: format!("stonepot.{}", config.nats_stream.to_ascii_lowercase()),
+        max_per_session: i64::try_from(config.display_retain)
+            .unwrap_or(i64::MAX)
+            .max(1),
+        max_age: config.nats_max_age,
+        max_bytes: config.nats_max_bytes,
+        replicas: config.nats_replicas,
+        timeout: Duration::from_secs(3),
+        recent: config.display_recent,
     }
 }
 
@@ -141,7 +147,6 @@ pub struct SharedLimits {
     /// at once rather than after a JetStream timeout.
     client: async_nats::Client,
     bucket: kv::Store,
-    requests: u32,
     window: Duration,
 }
 
@@ -149,10 +154,11 @@ pub struct SharedLimits {
 const CAS_ATTEMPTS: usize = 8;
 
 impl SharedLimits {
-    /// Counts one request for `client`; `Ok(None)` when allowed, `Ok(Some(wait))` when over
-    /// the limit, `Err` when the bucket cannot be reached (the caller falls back to its
-    /// own per-instance limiter).
-    pub async fn hit(&self, client: &str) -> Result<Option<Duration>, String> {
+    /// Counts one request for `client` (a scope-prefixed name: `ip.…`, `key.…`,
+    /// `tenant.…`) against `requests` per window; `Ok(None)` when allowed, `Ok(Some(wait))`
+    /// when over the limit (the refused request is not counted), `Err` when the bucket
+    /// cannot be reached (the caller falls back to its own per-instance limiter).
+    pub async fn hit(&self, client: &str, requests: u32) -> Result<Option<Duration>, String> {
         connected(&self.client)?;
         let window_ms = u64::try_from(self.window.as_millis())
             .unwrap_or(u64::MAX)
@@ -174,7 +180,7 @@ impl SharedLimits {
                         .ok()
                         .and_then(|v| v.parse().ok())
                         .unwrap_or(0);
-                    if n >= u64::from(self.requests) {
+                    if n >= u64::from(requests) {
                         return Ok(Some(wait));
                     }
                     self.bucket

@@ -56,12 +56,17 @@ enum Command {
         #[arg(long, value_name = "PATH")]
         out: PathBuf,
     },
-    /// Replace the database's contents with a backup.
+    /// Replace the database's contents with a backup; with NATS_URL, also put the
+    /// JetStream stream back from PATH.jetstream.jsonl (refused while the stream holds
+    /// messages, unless --force).
     Restore {
         #[command(flatten)]
         common: Common,
         #[arg(long, value_name = "PATH")]
         from: PathBuf,
+        /// Purge a non-empty JetStream stream and replace its messages with the backup's.
+        #[arg(long)]
+        force: bool,
     },
     /// Close a business day now (as the scheduler would) and print the outcome as JSON.
     /// A day already closed with the same figures is returned unchanged; different
@@ -331,7 +336,7 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                 if let Some(url) = &config.nats_url {
                     let mut name = path.as_os_str().to_owned();
                     name.push(".jetstream.jsonl");
-                    let snap = crate::display::jetstream::snapshot_stream(
+                    let snap = crate::display::stream_backup::snapshot_stream(
                         url,
                         config.nats_token.as_ref().map(|t| t.expose()),
                         &config.nats_stream,
@@ -350,9 +355,37 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
             })?;
             Ok(ExitCode::SUCCESS)
         }
-        Command::Restore { common, from } => {
+        Command::Restore {
+            common,
+            from,
+            force,
+        } => {
             let config = load(&common, Overrides::tool())?;
             runtime()?.block_on(async {
+                // The stream is checked before the database is touched, so a refusal (a
+                // stream that already holds messages) leaves everything as it was.
+                let mut snapshot = from.as_os_str().to_owned();
+                snapshot.push(".jetstream.jsonl");
+                let snapshot = PathBuf::from(snapshot);
+                let stream = match &config.nats_url {
+                    Some(url) if snapshot.is_file() => Some(
+                        crate::display::stream_backup::StreamRestore::prepare(
+                            crate::bus::jetstream_settings(&config, url),
+                            &snapshot,
+                            force,
+                        )
+                        .await?,
+                    ),
+                    Some(_) => {
+                        out(&format!(
+                            "no JetStream snapshot at {}; the stream {} is left as it is",
+                            snapshot.display(),
+                            config.nats_stream
+                        ));
+                        None
+                    }
+                    None => None,
+                };
                 let store = stonepot_store::Store::connect(&config.database_url).await?;
                 store.migrate().await?;
                 let rep = store.restore(&from).await?;
@@ -367,6 +400,21 @@ fn run(cli: Cli) -> anyhow::Result<ExitCode> {
                         format!("; tables: {}", rep.tables.join(", "))
                     }
                 ));
+                if let Some(stream) = stream {
+                    let done = stream.apply().await?;
+                    out(&format!(
+                        "restored JetStream stream {} from {} ({} messages of {} sessions{})",
+                        config.nats_stream,
+                        snapshot.display(),
+                        done.messages,
+                        done.sessions,
+                        if done.purged > 0 {
+                            format!("; {} messages it held were purged first", done.purged)
+                        } else {
+                            String::new()
+                        }
+                    ));
+                }
                 anyhow::Ok(())
             })?;
             Ok(ExitCode::SUCCESS)

@@ -124,13 +124,23 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub log_level: String,
     pub allowed_origins: Vec<String>,
+    /// Requests per window from one client IP (`RATE_LIMIT_REQUESTS`).
     pub rate_limit_requests: u32,
+    /// Authenticated requests per window with one API key (`RATE_LIMIT_KEY_REQUESTS`).
+    pub rate_limit_key_requests: u32,
+    /// Authenticated requests per window for one tenant, over all its keys and tokens
+    /// (`RATE_LIMIT_TENANT_REQUESTS`).
+    pub rate_limit_tenant_requests: u32,
     pub rate_limit_window: Duration,
     pub trusted_proxies: Vec<IpNet>,
     pub body_limit: usize,
     pub shutdown_grace: Duration,
     /// Display updates kept resumable per session (`DISPLAY_RETAIN`).
     pub display_retain: u64,
+    /// With NATS: the latest updates of each session with displays on this instance kept
+    /// in memory, which displays that fall behind catch up from (`DISPLAY_RECENT`; 0
+    /// reads the stream instead).
+    pub display_recent: usize,
     /// Idle time before a session leaves memory (`SESSION_IDLE`).
     pub session_idle: Duration,
     /// Lifetime of signed display tokens (`DISPLAY_TOKEN_TTL`).
@@ -264,6 +274,7 @@ pub struct FileAgent {
 #[serde(deny_unknown_fields)]
 pub struct FileDisplay {
     pub retain: Option<u64>,
+    pub recent: Option<usize>,
     pub session_idle: Option<String>,
     pub token_ttl: Option<String>,
 }
@@ -297,6 +308,8 @@ pub struct FileDatabase {
 pub struct FileHttp {
     pub allowed_origins: Option<Vec<String>>,
     pub rate_limit_requests: Option<u32>,
+    pub rate_limit_key_requests: Option<u32>,
+    pub rate_limit_tenant_requests: Option<u32>,
     pub rate_limit_window: Option<String>,
     pub trusted_proxies: Option<Vec<String>>,
     pub body_limit: Option<usize>,
@@ -334,6 +347,33 @@ pub fn parse_duration(s: &str) -> Option<Duration> {
         "m" => n.checked_mul(60).map(Duration::from_secs),
         "h" => n.checked_mul(3600).map(Duration::from_secs),
         _ => None,
+    }
+}
+
+/// A positive count from the environment (`env`), else the file (`file`), else `default`.
+fn positive(
+    name: &'static str,
+    env: Option<String>,
+    file: Option<u32>,
+    default: u32,
+) -> Result<u32, ConfigError> {
+    match env {
+        Some(v) => v
+            .parse()
+            .ok()
+            .filter(|n| *n > 0)
+            .ok_or(ConfigError::Invalid {
+                name,
+                problem: format!("'{v}' is not a positive whole number"),
+            }),
+        None => match file {
+            Some(0) => Err(ConfigError::Invalid {
+                name,
+                problem: "0 is not a positive whole number".into(),
+            }),
+            Some(n) => Ok(n),
+            None => Ok(default),
+        },
     }
 }
 
@@ -448,6 +488,20 @@ impl Config {
                 })?,
             None => fc.http.rate_limit_requests.unwrap_or(60),
         };
+        // One key or tenant usually calls from several addresses (an integration's
+        // servers, a kitchen's screens), so their defaults are multiples of the per-IP one.
+        let rate_limit_key_requests = positive(
+            "RATE_LIMIT_KEY_REQUESTS",
+            get("RATE_LIMIT_KEY_REQUESTS"),
+            fc.http.rate_limit_key_requests,
+            rate_limit_requests.saturating_mul(10),
+        )?;
+        let rate_limit_tenant_requests = positive(
+            "RATE_LIMIT_TENANT_REQUESTS",
+            get("RATE_LIMIT_TENANT_REQUESTS"),
+            fc.http.rate_limit_tenant_requests,
+            rate_limit_requests.saturating_mul(20),
+        )?;
         let window_text = get("RATE_LIMIT_WINDOW")
             .or(fc.http.rate_limit_window.clone())
             .unwrap_or_else(|| "1m".into());
@@ -544,6 +598,13 @@ impl Config {
                     problem: format!("'{v}' is not a positive whole number"),
                 })?,
             None => fc.display.retain.unwrap_or(1000),
+        };
+        let display_recent = match get("DISPLAY_RECENT") {
+            Some(v) => v.parse().map_err(|_| ConfigError::Invalid {
+                name: "DISPLAY_RECENT",
+                problem: format!("'{v}' is not a whole number"),
+            })?,
+            None => fc.display.recent.unwrap_or(1024),
         };
 
         let mut generated_secrets = Vec::new();
@@ -643,11 +704,14 @@ impl Config {
                 .or(fc.http.allowed_origins.clone())
                 .unwrap_or_default(),
             rate_limit_requests,
+            rate_limit_key_requests,
+            rate_limit_tenant_requests,
             rate_limit_window,
             trusted_proxies,
             body_limit,
             shutdown_grace,
             display_retain,
+            display_recent,
             session_idle,
             display_token_ttl,
             signing_key,
@@ -723,7 +787,48 @@ mod tests {
         assert_eq!(c.database_url, "sqlite://./data/stonepot.db");
         assert_eq!(c.rate_limit_requests, 60);
         assert_eq!(c.rate_limit_window, Duration::from_secs(60));
+        assert_eq!(
+            (c.rate_limit_key_requests, c.rate_limit_tenant_requests),
+            (600, 1200)
+        );
         assert_eq!(c.generated_secrets, vec!["SIGNING_KEY", "JWT_SECRET"]);
+    }
+
+    #[test]
+    fn key_and_tenant_limits_follow_the_ip_limit_unless_set() {
+        let c = Config::load(
+            None,
+            &env(&[("RATE_LIMIT_REQUESTS", "7")]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.rate_limit_key_requests, c.rate_limit_tenant_requests),
+            (70, 140)
+        );
+        let c = Config::load(
+            None,
+            &env(&[
+                ("RATE_LIMIT_KEY_REQUESTS", "3"),
+                ("RATE_LIMIT_TENANT_REQUESTS", "5"),
+            ]),
+            &Overrides::default(),
+        )
+        .unwrap();
+        assert_eq!(
+            (c.rate_limit_key_requests, c.rate_limit_tenant_requests),
+            (3, 5)
+        );
+        let e = Config::load(
+            None,
+            &env(&[("RATE_LIMIT_TENANT_REQUESTS", "0")]),
+            &Overrides::default(),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().starts_with("RATE_LIMIT_TENANT_REQUESTS:"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -354,9 +354,15 @@ impl Metrics {
         }
         gauges.extend_from_slice(extra);
         for (name, help, value) in gauges {
+            // Prometheus names counters `…_total`; the rest of the figures are gauges.
+            let kind = if name.ends_with("_total") {
+                "counter"
+            } else {
+                "gauge"
+            };
             let _ = writeln!(
                 out,
-                "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {value}"
+                "# HELP {name} {help}\n# TYPE {name} {kind}\n{name} {value}"
             );
         }
         out

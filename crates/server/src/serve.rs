@@ -135,7 +135,7 @@ async fn run(app: App, listener: TcpListener, shutdown: CancellationToken) -> an
         let mut tick = tokio::time::interval(window.max(std::time::Duration::from_secs(1)));
         loop {
             tokio::select! {
-                _ = tick.tick() => { limiter.retain_recent(); limiter.shrink_to_fit(); }
+                _ = tick.tick() => limiter.prune(),
                 _ = prune_stop.cancelled() => break,
             }
         }

@@ -23,6 +23,7 @@ fn settings(url: &str, stream: &str, retain: i64) -> JetStreamSettings {
         max_bytes: -1,
         replicas: 1,
         timeout: Duration::from_secs(3),
+        recent: 1024,
     }
 }
 
@@ -217,4 +218,113 @@ async fn a_server_without_jetstream_is_refused_at_start_up_with_a_clear_error() 
     let _ = child.wait();
     assert!(msg.contains("has no JetStream"), "{msg}");
     assert!(msg.contains("NATS_URL"), "{msg}");
+}
+
+/// Displays of one session on one instance, all behind their (tiny) channel at once.
+const LAGGING: usize = 40;
+
+/// Opens [`LAGGING`] feeds on a hub over JetStream with `recent` entries kept in memory,
+/// makes 20 updates without reading, then reads every feed to the end; returns the log
+/// reads opened on JetStream and answered from memory meanwhile, and the catch-ups.
+async fn lagging_displays(url: &str, recent: usize) -> (u64, u64, u64) {
+    use stonepot_server::display::feed::Feed;
+    use stonepot_server::display::hub::UpdateCommand;
+    use stonepot_server::display::{Hub, HubConfig};
+    let stream = format!("T{}", uuid::Uuid::new_v4().simple());
+    let stop = CancellationToken::new();
+    let s = store().await;
+    let mut st = settings(url, &stream, 100);
+    st.recent = recent;
+    let log = JetStreamLog::connect(st, s.clone(), 4, stop.clone())
+        .await
+        .unwrap();
+    let hub = Hub::with_log(
+        s,
+        HubConfig {
+            retain: 100,
+            idle: Duration::from_secs(60),
+            channel_capacity: 4,
+        },
+        log.clone(),
+        None,
+    );
+    let id = "conv.1:x";
+    let mut feeds = Vec::new();
+    for _ in 0..LAGGING {
+        let (feed, initial) = Feed::open(&hub, id, "websocket", None).await.unwrap();
+        assert_eq!(initial.len(), 1, "a snapshot");
+        feeds.push(feed);
+    }
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    let before = log.read_stats();
+    for n in 1..=20 {
+        let cmd = UpdateCommand::Put {
+            kind: "message".into(),
+            data: serde_json::json!({"text": n.to_string()}),
+            key: None,
+        };
+        assert_eq!(hub.update(id, cmd).await.unwrap(), n);
+    }
+    for feed in &mut feeds {
+        let mut seqs = Vec::new();
+        while seqs.last() != Some(&20) {
+            let frames = tokio::time::timeout(Duration::from_secs(10), feed.next())
+                .await
+                .expect("frames in time")
+                .unwrap();
+            seqs.extend(frames.iter().filter_map(|f| f.seq));
+        }
+        // Every update once, in order, although the channel held only 4 of them.
+        assert_eq!(seqs, (1..=20).collect::<Vec<u64>>());
+    }
+    // Presence frames (every display joining) overflow the channels too, while no
+    // update was missed: the catch-up finds nothing to read.
+    for _ in 0..10 {
+        log.publish_ephemeral(
+            id,
+            Frame {
+                seq: None,
+                event: "presence",
+                text: Utf8Bytes::from_static("{\"type\":\"presence\"}"),
+            },
+        );
+    }
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    for feed in &mut feeds {
+        let frames = tokio::time::timeout(Duration::from_secs(10), feed.next())
+            .await
+            .expect("frames in time")
+            .unwrap();
+        assert!(frames.iter().all(|f| f.seq.is_none()), "no update repeated");
+        assert_eq!(feed.last, 20);
+    }
+    let after = log.read_stats();
+    let catch_ups = hub.catch_ups.load(std::sync::atomic::Ordering::Relaxed);
+    stop.cancel();
+    (
+        after.backend_readers - before.backend_readers,
+        after.recent_hits - before.recent_hits,
+        catch_ups,
+    )
+}
+
+#[tokio::test]
+async fn lagging_displays_catch_up_from_memory_without_a_consumer_each() {
+    let Ok(url) = std::env::var("STONEPOT_TEST_NATS_URL") else {
+        eprintln!("skipped: STONEPOT_TEST_NATS_URL is not set (run scripts/test.sh)");
+        return;
+    };
+    let (readers, hits, catch_ups) = lagging_displays(&url, 1024).await;
+    assert!(
+        catch_ups >= 2 * LAGGING as u64,
+        "every display lagged on updates, then on presence: {catch_ups}"
+    );
+    assert_eq!(readers, 0, "no JetStream consumer was opened to catch up");
+    assert!(hits >= 2 * LAGGING as u64, "{hits}");
+    // Without the entries in memory, the displays that missed updates open a consumer
+    // each (lagging on presence alone still needs none): what made the fan-out to 10,000
+    // sockets collapse (docs/PERFORMANCE.md).
+    let (readers, hits, _) = lagging_displays(&url, 0).await;
+    assert!(readers >= LAGGING as u64, "{readers}");
+    assert!(hits >= LAGGING as u64, "{hits}");
 }

@@ -508,15 +508,7 @@ async fn rate_limits_hold_across_both_instances() {
         eprintln!("skipped: STONEPOT_TEST_NATS_URL is not set (run scripts/test.sh)");
         return;
     };
-    // Counters are per fixed one-minute window: keep clear of its end.
-    let into_window = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap()
-        .as_millis()
-        % 60_000;
-    if into_window > 50_000 {
-        tokio::time::sleep(Duration::from_millis(60_100 - into_window as u64)).await;
-    }
+    clear_of_window_end().await;
     let mut allowed = 0;
     let mut limited = 0;
     for i in 0..16 {
@@ -537,6 +529,232 @@ async fn rate_limits_hold_across_both_instances() {
     }
     // 10 per window from this address in total, not 10 per instance.
     assert_eq!((allowed, limited), (10, 6));
+}
+
+/// Runs `stonepot ARGS` against the cluster's database and NATS; (success, stdout, stderr).
+fn tool(nats: &Nats, pg: &str, dir: &std::path::Path, args: &[&str]) -> (bool, String, String) {
+    let out = common::bin()
+        .args(args)
+        .current_dir(dir)
+        .env_remove("ENVIRONMENT")
+        .env("DATABASE_URL", pg)
+        .env("NATS_URL", nats.url())
+        .env("DATA_DIR", dir)
+        .output()
+        .unwrap();
+    (
+        out.status.success(),
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn restore_puts_the_stream_back_so_displays_resume_with_since() {
+    let Some(c) = cluster("scaleout_restore", &[]).await else {
+        eprintln!("skipped: STONEPOT_TEST_NATS_URL is not set (run scripts/test.sh)");
+        return;
+    };
+    let token = init(&c.a.base(), "conv-r").await;
+    init(&c.a.base(), "conv-other").await;
+    for i in 1..=5u64 {
+        let base = if i % 2 == 0 { c.a.base() } else { c.b.base() };
+        assert_eq!(post_ok(&base, "conv-r", &format!("r{i}")).await, i);
+    }
+    assert_eq!(post_ok(&c.a.base(), "conv-other", "o1").await, 1);
+    let Cluster {
+        a,
+        b,
+        nats,
+        _dirs,
+        pg,
+        ..
+    } = c;
+    // The documented procedure: stop every instance, back up, restore, start again.
+    drop((a, b));
+    let work = tempfile::tempdir().unwrap();
+    let backup = work.path().join("b.db");
+    let backup_s = backup.to_str().unwrap();
+    let (ok, stdout, stderr) = tool(&nats, &pg, work.path(), &["backup", "--out", backup_s]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("backed up JetStream stream CONVERSATIONS"),
+        "{stdout}"
+    );
+
+    // Disaster: the stream is gone.
+    let js = async_nats::jetstream::new(async_nats::connect(nats.url()).await.unwrap());
+    js.delete_stream("CONVERSATIONS").await.unwrap();
+
+    let (ok, stdout, stderr) = tool(&nats, &pg, work.path(), &["restore", "--from", backup_s]);
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("restored JetStream stream CONVERSATIONS")
+            && stdout.contains("6 messages of 2 sessions"),
+        "{stdout}"
+    );
+    // Restoring over a stream that holds messages is refused, and changes nothing…
+    let (ok, _, stderr) = tool(&nats, &pg, work.path(), &["restore", "--from", backup_s]);
+    assert!(!ok);
+    assert!(
+        stderr.contains("already holds 6 messages") && stderr.contains("--force"),
+        "{stderr}"
+    );
+    // …unless forced, which replaces them.
+    let (ok, stdout, stderr) = tool(
+        &nats,
+        &pg,
+        work.path(),
+        &["restore", "--from", backup_s, "--force"],
+    );
+    assert!(ok, "{stderr}");
+    assert!(
+        stdout.contains("6 messages it held were purged first"),
+        "{stdout}"
+    );
+    let mut stream = js.get_stream("CONVERSATIONS").await.unwrap();
+    assert_eq!(stream.info().await.unwrap().state.messages, 6);
+
+    // A fresh instance: a display resumes after seq 2 with exactly 3, 4, 5, in order.
+    let d = tempfile::tempdir().unwrap();
+    let p = instance(&nats, &pg, d.path(), &[]);
+    let mut ws = connect(p.addr, "conv-r", &token, Some(2)).await;
+    for seq in 3..=5u64 {
+        let u = next(&mut ws, Duration::from_secs(10)).await.unwrap();
+        assert_eq!(
+            (u["type"].as_str(), u["seq"].as_u64(), text_of(&u)),
+            (Some("update"), Some(seq), format!("r{seq}")),
+            "{u}"
+        );
+    }
+    // And the session goes on from the restored seq, on the same socket.
+    assert_eq!(post_ok(&p.base(), "conv-r", "r6").await, 6);
+    let u = next(&mut ws, Duration::from_secs(10)).await.unwrap();
+    assert_eq!(
+        (u["seq"].as_u64(), text_of(&u)),
+        (Some(6), "r6".to_string())
+    );
+    let texts: Vec<String> = state(&p.base(), "conv-r").await["updates"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|u| u["update"]["data"]["text"].as_str().unwrap().to_string())
+        .collect();
+    assert_eq!(texts, ["r1", "r2", "r3", "r4", "r5", "r6"]);
+}
+
+/// Shared counters are per fixed one-minute window: keep a test clear of its end.
+async fn clear_of_window_end() {
+    let into_window = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_millis()
+        % 60_000;
+    if into_window > 45_000 {
+        tokio::time::sleep(Duration::from_millis(60_100 - into_window as u64)).await;
+    }
+}
+
+const ADMIN: &str = "scaleout-admin-token";
+
+/// GET the tenant's orders on `base` with `key`: (status, error code when refused).
+async fn orders_with(base: &str, key: &str) -> (u16, String) {
+    let res = client()
+        .get(format!("{base}/api/tenants/demo-restaurant/orders"))
+        .bearer_auth(key)
+        .send()
+        .await
+        .unwrap();
+    let status = res.status().as_u16();
+    if status == 429 {
+        assert!(res.headers().contains_key("retry-after"));
+    }
+    let code = if status == 200 {
+        String::new()
+    } else {
+        let v: Value = res.json().await.unwrap();
+        v["error"]["code"].as_str().unwrap_or_default().to_string()
+    };
+    (status, code)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn key_and_tenant_limits_hold_across_both_instances_and_wrong_keys_spend_nothing() {
+    let Some(c) = cluster(
+        "scaleout_key_limits",
+        &[
+            ("RATE_LIMIT_REQUESTS", "1000"),
+            ("RATE_LIMIT_KEY_REQUESTS", "4"),
+            ("RATE_LIMIT_TENANT_REQUESTS", "6"),
+            ("RATE_LIMIT_WINDOW", "1m"),
+            ("THEME_API_TOKEN", ADMIN),
+        ],
+    )
+    .await
+    else {
+        eprintln!("skipped: STONEPOT_TEST_NATS_URL is not set (run scripts/test.sh)");
+        return;
+    };
+    // A second key of the tenant (the admin is not limited per tenant).
+    let res = client()
+        .post(format!(
+            "{}/api/admin/tenants/demo-restaurant/keys",
+            c.b.base()
+        ))
+        .bearer_auth(ADMIN)
+        .json(&json!({"label": "second", "role": "staff"}))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 201);
+    let second = res.json::<Value>().await.unwrap()["key"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    clear_of_window_end().await;
+    let base = |i: usize| {
+        if i.is_multiple_of(2) {
+            c.a.base()
+        } else {
+            c.b.base()
+        }
+    };
+    // Anyone can send wrong keys to either instance: refused, and the tenant's budget is
+    // untouched.
+    for i in 0..12 {
+        assert_eq!(
+            orders_with(&base(i), "sp_wrong_key").await,
+            (401, "unauthorized".into())
+        );
+    }
+    // The key's 4 across both instances together, not 4 on each.
+    let mut got = Vec::new();
+    for i in 0..6 {
+        got.push(orders_with(&base(i), KEY).await);
+    }
+    let ok = (200, String::new());
+    let key_limited = (429, "key_rate_limited".to_string());
+    assert_eq!(
+        got,
+        [
+            ok.clone(),
+            ok.clone(),
+            ok.clone(),
+            ok.clone(),
+            key_limited.clone(),
+            key_limited
+        ]
+    );
+    // The tenant's 6 across both: the first key spent 4, so the second has 2 left.
+    let mut got = Vec::new();
+    for i in 0..4 {
+        got.push(orders_with(&base(i + 1), &second).await);
+    }
+    let tenant_limited = (429, "tenant_rate_limited".to_string());
+    assert_eq!(
+        got,
+        [ok.clone(), ok, tenant_limited.clone(), tenant_limited]
+    );
 }
 
 /// A TCP proxy in front of PostgreSQL that can cut every connection and refuse new ones,

@@ -60,11 +60,22 @@ pub fn is_admin_token(app: &App, given: &str) -> bool {
 
 /// The identity the request's credential names. With `tenant`, an API key is read as
 /// its grant on that tenant (401 when it has none); without, as its first grant.
+///
+/// Once verified, the request counts against its key's and its tenant's rate limits
+/// (429 past them): only here, so that a credential that proves nothing spends nothing
+/// of anyone's budget.
 pub async fn identify(
     app: &App,
     headers: &HeaderMap,
     tenant: Option<&TenantId>,
 ) -> ApiResult<Identity> {
+    let who = verify(app, headers, tenant).await?;
+    crate::http::ratelimit::after_auth(app, &who).await?;
+    Ok(who)
+}
+
+/// [`identify`] without counting the request.
+async fn verify(app: &App, headers: &HeaderMap, tenant: Option<&TenantId>) -> ApiResult<Identity> {
     let Some(c) = credential(headers) else {
         return Err(ApiError::unauthorized(
             "send a token or the tenant's API key as Authorization: Bearer <credential>",
@@ -96,7 +107,7 @@ pub async fn identify(
             .ok_or_else(|| ApiError::unauthorized("unknown or revoked API key"))?,
     };
     Ok(Identity {
-        subject: format!("key:{key_id}"),
+        subject: format!("{}{key_id}", super::KEY_SUBJECT_PREFIX),
         role: grant.1,
         tenant: Some(grant.0),
         issuer: "api-key".into(),
@@ -104,14 +115,15 @@ pub async fn identify(
 }
 
 /// Requires `role` (or more) on `tenant`: 401 when the credential does not open the
-/// tenant, 403 when its role there is too weak.
+/// tenant, 429 past its key's or the tenant's rate limit, 403 when its role there is too
+/// weak.
 pub async fn require(
     app: &App,
     headers: &HeaderMap,
     tenant: &TenantId,
     role: Role,
 ) -> ApiResult<Identity> {
-    let who = identify(app, headers, Some(tenant)).await?;
+    let who = verify(app, headers, Some(tenant)).await?;
     if who.role == Role::Admin {
         return Ok(who);
     }
@@ -120,6 +132,9 @@ pub async fn require(
             "the credential is not valid for tenant '{tenant}'"
         )));
     }
+    // Counted only now that the credential is known to act for this tenant: another
+    // tenant's token spends nothing here (nor of its own tenant's budget).
+    crate::http::ratelimit::after_auth(app, &who).await?;
     if who.role < role {
         return Err(ApiError::forbidden(format!(
             "this needs the {} role on tenant '{tenant}'; the credential is {}",

@@ -64,7 +64,19 @@ pub struct Identity {
     pub issuer: String,
 }
 
+/// The subject prefix of an identity proven by a tenant API key; the rest is the key's id.
+pub const KEY_SUBJECT_PREFIX: &str = "key:";
+
 impl Identity {
+    /// The id of the API key this caller presented (never the key itself), when it is one.
+    pub fn api_key_id(&self) -> Option<&str> {
+        if self.issuer == "api-key" {
+            self.subject.strip_prefix(KEY_SUBJECT_PREFIX)
+        } else {
+            None
+        }
+    }
+
     /// Whether this caller may act as `role` (or more) on `tenant`.
     pub fn may(&self, role: Role, tenant: &TenantId) -> bool {
         if self.role == Role::Admin {

@@ -1,7 +1,7 @@
 //! One subscriber's ordered view of a session: a snapshot (or exactly the missed updates,
 //! or a reset and a snapshot), then every later update once, in `seq` order. A subscriber
-//! that falls behind the in-memory channel catches up from the durable log instead of
-//! losing frames.
+//! that falls behind the in-memory channel catches up from the log (which may answer from
+//! the recent entries it holds in memory, see [`super::recent`]) instead of losing frames.
 
 use super::hub::{Channel, Frame, Hub, HubError, Utf8Bytes};
 use super::log::update_frame;
@@ -133,8 +133,11 @@ impl Feed {
     }
 
     async fn catch_up(&mut self) -> Result<Vec<Frame>, FeedError> {
-        let batch = self.hub.log().read_after(&self.id, self.last, 500).await?;
-        if batch.first().is_some_and(|u| u.seq != self.last + 1) {
+        self.hub
+            .catch_ups
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let batch = self.hub.log().missed(&self.id, self.last, 500).await?;
+        if batch.first().is_some_and(|f| f.seq != Some(self.last + 1)) {
             // Trimmed past us: start over from a snapshot.
             let (seq, state) = self
                 .hub
@@ -160,14 +163,10 @@ impl Feed {
                 },
             ]);
         }
-        let frames: Vec<Frame> = batch
-            .iter()
-            .map(|u| update_frame(u.seq, &u.envelope))
-            .collect();
-        if let Some(l) = batch.last() {
-            self.last = l.seq;
+        if let Some(l) = batch.last().and_then(|f| f.seq) {
+            self.last = l;
         }
-        Ok(frames)
+        Ok(batch)
     }
 
     pub fn ack(&self, seq: u64) {

@@ -166,6 +166,9 @@ pub struct Hub {
     channels: Mutex<HashMap<String, Arc<Channel>>>,
     next_display: AtomicU64,
     pub sockets: AtomicI64,
+    /// Times a subscriber fell behind its channel (lagged, or saw a gap) and caught up
+    /// from the log.
+    pub catch_ups: AtomicU64,
     /// Displays across instances (with NATS); None keeps presence in this process.
     shared: Option<Arc<SharedDisplays>>,
     /// Join/leave frames held until the shared list is written, so their count is the
@@ -220,6 +223,7 @@ impl Hub {
             channels: Mutex::new(HashMap::new()),
             next_display: AtomicU64::new(first),
             sockets: AtomicI64::new(0),
+            catch_ups: AtomicU64::new(0),
         })
     }
 

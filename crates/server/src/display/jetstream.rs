@@ -22,13 +22,15 @@
 //! subjects (they are not part of the log).
 
 use super::hub::{Frame, Utf8Bytes};
-use super::log::{Entry, Fanout, LogError, SessionLog, update_frame};
+use super::log::{Entry, Fanout, LogError, ReadStats, SessionLog};
+use super::recent::Recent;
 use async_nats::HeaderMap;
 use async_nats::jetstream::{self, consumer, context, stream};
 use async_trait::async_trait;
 use futures::StreamExt;
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 use stonepot_domain::TenantId;
 use stonepot_store::{Store, StoreError};
@@ -36,11 +38,11 @@ use tokio::sync::broadcast;
 use tokio_util::sync::CancellationToken;
 
 /// The header that carries an entry's per-session seq.
-const SEQ_HEADER: &str = "Stonepot-Seq";
+pub(super) const SEQ_HEADER: &str = "Stonepot-Seq";
 /// The header that carries an entry's commit time (Unix milliseconds).
-const AT_HEADER: &str = "Stonepot-At";
+pub(super) const AT_HEADER: &str = "Stonepot-At";
 /// JetStream's optimistic-concurrency header.
-const EXPECTED_LAST_SUBJECT_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
+pub(super) const EXPECTED_LAST_SUBJECT_SEQ: &str = "Nats-Expected-Last-Subject-Sequence";
 /// Updates the store keeps beside the materialized state (the log itself is JetStream).
 const STORE_TAIL: u64 = 100;
 /// (seq → stream sequence) pairs remembered per session to start reads where they belong.
@@ -69,14 +71,17 @@ pub struct JetStreamSettings {
     pub replicas: usize,
     /// Publish acknowledgement and API timeout.
     pub timeout: Duration,
+    /// Entries of each subscribed session kept in memory for subscribers that fall
+    /// behind (see [`Recent`]); 0 keeps none.
+    pub recent: usize,
 }
 
 /// Hex keeps any session id (which may hold `.` or `:`) a single, valid subject token.
-fn subject_token(session: &str) -> String {
+pub(super) fn subject_token(session: &str) -> String {
     hex::encode(session.as_bytes())
 }
 
-fn session_of(token: &str) -> Option<String> {
+pub(super) fn session_of(token: &str) -> Option<String> {
     String::from_utf8(hex::decode(token).ok()?).ok()
 }
 
@@ -84,11 +89,11 @@ fn unavailable(what: &str, e: impl std::fmt::Display) -> LogError {
     LogError::Unavailable(format!("bus: {what}: {e}"))
 }
 
-fn header_u64(h: Option<&HeaderMap>, name: &str) -> Option<u64> {
+pub(super) fn header_u64(h: Option<&HeaderMap>, name: &str) -> Option<u64> {
     h?.get(name)?.as_str().parse().ok()
 }
 
-fn header_i64(h: Option<&HeaderMap>, name: &str) -> Option<i64> {
+pub(super) fn header_i64(h: Option<&HeaderMap>, name: &str) -> Option<i64> {
     h?.get(name)?.as_str().parse().ok()
 }
 
@@ -118,6 +123,11 @@ pub struct JetStreamLog {
     store: Store,
     fanout: Fanout,
     positions: Mutex<HashMap<String, Positions>>,
+    /// The latest entries of the sessions subscribed here, as the fan-out consumer
+    /// delivered them.
+    recent: Recent,
+    /// Consumers opened to read a session (each is a JetStream API call).
+    readers: AtomicU64,
     /// Unique per process: names this instance's ephemeral consumers and presence source.
     instance: String,
 }
@@ -141,33 +151,10 @@ impl JetStreamLog {
                 settings.url
             )
         })?;
-        let config = stream::Config {
-            name: settings.stream.clone(),
-            subjects: vec![format!("{}.*", settings.prefix)],
-            max_messages_per_subject: settings.max_per_session,
-            max_age: settings.max_age,
-            max_bytes: settings.max_bytes,
-            num_replicas: settings.replicas.max(1),
-            storage: stream::StorageType::File,
-            retention: stream::RetentionPolicy::Limits,
-            discard: stream::DiscardPolicy::Old,
-            description: Some("Stonepot conversation display logs, one subject per session".into()),
-            ..Default::default()
-        };
-        // Created when missing; an existing stream is updated to the configured limits so
-        // changing them needs no manual step (JetStream refuses incompatible changes, and
-        // that error stops start-up naming the stream).
-        let stream = match js.get_stream(&settings.stream).await {
-            Ok(_) => {
-                js.update_stream(config.clone()).await.map_err(|e| {
-                    anyhow::anyhow!("updating JetStream stream {}: {e}", settings.stream)
-                })?;
-                js.get_stream(&settings.stream).await?
-            }
-            Err(_) => js.create_stream(config).await.map_err(|e| {
-                anyhow::anyhow!("creating JetStream stream {}: {e}", settings.stream)
-            })?,
-        };
+        let stream = ensure_stream(&js, &settings).await?;
+        let recent = settings
+            .recent
+            .min(usize::try_from(settings.max_per_session).unwrap_or(usize::MAX));
         let log = std::sync::Arc::new(JetStreamLog {
             client,
             js,
@@ -176,6 +163,8 @@ impl JetStreamLog {
             store,
             fanout: Fanout::new(capacity),
             positions: Mutex::new(HashMap::new()),
+            recent: Recent::new(recent),
+            readers: AtomicU64::new(0),
             instance: format!("stonepot-{}", uuid::Uuid::new_v4().simple()),
         });
         log.clone().spawn_fanout(stop.clone()).await?;
@@ -184,7 +173,7 @@ impl JetStreamLog {
     }
 
     fn subject(&self, session: &str) -> String {
-        format!("{}.{}", self.settings.prefix, subject_token(session))
+        self.settings.subject(session)
     }
 
     fn learn(&self, session: &str, seq: u64, stream_seq: u64) {
@@ -434,8 +423,17 @@ impl JetStreamLog {
             }
         }
         if let Some(tx) = self.sender_if_any(&session) {
-            let envelope = String::from_utf8_lossy(&m.payload);
-            let _ = tx.send(update_frame(seq, &envelope));
+            // Held before it is sent: a subscriber that sees this frame out of turn and
+            // catches up finds it (and everything before it that is held) in `recent`.
+            let frame = self.recent.push(
+                &session,
+                Entry {
+                    seq,
+                    envelope: String::from_utf8_lossy(&m.payload).into_owned(),
+                    at_ms: header_i64(m.headers.as_ref(), AT_HEADER).unwrap_or(0),
+                },
+            );
+            let _ = tx.send(frame);
         }
     }
 
@@ -525,10 +523,51 @@ impl JetStreamLog {
     }
 }
 
+impl JetStreamSettings {
+    /// A session's subject.
+    pub fn subject(&self, session: &str) -> String {
+        format!("{}.{}", self.prefix, subject_token(session))
+    }
+}
+
+/// Creates the stream when missing; an existing stream is updated to the configured
+/// limits so changing them needs no manual step (JetStream refuses incompatible changes,
+/// and that error names the stream).
+pub async fn ensure_stream(
+    js: &jetstream::Context,
+    settings: &JetStreamSettings,
+) -> anyhow::Result<stream::Stream> {
+    let config = stream::Config {
+        name: settings.stream.clone(),
+        subjects: vec![format!("{}.*", settings.prefix)],
+        max_messages_per_subject: settings.max_per_session,
+        max_age: settings.max_age,
+        max_bytes: settings.max_bytes,
+        num_replicas: settings.replicas.max(1),
+        storage: stream::StorageType::File,
+        retention: stream::RetentionPolicy::Limits,
+        discard: stream::DiscardPolicy::Old,
+        description: Some("Stonepot conversation display logs, one subject per session".into()),
+        ..Default::default()
+    };
+    match js.get_stream(&settings.stream).await {
+        Ok(_) => {
+            js.update_stream(config.clone()).await.map_err(|e| {
+                anyhow::anyhow!("updating JetStream stream {}: {e}", settings.stream)
+            })?;
+            Ok(js.get_stream(&settings.stream).await?)
+        }
+        Err(_) => js
+            .create_stream(config)
+            .await
+            .map_err(|e| anyhow::anyhow!("creating JetStream stream {}: {e}", settings.stream)),
+    }
+}
+
 /// Asks JetStream for the account's information (`$JS.API.INFO`), read as plain JSON:
 /// the typed answer of the client expects fields that servers before 2.10 (Debian's
 /// 2.9) do not send, and all this needs to know is whether JetStream answers.
-async fn account_info(js: &jetstream::Context) -> Result<(), String> {
+pub(super) async fn account_info(js: &jetstream::Context) -> Result<(), String> {
     let v: serde_json::Value = js
         .request("INFO", &serde_json::json!({}))
         .await
@@ -623,6 +662,10 @@ impl SessionLog for JetStreamLog {
         if limit == 0 {
             return Ok(Vec::new());
         }
+        if let Some(held) = self.recent.entries_after(session, after, limit) {
+            return Ok(held);
+        }
+        self.readers.fetch_add(1, Ordering::Relaxed);
         let deliver_policy = match self.start_hint(session, after + 1) {
             Some((_, stream_seq)) => consumer::DeliverPolicy::ByStartSequence {
                 start_sequence: stream_seq,
@@ -685,6 +728,25 @@ impl SessionLog for JetStreamLog {
         Ok(out)
     }
 
+    async fn missed(&self, session: &str, after: u64, limit: u32) -> Result<Vec<Frame>, LogError> {
+        if let Some(held) = self.recent.missed(session, after, limit) {
+            return Ok(held);
+        }
+        Ok(self
+            .read_after(session, after, limit)
+            .await?
+            .iter()
+            .map(|e| super::log::update_frame(e.seq, &e.envelope))
+            .collect())
+    }
+
+    fn read_stats(&self) -> ReadStats {
+        ReadStats {
+            backend_readers: self.readers.load(Ordering::Relaxed),
+            recent_hits: self.recent.hits.load(Ordering::Relaxed),
+        }
+    }
+
     async fn read_last(&self, session: &str, n: u32) -> Result<Vec<Entry>, LogError> {
         let from_stream = async {
             self.check_connected()?;
@@ -745,6 +807,8 @@ impl SessionLog for JetStreamLog {
 
     fn prune(&self) {
         self.fanout.prune();
+        self.recent
+            .retain(|session| self.fanout.sender_if_any(session).is_some());
         if let Ok(mut p) = self.positions.lock() {
             p.retain(|_, pos| pos.head.is_some_and(|(_, at)| at.elapsed() < HEAD_TTL));
         }
@@ -762,78 +826,4 @@ impl SessionLog for JetStreamLog {
     async fn catch_up(&self, session: &str, tenant: &TenantId, at: u64) -> Result<usize, LogError> {
         self.replay(session, tenant, at).await
     }
-}
-
-/// What [`snapshot_stream`] wrote.
-#[derive(Debug)]
-pub struct StreamSnapshot {
-    pub path: std::path::PathBuf,
-    pub messages: u64,
-    pub bytes: u64,
-}
-
-/// Writes every message of the stream to `path` as JSON lines (`subject`, `streamSeq`,
-/// `session`, `seq`, `at`, `envelope`), read by an ordered consumer from the first
-/// retained message up to the last one present when the snapshot started. Safe while
-/// instances keep appending: later messages are simply not included.
-pub async fn snapshot_stream(
-    url: &str,
-    token: Option<&str>,
-    stream_name: &str,
-    path: &std::path::Path,
-) -> anyhow::Result<StreamSnapshot> {
-    use std::io::Write;
-    let client = connect_client(url, token).await?;
-    let js = jetstream::new(client);
-    let mut stream = js
-        .get_stream(stream_name)
-        .await
-        .map_err(|e| anyhow::anyhow!("JetStream stream {stream_name}: {e}"))?;
-    let last = stream.info().await?.state.last_sequence;
-    let tmp = path.with_extension("partial");
-    let mut file = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-    let mut messages = 0u64;
-    if last > 0 {
-        let consumer = stream
-            .create_consumer(consumer::pull::OrderedConfig {
-                deliver_policy: consumer::DeliverPolicy::All,
-                ..Default::default()
-            })
-            .await?;
-        let mut all = consumer.messages().await?;
-        while let Some(m) = tokio::time::timeout(Duration::from_secs(10), all.next())
-            .await
-            .map_err(|_| anyhow::anyhow!("JetStream stopped delivering {stream_name}"))?
-        {
-            let m = m?;
-            let info = m.info().map_err(|e| anyhow::anyhow!("{e}"))?;
-            let stream_seq = info.stream_sequence;
-            let pending = info.pending;
-            let token = m.subject.as_str().rsplit('.').next().unwrap_or_default();
-            let line = serde_json::json!({
-                "subject": m.subject.as_str(),
-                "streamSeq": stream_seq,
-                "session": session_of(token),
-                "seq": header_u64(m.headers.as_ref(), SEQ_HEADER),
-                "at": header_i64(m.headers.as_ref(), AT_HEADER),
-                "envelope": String::from_utf8_lossy(&m.payload),
-            });
-            writeln!(file, "{line}")?;
-            messages += 1;
-            if stream_seq >= last || pending == 0 {
-                break;
-            }
-        }
-    }
-    file.flush()?;
-    file.into_inner()
-        .map_err(|e| anyhow::anyhow!("writing {}: {e}", tmp.display()))?
-        .sync_all()?;
-    std::fs::rename(&tmp, path)?;
-    let bytes = std::fs::metadata(path)?.len();
-    Ok(StreamSnapshot {
-        path: path.to_path_buf(),
-        messages,
-        bytes,
-    })
 }

@@ -41,6 +41,15 @@ pub enum LogError {
     Unavailable(String),
 }
 
+/// How a log answered reads since start-up.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct ReadStats {
+    /// Reads that went to the backend through a consumer of their own (JetStream).
+    pub backend_readers: u64,
+    /// Reads answered from the entries held in memory.
+    pub recent_hits: u64,
+}
+
 /// The update frame every subscriber receives for an entry, built once.
 pub fn update_frame(seq: u64, envelope: &str) -> Frame {
     Frame {
@@ -86,6 +95,22 @@ pub trait SessionLog: Send + Sync + 'static {
         after: u64,
         limit: u32,
     ) -> Result<Vec<Entry>, LogError>;
+    /// What a subscriber of this process that has seen up to `after` and then fell behind
+    /// its channel may have missed, as frames: at least every update published to the
+    /// channel after `after` (those not yet published arrive on the channel). This
+    /// default reads the log; logs that remember what they published answer from memory.
+    async fn missed(&self, session: &str, after: u64, limit: u32) -> Result<Vec<Frame>, LogError> {
+        Ok(self
+            .read_after(session, after, limit)
+            .await?
+            .iter()
+            .map(|e| update_frame(e.seq, &e.envelope))
+            .collect())
+    }
+    /// How reads were answered, for `/metrics`.
+    fn read_stats(&self) -> ReadStats {
+        ReadStats::default()
+    }
     /// The last `n` entries, oldest first.
     async fn read_last(&self, session: &str, n: u32) -> Result<Vec<Entry>, LogError>;
     /// The oldest retained seq (None when nothing is retained).

@@ -6,7 +6,9 @@ pub mod jetstream;
 pub mod log;
 pub mod menu;
 pub mod presence;
+pub mod recent;
 pub mod sse;
+pub mod stream_backup;
 pub mod token;
 pub mod ws;
 

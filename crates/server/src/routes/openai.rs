@@ -42,6 +42,8 @@ pub struct OaiError {
     code: &'static str,
     message: String,
     param: Option<&'static str>,
+    /// Seconds for `Retry-After` (our own rate limits).
+    retry_after: Option<u64>,
 }
 
 impl OaiError {
@@ -57,6 +59,7 @@ impl OaiError {
             code,
             message: message.into(),
             param: None,
+            retry_after: None,
         }
     }
 
@@ -121,7 +124,12 @@ impl OaiError {
 
 impl IntoResponse for OaiError {
     fn into_response(self) -> Response {
-        (self.status, Json(self.body())).into_response()
+        let mut res = (self.status, Json(self.body())).into_response();
+        if let Some(secs) = self.retry_after {
+            res.headers_mut()
+                .insert(axum::http::header::RETRY_AFTER, secs.into());
+        }
+        res
     }
 }
 
@@ -156,6 +164,10 @@ async fn authorize(app: &App, headers: &HeaderMap) -> Result<(), OaiError> {
             "this needs the staff role or more",
         )),
         Err(e) if e.status.is_server_error() => Err(refuse(e.status, &e.message)),
+        Err(e) if e.status == StatusCode::TOO_MANY_REQUESTS => Err(OaiError {
+            retry_after: e.retry_after,
+            ..OaiError::new(e.status, "rate_limit_error", e.code, e.message)
+        }),
         Err(_) => Err(refuse(StatusCode::UNAUTHORIZED, "the API key is not valid")),
     }
 }

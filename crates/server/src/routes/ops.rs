@@ -260,6 +260,7 @@ async fn session_stats(State(app): State<App>) -> ApiResult<Json<SessionStats>> 
     responses((status = 200, content_type = "text/plain", body = String)))]
 pub async fn metrics(State(app): State<App>) -> Response {
     let uptime = app.started.elapsed().as_secs_f64();
+    let reads = app.hub.log().read_stats();
     let text = app.metrics.render(&[
         (
             "stonepot_uptime_seconds",
@@ -275,6 +276,21 @@ pub async fn metrics(State(app): State<App>) -> Response {
             "stonepot_display_sockets_open",
             "Open display WebSockets and SSE streams.",
             app.hub.sockets.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        ),
+        (
+            "stonepot_display_catch_ups_total",
+            "Times a display fell behind its channel and caught up from the log.",
+            app.hub.catch_ups.load(std::sync::atomic::Ordering::Relaxed) as f64,
+        ),
+        (
+            "stonepot_log_backend_readers_total",
+            "Log reads that opened a reader on the log's backend (a JetStream consumer each).",
+            reads.backend_readers as f64,
+        ),
+        (
+            "stonepot_log_recent_hits_total",
+            "Log reads answered from the recent entries held in memory.",
+            reads.recent_hits as f64,
         ),
     ]);
     (

@@ -44,6 +44,9 @@ async fn a_webhook_storm_racing_redirects_pays_each_order_exactly_once() {
     let env = fake.env();
     let mut pairs: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     pairs.push(("STONEPOT_DEMO_KEY", KEY));
+    // The storm places every order with the one demo key, far past its default budget.
+    pairs.push(("RATE_LIMIT_KEY_REQUESTS", "1000000"));
+    pairs.push(("RATE_LIMIT_TENANT_REQUESTS", "1000000"));
     let s = start(&pairs).await;
     let http = reqwest::Client::builder()
         .timeout(Duration::from_secs(60))

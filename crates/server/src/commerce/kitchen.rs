@@ -45,17 +45,19 @@ pub async fn open_board(app: &App, tenant: &TenantId) -> ApiResult<String> {
 /// board's card up to date. Safe to run any number of times, concurrently: the store
 /// fires the ticket once.
 pub async fn follow(app: &App, tenant: &TenantId, order: &Order) -> ApiResult<()> {
-    let ticket = if ready_to_cook(order) {
-        match app.store.fire_ticket(tenant, &order.id).await? {
+    // Read first: most moves come after the ticket fired, and a read does not wait
+    // for the write slot and its sync the way an (idle) insert attempt does.
+    let mut ticket = app.store.ticket(tenant, &order.id).await?;
+    if ticket.is_none() && ready_to_cook(order) {
+        ticket = match app.store.fire_ticket(tenant, &order.id).await? {
             Some(t) => {
                 app.metrics.ticket_fired();
                 Some(t)
             }
+            // Fired meanwhile by a concurrent run.
             None => app.store.ticket(tenant, &order.id).await?,
-        }
-    } else {
-        app.store.ticket(tenant, &order.id).await?
-    };
+        };
+    }
     let Some(ticket) = ticket else {
         return Ok(());
     };

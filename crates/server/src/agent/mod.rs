@@ -186,17 +186,7 @@ impl Engine {
             () = cancel.cancelled() => return Err(EngineError::Invalid("cancelled before it started".into())),
         };
         // Re-read under the lock: the previous turn may have changed the cart.
-        let conv = self
-            .store
-            .conversation(&conv.id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(conv.id.clone()))?;
-        let tenant = self
-            .store
-            .tenant(&conv.tenant_id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(conv.tenant_id.to_string()))?;
-        let mut ws = self.workspace(&tenant, &conv).await?;
+        let (conv, tenant, mut ws) = self.current(&conv.id).await?;
         let turn_no = self.store.begin_turn(&conv.tenant_id, &conv.id).await?;
         let past = self.store.turns(&conv.tenant_id, &conv.id).await?;
         let keep = past.len().saturating_sub(HISTORY_TURNS);
@@ -209,15 +199,7 @@ impl Engine {
             history,
             user_text: text.to_string(),
         };
-        let ledger = StoreLedger {
-            app: app.clone(),
-            store: self.store.clone(),
-            hub: self.hub.clone(),
-            tenant: conv.tenant_id.clone(),
-            conversation: conv.id.clone(),
-            position: Default::default(),
-            metrics: self.metrics.clone(),
-        };
+        let ledger = self.ledger(app, &conv, 0);
         let rec =
             turn::run_turn(&mut ws, self.model.as_deref(), &ledger, input, &tx, &cancel).await;
         // The ledger's `finish` stored the turn; only a turn it could not store (or
@@ -239,13 +221,7 @@ impl Engine {
         conv: &ConversationRecord,
         context_chars: usize,
     ) -> Result<(String, Vec<stonepot_llm::ToolSpec>), EngineError> {
-        let conv = self.conversation(&conv.id).await?;
-        let tenant = self
-            .store
-            .tenant(&conv.tenant_id)
-            .await?
-            .ok_or_else(|| EngineError::NotFound(conv.tenant_id.to_string()))?;
-        let ws = self.workspace(&tenant, &conv).await?;
+        let (conv, tenant, ws) = self.current(&conv.id).await?;
         let profile = self.store.agent_profile(&tenant.id).await?;
         let mut prompt = persona::system_prompt(&tenant, profile.as_ref(), &ws);
         prompt.push_str(
@@ -297,14 +273,37 @@ impl Engine {
         arguments: &str,
     ) -> Result<turn::RecordedCall, EngineError> {
         let _turn_guard = self.lock(&conv.id).await;
-        let conv = self.conversation(&conv.id).await?;
+        let (conv, _, mut ws) = self.current(&conv.id).await?;
+        let ledger = self.ledger(app, &conv, position);
+        turn::run_call(&mut ws, &ledger, turn, call_id, name, arguments)
+            .await
+            .map_err(EngineError::Tool)
+    }
+
+    /// The conversation as stored now, its tenant, and the agent's workspace over them
+    /// (menu, cart, pending quote): what every turn, voice set-up and tool call starts from.
+    async fn current(
+        &self,
+        id: &str,
+    ) -> Result<(ConversationRecord, Tenant, Workspace), EngineError> {
+        let conv = self.conversation(id).await?;
         let tenant = self
             .store
             .tenant(&conv.tenant_id)
             .await?
             .ok_or_else(|| EngineError::NotFound(conv.tenant_id.to_string()))?;
-        let mut ws = self.workspace(&tenant, &conv).await?;
-        let ledger = StoreLedger {
+        let ws = self.workspace(&tenant, &conv).await?;
+        Ok((conv, tenant, ws))
+    }
+
+    /// The store-and-display side of `conv`'s tool calls, numbering them from `position`.
+    fn ledger(
+        &self,
+        app: &crate::app::App,
+        conv: &ConversationRecord,
+        position: u32,
+    ) -> StoreLedger {
+        StoreLedger {
             app: app.clone(),
             store: self.store.clone(),
             hub: self.hub.clone(),
@@ -312,10 +311,7 @@ impl Engine {
             conversation: conv.id.clone(),
             position: position.into(),
             metrics: self.metrics.clone(),
-        };
-        turn::run_call(&mut ws, &ledger, turn, call_id, name, arguments)
-            .await
-            .map_err(EngineError::Tool)
+        }
     }
 
     async fn workspace(

@@ -12,7 +12,7 @@
 //!    `POST /api/tenants/{t}/closes/{date}`), then its re-run (unchanged).
 
 use crate::display::cpu_ticks;
-use crate::server::{ms, pct, request, say, start_with};
+use crate::server::{ms, pct, request, request_as, say, start_with};
 use anyhow::{Context, Result, bail};
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -80,16 +80,21 @@ async fn place(s: &mut TcpStream) -> Result<String> {
     if st != 200 {
         bail!("session: {st} {}", String::from_utf8_lossy(&body));
     }
-    let conv = json(&body)?["sessionId"]
+    let session = json(&body)?;
+    let conv = session["sessionId"]
         .as_str()
         .context("no sessionId")?
         .to_string();
+    // The guest's kiosk talks, quotes and confirms with the session's token; staff
+    // (the bench key) take the payment at the counter.
+    let token = session["token"].as_str().context("no token")?.to_string();
     let t = step(0, t);
-    let (st, body) = request(
+    let (st, body) = request_as(
         s,
         "POST",
         &format!("/api/conversations/{conv}/messages"),
         Some(&format!(r#"{{"text":"{cart}"}}"#)),
+        &token,
     )
     .await?;
     let t = step(1, t);
@@ -97,11 +102,12 @@ async fn place(s: &mut TcpStream) -> Result<String> {
     if st != 200 || !events.contains("assistant_done") {
         bail!("message: {st} {events}");
     }
-    let (st, body) = request(
+    let (st, body) = request_as(
         s,
         "POST",
         &format!("/api/conversations/{conv}/quote"),
         Some("{}"),
+        &token,
     )
     .await?;
     if st != 200 {
@@ -112,11 +118,12 @@ async fn place(s: &mut TcpStream) -> Result<String> {
         .context("no hash")?
         .to_string();
     let t = step(2, t);
-    let (st, body) = request(
+    let (st, body) = request_as(
         s,
         "POST",
         &format!("/api/conversations/{conv}/confirm"),
         Some(&format!(r#"{{"quoteHash":"{hash}"}}"#)),
+        &token,
     )
     .await?;
     if st != 200 {

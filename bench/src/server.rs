@@ -133,13 +133,24 @@ pub async fn request(
     path: &str,
     body: Option<&str>,
 ) -> Result<(u16, Vec<u8>)> {
+    request_as(s, method, path, body, KEY).await
+}
+
+/// [`request`] with another bearer token (a guest's session token).
+pub async fn request_as(
+    s: &mut TcpStream,
+    method: &str,
+    path: &str,
+    body: Option<&str>,
+    bearer: &str,
+) -> Result<(u16, Vec<u8>)> {
     let req = match body {
         Some(b) => format!(
-            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {KEY}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {bearer}\r\nContent-Type: application/json\r\nContent-Length: {}\r\n\r\n{b}",
             b.len()
         ),
         None => format!(
-            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {KEY}\r\n\r\n"
+            "{method} {path} HTTP/1.1\r\nHost: bench\r\nAuthorization: Bearer {bearer}\r\n\r\n"
         ),
     };
     s.write_all(req.as_bytes()).await?;

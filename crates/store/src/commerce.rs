@@ -450,6 +450,26 @@ impl Store {
         })
     }
 
+    /// Reads an order's status, version and body inside a write transaction, holding it
+    /// until commit: a change that keeps the version (a payment flag) must not be
+    /// overwritten from a body read before it. PostgreSQL takes the row lock with
+    /// `FOR NO KEY UPDATE`, the lock a plain update of the row takes: it does not
+    /// conflict with the key-share locks that inserts referencing the order (payment
+    /// events) hold, which `FOR UPDATE` would turn into deadlocks. SQLite has no row
+    /// locks and needs none, as its writers already run one at a time under the
+    /// store's write lock ([`Store::write`]).
+    pub(crate) fn locked_order_sql(&self) -> &'static str {
+        match self.backend() {
+            crate::Backend::Postgres => {
+                "SELECT status, version, body FROM orders WHERE tenant_id = $1 AND id = $2 \
+                 FOR NO KEY UPDATE"
+            }
+            crate::Backend::Sqlite => {
+                "SELECT status, version, body FROM orders WHERE tenant_id = $1 AND id = $2"
+            }
+        }
+    }
+
     /// Applies one audit entry (a move, payment or refund, built with
     /// [`Order::transition`], [`Order::pay`] or [`Order::refund`] from a loaded order)
     /// and returns the order as it now stands.
@@ -487,24 +507,12 @@ impl Store {
         self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            // Take the row lock before reading (a no-op write; PostgreSQL holds the row
-            // until commit): a change that keeps the version — a payment flag — must
-            // not be overwritten by a body read before it.
-            sqlx::query(
-                "UPDATE orders SET updated_at = updated_at WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(order_id.as_str())
-            .execute(&mut *tx)
-            .await?;
-            let row = sqlx::query(
-                "SELECT status, version, body FROM orders WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(order_id.as_str())
-            .fetch_optional(&mut *tx)
-            .await?
-            .ok_or_else(|| StoreError::NotFound(format!("order {order_id}")))?;
+            let row = sqlx::query(self.locked_order_sql())
+                .bind(tenant.as_str())
+                .bind(order_id.as_str())
+                .fetch_optional(&mut *tx)
+                .await?
+                .ok_or_else(|| StoreError::NotFound(format!("order {order_id}")))?;
             let status: String = row.try_get("status")?;
             let version: i64 = row.try_get("version")?;
             let body: String = row.try_get("body")?;

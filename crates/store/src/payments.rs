@@ -196,26 +196,16 @@ macro_rules! session_row {
 const SESSION_COLUMNS: &str = "provider, session_id, tenant_id, order_id, attempt, amount, \
      currency, url, status, payment_intent, expires_at, created_at";
 
-/// Inside a transaction `$tx`: takes the order's row lock and reads it, or returns
-/// NotFound (rolling back).
+/// Inside a transaction `$tx` of `$store`: takes the order's row lock and reads it, or
+/// returns NotFound (rolling back). One statement: see [`Store::locked_order_sql`].
 macro_rules! lock_order {
-    ($tx:expr, $tenant:expr, $order:expr) => {{
-        let locked = sqlx::query(
-            "UPDATE orders SET updated_at = updated_at WHERE tenant_id = $1 AND id = $2",
-        )
-        .bind($tenant.as_str())
-        .bind($order.as_str())
-        .execute(&mut *$tx)
-        .await?
-        .rows_affected();
-        if locked != 1 {
-            return Err(not_found($order));
-        }
-        let row = sqlx::query("SELECT version, body FROM orders WHERE tenant_id = $1 AND id = $2")
+    ($store:expr, $tx:expr, $tenant:expr, $order:expr) => {{
+        let row = sqlx::query($store.locked_order_sql())
             .bind($tenant.as_str())
             .bind($order.as_str())
-            .fetch_one(&mut *$tx)
-            .await?;
+            .fetch_optional(&mut *$tx)
+            .await?
+            .ok_or_else(|| not_found($order))?;
         let version: i64 = row.try_get("version")?;
         let body: String = row.try_get("body")?;
         let order: Order = serde_json::from_str(&body)?;
@@ -439,7 +429,7 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(PaymentRecorded::Duplicate);
             }
-            let (version, mut order) = lock_order!(tx, tenant, order_id);
+            let (version, mut order) = lock_order!(self, tx, tenant, order_id);
             let outcome = match action {
                 PaymentAction::Record { outcome } => PaymentOutcome::Noted(outcome),
                 PaymentAction::Settle {
@@ -544,7 +534,7 @@ impl Store {
         self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let (_, order) = lock_order!(tx, tenant, order_id);
+            let (_, order) = lock_order!(self, tx, tenant, order_id);
             let pending: i64 = sqlx::query(
                 "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS held FROM refunds \
                  WHERE tenant_id = $1 AND order_id = $2 AND status = 'pending'",
@@ -613,7 +603,7 @@ impl Store {
         self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let (version, mut order) = lock_order!(tx, tenant, order_id);
+            let (version, mut order) = lock_order!(self, tx, tenant, order_id);
             let row = sqlx::query(
                 "SELECT amount, status FROM refunds WHERE tenant_id = $1 AND order_id = $2 AND id = $3",
             )

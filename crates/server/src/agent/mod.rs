@@ -169,24 +169,24 @@ impl Engine {
 
     /// Runs one turn of `conv`: events go to `tx`, the turn is stored whatever happens
     /// (done, failed or cancelled). Turns of one conversation never overlap.
-    #[tracing::instrument(name = "agent_turn", skip_all, fields(conversation = %conv.id))]
+    #[tracing::instrument(name = "agent_turn", skip_all, fields(conversation = %conversation))]
     pub async fn run(
         &self,
         app: &crate::app::App,
-        conv: &ConversationRecord,
+        conversation: &str,
         text: &str,
         tx: mpsc::Sender<TurnEvent>,
         cancel: CancellationToken,
     ) -> Result<TurnRecord, EngineError> {
         check_text(text).map_err(|p| EngineError::Invalid(p.to_string()))?;
         let text = text.trim();
-        let lock = self.lock_for(&conv.id);
+        let lock = self.lock_for(conversation);
         let _turn_guard = tokio::select! {
             g = lock.lock() => g,
             () = cancel.cancelled() => return Err(EngineError::Invalid("cancelled before it started".into())),
         };
-        // Re-read under the lock: the previous turn may have changed the cart.
-        let (conv, tenant, mut ws) = self.current(&conv.id).await?;
+        // Read under the lock: the previous turn may have changed the cart.
+        let (conv, tenant, mut ws) = self.current(conversation).await?;
         let turn_no = self.store.begin_turn(&conv.tenant_id, &conv.id).await?;
         let past = self.store.turns(&conv.tenant_id, &conv.id).await?;
         let keep = past.len().saturating_sub(HISTORY_TURNS);

@@ -42,9 +42,9 @@ pub async fn open_board(app: &App, tenant: &TenantId) -> ApiResult<String> {
 }
 
 /// Fires the order's ticket if it is ready to cook and has none, and brings the
-/// board's card up to date. Safe to run any number of times, concurrently: the store
-/// fires the ticket once.
-pub async fn follow(app: &App, tenant: &TenantId, order: &Order) -> ApiResult<()> {
+/// board's card up to date; returns the order's ticket, if it has one. Safe to run any
+/// number of times, concurrently: the store fires the ticket once.
+pub async fn follow(app: &App, tenant: &TenantId, order: &Order) -> ApiResult<Option<Ticket>> {
     // Read first: most moves come after the ticket fired, and a read does not wait
     // for the write slot and its sync the way an (idle) insert attempt does.
     let mut ticket = app.store.ticket(tenant, &order.id).await?;
@@ -59,7 +59,7 @@ pub async fn follow(app: &App, tenant: &TenantId, order: &Order) -> ApiResult<()
         };
     }
     let Some(ticket) = ticket else {
-        return Ok(());
+        return Ok(None);
     };
     let board = board_id(tenant);
     let op = if order.status.is_open() {
@@ -83,9 +83,9 @@ pub async fn follow(app: &App, tenant: &TenantId, order: &Order) -> ApiResult<()
         other => other,
     };
     match shown {
-        Ok(_) => Ok(()),
+        Ok(_) => Ok(Some(ticket)),
         // Removing a card that is already gone is what we wanted.
-        Err(crate::display::HubError::Invalid(_)) if !order.status.is_open() => Ok(()),
+        Err(crate::display::HubError::Invalid(_)) if !order.status.is_open() => Ok(Some(ticket)),
         Err(e) => Err(e.into()),
     }
 }

@@ -46,12 +46,12 @@ pub(crate) async fn after_placed(app: &App, tenant: &TenantId, order: Order) -> 
 /// (retried on the next run when object storage failed),
 /// the kitchen page and the guest's display show the status. A display that is gone does not undo the change.
 pub async fn after_move(app: &App, tenant: &TenantId, order: Order) -> ApiResult<Order> {
-    super::kitchen::follow(app, tenant, &order).await?;
+    let ticket = super::kitchen::follow(app, tenant, &order).await?;
     // The move is committed whatever happens to the receipt: a bucket that is away
     // must not turn a recorded payment into an error for the staff or the guest. The
     // receipt is written by the next run of this function (any later move, a repeated
     // payment event), as `ensure` fills in what is missing.
-    if let Err(e) = super::receipt::ensure(app, tenant, &order).await {
+    if let Err(e) = super::receipt::ensure(app, tenant, &order, ticket.map(|t| t.number)).await {
         tracing::error!(order = %order.id, error = ?e, "receipt not stored yet; the order's next move retries it");
     }
     let _ = show_put(

@@ -18,8 +18,14 @@ use stonepot_store::Receipt;
 
 /// Writes the paid order's receipt unless it has one: the bytes go to object storage
 /// first, then the store records their path and hash (insert-if-absent), so a recorded
-/// receipt always points at a real object and an order never has two.
-pub async fn ensure(app: &App, tenant_id: &TenantId, order: &Order) -> ApiResult<Option<Receipt>> {
+/// receipt always points at a real object and an order never has two. `ticket` is the
+/// order's kitchen ticket number, printed on the receipt (the caller has just read it).
+pub async fn ensure(
+    app: &App,
+    tenant_id: &TenantId,
+    order: &Order,
+    ticket: Option<i64>,
+) -> ApiResult<Option<Receipt>> {
     if !order.is_paid() {
         return Ok(None);
     }
@@ -27,11 +33,6 @@ pub async fn ensure(app: &App, tenant_id: &TenantId, order: &Order) -> ApiResult
         return Ok(Some(r));
     }
     let tenant = app.tenant(tenant_id).await?;
-    let ticket = app
-        .store
-        .ticket(tenant_id, &order.id)
-        .await?
-        .map(|t| t.number);
     let html = render(&app.pages, &tenant, order, ticket).map_err(ApiError::internal)?;
     let bytes = i64::try_from(html.len()).unwrap_or(i64::MAX);
     let at = path(&tenant, order);

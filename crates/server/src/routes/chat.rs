@@ -146,23 +146,77 @@ pub(crate) async fn authorize(
 ) -> ApiResult<ConversationRecord> {
     let id = session_id(raw)?;
     let conv = app.engine.conversation(id.as_str()).await?;
+    if !guest_token_fits(app, &conv.id, headers, query) {
+        require_staff(app, headers, &conv.tenant_id).await?;
+    }
+    Ok(conv)
+}
+
+/// Whether the caller presents a valid session token (`?token=` or a bearer token) for
+/// conversation `id`. The token is signed for that id, so it proves access without a
+/// read.
+fn guest_token_fits(
+    app: &App,
+    id: &str,
+    headers: &HeaderMap,
+    query: &HashMap<String, String>,
+) -> bool {
     let presented = query
         .get("token")
         .map(String::as_str)
         .or_else(|| bearer(headers));
-    if let Some(t) = presented
-        && crate::display::token::verify(
+    presented.is_some_and(|t| {
+        crate::display::token::verify(
             app.config.signing_key.expose().as_bytes(),
             t,
-            &conv.id,
+            id,
             jiff::Timestamp::now().as_second(),
         )
         .is_ok()
-    {
-        return Ok(conv);
+    })
+}
+
+/// The path's conversation id once the caller is let in, as [`authorize`] does, but
+/// without loading the conversation when a guest's session token proves access (staff
+/// keys still need its tenant). For handlers that lock the conversation and read it
+/// under the lock anyway: one read per request instead of two.
+pub(crate) struct ConversationAccess(pub String);
+
+impl axum::extract::FromRequestParts<App> for ConversationAccess {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut axum::http::request::Parts,
+        app: &App,
+    ) -> Result<Self, Self::Rejection> {
+        let (raw, q) = path_and_query(parts, app).await?;
+        let id = session_id(&raw)?;
+        if guest_token_fits(app, id.as_str(), &parts.headers, &q) {
+            return Ok(ConversationAccess(id.to_string()));
+        }
+        let conv = app.engine.conversation(id.as_str()).await?;
+        require_staff(app, &parts.headers, &conv.tenant_id).await?;
+        Ok(ConversationAccess(conv.id))
     }
-    require_staff(app, headers, &conv.tenant_id).await?;
-    Ok(conv)
+}
+
+/// The `{id}` path parameter and the query of a conversation route.
+async fn path_and_query(
+    parts: &mut axum::http::request::Parts,
+    app: &App,
+) -> ApiResult<(String, HashMap<String, String>)> {
+    use axum::extract::FromRequestParts;
+    let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
+    let raw = params
+        .get("id")
+        .cloned()
+        .ok_or_else(|| ApiError::internal("route has no {id} parameter"))?;
+    let Query(q) = Query::<HashMap<String, String>>::from_request_parts(parts, app)
+        .await
+        .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
+    Ok((raw, q))
 }
 
 /// The conversation named by the path's `{id}`, after [`authorize`] let the caller in
@@ -178,16 +232,10 @@ impl axum::extract::FromRequestParts<App> for Conversation {
         parts: &mut axum::http::request::Parts,
         app: &App,
     ) -> Result<Self, Self::Rejection> {
-        let Path(params) = Path::<HashMap<String, String>>::from_request_parts(parts, app)
-            .await
-            .map_err(|e| ApiError::bad_request("invalid_path", e.body_text()))?;
-        let raw = params
-            .get("id")
-            .ok_or_else(|| ApiError::internal("route has no {id} parameter"))?;
-        let Query(q) = Query::<HashMap<String, String>>::from_request_parts(parts, app)
-            .await
-            .map_err(|e| ApiError::bad_request("invalid_query", e.body_text()))?;
-        Ok(Conversation(authorize(app, raw, &parts.headers, &q).await?))
+        let (raw, q) = path_and_query(parts, app).await?;
+        Ok(Conversation(
+            authorize(app, &raw, &parts.headers, &q).await?,
+        ))
     }
 }
 
@@ -209,7 +257,7 @@ pub struct UserMessage {
         (status = 413, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn post_message(
     State(app): State<App>,
-    Conversation(conv): Conversation,
+    ConversationAccess(conversation): ConversationAccess,
     JsonBody(msg): JsonBody<UserMessage>,
 ) -> ApiResult<Response> {
     check_text(&msg.text)?;
@@ -219,7 +267,11 @@ async fn post_message(
     let a = app.clone();
     tokio::spawn(
         async move {
-            if let Err(e) = a.engine.run(&a, &conv, &msg.text, tx.clone(), c).await {
+            if let Err(e) = a
+                .engine
+                .run(&a, &conversation, &msg.text, tx.clone(), c)
+                .await
+            {
                 let _ = tx
                     .send(TurnEvent::Error {
                         code: "turn_failed".into(),
@@ -361,7 +413,7 @@ async fn serve_socket(app: App, conv: ConversationRecord, mut socket: WebSocket)
             );
             let task = tokio::spawn(
                 async move {
-                    if let Err(e) = a.engine.run(&a, &conv, &text, tx.clone(), c).await {
+                    if let Err(e) = a.engine.run(&a, &conv.id, &text, tx.clone(), c).await {
                         let _ = tx
                             .send(TurnEvent::Error {
                                 code: "turn_failed".into(),

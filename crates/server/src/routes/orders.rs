@@ -9,7 +9,7 @@ use crate::commerce::{self, Confirmation, order_body, quote_body};
 use crate::error::{ApiError, ApiResult, ErrorBody};
 use crate::http::json::Json as JsonBody;
 use crate::payments;
-use crate::routes::chat::Conversation;
+use crate::routes::chat::ConversationAccess;
 use axum::Json;
 use axum::extract::{Path, Query, State};
 use axum::http::HeaderMap;
@@ -50,11 +50,11 @@ pub struct QuoteRequest {
         (status = 404, body = ErrorBody), (status = 422, body = ErrorBody)))]
 async fn quote(
     State(app): State<App>,
-    Conversation(conv): Conversation,
+    ConversationAccess(id): ConversationAccess,
     JsonBody(req): JsonBody<QuoteRequest>,
 ) -> ApiResult<Json<Value>> {
-    let _turns = app.engine.lock(&conv.id).await;
-    let conv = app.engine.conversation(&conv.id).await?;
+    let _turns = app.engine.lock(&id).await;
+    let conv = app.engine.conversation(&id).await?;
     let quote = commerce::fresh_quote(&app, &conv, req.tip.unwrap_or_default()).await?;
     Ok(Json(quote_body(&quote)))
 }
@@ -90,15 +90,15 @@ pub struct Confirm {
         (status = 502, body = ErrorBody), (status = 503, body = ErrorBody)))]
 async fn confirm(
     State(app): State<App>,
-    Conversation(conv): Conversation,
+    ConversationAccess(id): ConversationAccess,
     headers: HeaderMap,
     JsonBody(req): JsonBody<Confirm>,
 ) -> ApiResult<Json<Value>> {
     let order_type = commerce::placing::order_type(req.order_type.as_deref())?;
     let payment = payment_method(&app, req.payment_method.as_deref())?;
-    let _turns = app.engine.lock(&conv.id).await;
-    // Re-read under the lock: a turn that just ended may have changed the cart.
-    let conv = app.engine.conversation(&conv.id).await?;
+    let _turns = app.engine.lock(&id).await;
+    // Read under the lock: a turn that just ended may have changed the cart.
+    let conv = app.engine.conversation(&id).await?;
     if payment == PaymentMethod::Stripe
         && let Some(q) = app.store.latest_quote(&conv.tenant_id, &conv.id).await?
         && q.quote.hash == req.quote_hash

@@ -138,7 +138,7 @@ impl SpokenTurn {
         let (tx, mut rx) = mpsc::channel::<TurnEvent>(64);
         let (a, conv, c) = (self.app.clone(), self.conv.clone(), self.cancel.clone());
         let t = text.clone();
-        let agent = tokio::spawn(async move { a.engine.run(&a, &conv, &t, tx, c).await });
+        let agent = tokio::spawn(async move { a.engine.run(&a, &conv.id, &t, tx, c).await });
         // Sentences go to the speaker task as the model writes them.
         let (stx, srx) = mpsc::channel::<String>(32);
         let speaker = tokio::spawn(speak_all(

@@ -494,6 +494,36 @@ async fn final_transcript(call: &mut Call) -> (Value, usize) {
 }
 
 #[tokio::test]
+async fn a_spoken_count_orders_that_many() {
+    // The recognizer may write "two … pizzas" as "to … pizza is"; either way the
+    // cart holds two.
+    let s = start(&[("STONEPOT_DEMO_KEY", KEY)]).await;
+    let mut call = Call::open(&s, json!({"type": "start"})).await;
+    call.say("two margherita pizzas please");
+    let (t, _) = final_transcript(&mut call).await;
+    eprintln!("heard: {t}");
+    let got = call
+        .until(|g| g.is("assistant_done") || g.is("error"))
+        .await;
+    assert!(
+        got.last().unwrap().is("assistant_done"),
+        "{:?}",
+        kinds(&got)
+    );
+    let st: Value = common::get_json(
+        s.url(&format!("/conversation/{}/state", call.id)),
+        Some(KEY),
+    )
+    .await;
+    let lines = st["components"]["cart"]["data"]["lines"]
+        .as_array()
+        .unwrap();
+    assert_eq!(lines.len(), 1, "{st}");
+    assert_eq!(lines[0]["name"], "Margherita Pizza", "{st}");
+    assert_eq!(lines[0]["quantity"], 2, "heard {t}: {st}");
+}
+
+#[tokio::test]
 async fn guests_speaking_at_once_all_get_their_transcripts() {
     // Two decoders: two guests stream, a third who speaks while both are busy waits
     // for one and is still heard.
@@ -515,7 +545,11 @@ async fn guests_speaking_at_once_all_get_their_transcripts() {
     assert!(ta["text"].as_str().unwrap().contains("margherita"), "{ta}");
     assert!(tb["text"].as_str().unwrap().contains("pepperoni"), "{tb}");
     assert!(tc["text"].as_str().unwrap().contains("caesar"), "{tc}");
-    assert!(pa > 0 && pb > 0, "both streamed: {pa} / {pb} partials");
+    // The second decoder starts when the second guest speaks (~0.5–3 s to load, the
+    // audio kept meanwhile), so on a slow machine that guest may have finished first
+    // and is decoded whole: only the first is sure to stream.
+    eprintln!("partials: {pa} / {pb}");
+    assert!(pa + pb > 0, "a guest streamed: {pa} / {pb} partials");
     // Each conversation goes on to its own order.
     for (call, item) in [(&mut a, "Margherita Pizza"), (&mut b, "Pepperoni Pizza")] {
         let got = call

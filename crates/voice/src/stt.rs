@@ -35,7 +35,7 @@ pub trait Recognizer: Send + Sync {
     /// whole utterances. The vocabulary is a future so the caller need not wait for it
     /// (it is read from the store) before audio can be pushed.
     fn stream(&self, vocabulary: Vocabulary) -> Option<RecognitionStream> {
-        let _ = vocabulary;
+        drop(vocabulary);
         None
     }
 }

@@ -103,9 +103,18 @@ impl Pocketsphinx {
         }
     }
 
-    /// Starts the first helper if needed; `Ok` means pocketsphinx and its model load
-    /// here.
+    /// Starts the first helper if none runs; `Ok` means pocketsphinx and its model load
+    /// here. A helper already running (or busy with a guest) is proof enough, so this
+    /// neither waits for a busy decoder nor starts a second one.
     pub async fn start(&self) -> Result<(), VoiceError> {
+        if self
+            .pool
+            .slots
+            .iter()
+            .any(|s| s.try_lock().map_or(true, |h| h.is_some()))
+        {
+            return Ok(());
+        }
         let mut lease = self.pool.lease().await?;
         if lease.helper.is_none() {
             *lease.helper = Some(self.pool.spawn().await?);

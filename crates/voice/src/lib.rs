@@ -5,6 +5,7 @@
 
 pub mod frame;
 pub mod openai;
+pub mod pocketsphinx;
 pub mod resample;
 pub mod stt;
 pub mod tts;
@@ -12,7 +13,8 @@ pub mod vad;
 pub mod wav;
 
 pub use frame::{PIPELINE_RATE, SampleRate};
-pub use stt::{Pocketsphinx, Recognizer, Transcript};
+pub use pocketsphinx::Pocketsphinx;
+pub use stt::{RecognitionStream, Recognizer, Transcript};
 pub use tts::{Espeak, Sentences, Speaker};
 pub use vad::{Segmenter, VadConfig, VadEvent};
 

@@ -1,19 +1,44 @@
 # The offline recognizer's helper: pocketsphinx (the PyPI wheel, which bundles its US
-# English model) behind a line protocol on stdin/stdout, started once and kept running
-# by stonepot-voice's `Pocketsphinx`.
+# English model) behind a line protocol on stdin/stdout, started by stonepot-voice's
+# `Pocketsphinx` and kept running. One helper holds one decoder and decodes one
+# utterance (a "stream") at a time; the server keeps a small pool of helpers so guests
+# can speak at once, and the processes run on separate cores.
 #
 # Start-up prints one JSON line: {"ready": true} or {"error": "..."}.
-# Each request is one JSON line {"words": [...], "bytes": N} followed by N bytes of
-# 16 kHz PCM16 mono; each answer is one JSON line {"text": "...", "confidence": p} or
-# {"error": "..."}. The words become a grammar (any sequence of them), so the decoder
-# only hears the tenant's menu and ordering words; words missing from the dictionary
-# get a pronunciation from espeak-ng's phonemes.
+# Requests, each one JSON line:
+#   {"stream": id, "op": "start", "words": [...], "partials": true, "cmn": "..."}
+#   {"stream": id, "op": "audio", "bytes": N}   followed by N bytes of 16 kHz PCM16 mono
+#   {"stream": id, "op": "end"}
+# Answers, each one JSON line:
+#   {"stream": id, "partial": "..."}            after an audio request, only when the
+#                                               hypothesis changed (and partials asked for)
+#   {"stream": id, "final": true, "text": "...", "confidence": p, "cmn": "..."}
+#   {"stream": id, "error": "..."}              exactly one of these two answers `end`
+# A stream that failed (no usable words, a decoding error) ignores its audio and answers
+# `end` with the error, so both sides stay in step without restarting the decoder.
+#
+# The words become a grammar (any sequence of them), so the decoder only hears the
+# tenant's menu and ordering words; words missing from the dictionary get a
+# pronunciation from espeak-ng's phonemes. Grammars are cached per word set.
+#
+# The audio is decoded as it arrives with live cepstral mean normalisation: on espeak-ng
+# and microphone audio with silence around it that hears better than normalising over
+# the whole utterance (measured: see docs/VOICE.md), and it is what gives partials. The
+# running mean adapts over an utterance or two, so a final answer carries it ("cmn") and
+# the server starts a new decoder's first stream from the latest one.
 import json
 import subprocess
 import sys
 
 out = sys.stdout
 inp = sys.stdin.buffer
+
+# No lattice rescoring at the end of an utterance (`bestpath`, on by default): with a
+# grammar of a few hundred words looping on itself the lattice is huge, and building it
+# cost ~2.3 s of CPU per second of audio here (up to 5 s at `end_utt`, after the guest
+# stopped talking); without it decoding costs ~0.07 s per second of audio, `end_utt`
+# ~25 ms, and the test phrases are heard as well or better ("two" where the lattice
+# chose "to"). Measured in docs/VOICE.md.
 
 
 def say(obj):
@@ -76,13 +101,106 @@ def pronunciations(words):
     return {w: to_phones(l) for w, l in zip(words, lines)}
 
 
+class Recognizer:
+    def __init__(self, dec):
+        self.dec = dec
+        self.grammars = {}
+        self.stream = None  # the stream being decoded
+        self.error = None  # why it failed, answered at its end
+        self.partials = False
+        self.last = ""
+        self.open = False  # between start_utt and end_utt
+
+    def grammar(self, words):
+        dec = self.dec
+        key = tuple(sorted(set(words)))
+        name = self.grammars.get(key)
+        if name is not None:
+            return name
+        vocab = [w for w in key if dec.lookup_word(w) is not None]
+        unknown = [w for w in key if dec.lookup_word(w) is None]
+        # Added without rebuilding the active search each time (that costs ~0.25 s a
+        # word); the grammar compiled below uses them.
+        for w, p in pronunciations(unknown).items():
+            if p is None:
+                continue
+            try:
+                dec.add_word(w, p, False)
+            except Exception:  # noqa: BLE001 - a word it cannot take is left out
+                continue
+            vocab.append(w)
+        if not vocab:
+            raise ValueError("no usable words in the vocabulary")
+        name = "g%d" % len(self.grammars)
+        dec.add_jsgf_string(name, "#JSGF V1.0;\ngrammar %s;\npublic <utt> = <w>+;\n<w> = %s;\n"
+                            % (name, " | ".join(vocab)))
+        self.grammars[key] = name
+        return name
+
+    def start(self, stream, words, partials, cmn):
+        self.close()
+        self.stream, self.error, self.partials, self.last = stream, None, partials, ""
+        try:
+            if cmn:
+                self.dec.set_cmn(cmn)
+            self.dec.activate_search(self.grammar(words))
+            self.dec.start_utt()
+            self.open = True
+        except Exception as e:  # noqa: BLE001
+            self.error = "%s" % e
+
+    def audio(self, stream, pcm):
+        if stream != self.stream or self.error is not None or not self.open:
+            return
+        try:
+            self.dec.process_raw(pcm)
+            if self.partials:
+                hyp = self.dec.hyp()
+                text = hyp.hypstr if hyp is not None else ""
+                if text != self.last:
+                    self.last = text
+                    say({"stream": stream, "partial": text})
+        except Exception as e:  # noqa: BLE001
+            self.error = "decoding failed: %s" % e
+
+    def end(self, stream):
+        if stream != self.stream:
+            say({"stream": stream, "error": "no such stream"})
+            return
+        self.stream = None
+        if self.error is None and self.open:
+            try:
+                self.dec.end_utt()
+                self.open = False
+                hyp = self.dec.hyp()
+                if hyp is None:
+                    text, p = "", 0.0
+                else:
+                    text, p = hyp.hypstr, float(self.dec.get_logmath().exp(hyp.prob))
+                say({"stream": stream, "final": True, "text": text, "confidence": p,
+                     "cmn": self.dec.get_cmn()})
+                return
+            except Exception as e:  # noqa: BLE001
+                self.error = "decoding failed: %s" % e
+        self.close()
+        say({"stream": stream, "error": self.error or "the stream was not started"})
+
+    def close(self):
+        if self.open:
+            try:
+                self.dec.end_utt()
+            except Exception:  # noqa: BLE001 - a fresh start_utt follows
+                pass
+            self.open = False
+
+
 def main():
     try:
-        dec = Decoder(samprate=16000, loglevel="FATAL")
+        dec = Decoder(samprate=16000, loglevel="FATAL", bestpath=False)
     except Exception as e:  # noqa: BLE001
         say({"error": "pocketsphinx failed to start: %s" % e})
         return
-    grammars = {}
+    rec = Recognizer(dec)
     say({"ready": True})
     while True:
         line = inp.readline()
@@ -90,48 +208,24 @@ def main():
             return
         try:
             req = json.loads(line)
-            n = int(req["bytes"])
-            words = [str(w) for w in req.get("words", [])]
+            stream = req["stream"]
+            op = req["op"]
+            if op == "audio":
+                n = int(req["bytes"])
+                pcm = inp.read(n)
+                if len(pcm) != n:
+                    return
+                rec.audio(stream, pcm)
+            elif op == "start":
+                rec.start(stream, [str(w) for w in req.get("words", [])],
+                          bool(req.get("partials", True)), req.get("cmn"))
+            elif op == "end":
+                rec.end(stream)
+            else:
+                raise ValueError("unknown op %r" % op)
         except Exception as e:  # noqa: BLE001
             say({"error": "bad request: %s" % e})
             return  # the stream is out of step; the server restarts the helper
-        audio = inp.read(n)
-        if len(audio) != n:
-            return
-        try:
-            key = tuple(sorted(set(words)))
-            name = grammars.get(key)
-            if name is None:
-                vocab = [w for w in key if dec.lookup_word(w) is not None]
-                unknown = [w for w in key if dec.lookup_word(w) is None]
-                # Added without rebuilding the active search each time (that costs
-                # ~0.25 s a word); the grammar compiled below uses them.
-                for w, p in pronunciations(unknown).items():
-                    if p is None:
-                        continue
-                    try:
-                        dec.add_word(w, p, False)
-                    except Exception:  # noqa: BLE001 - a word it cannot take is left out
-                        continue
-                    vocab.append(w)
-                if not vocab:
-                    say({"error": "no usable words in the vocabulary"})
-                    continue
-                name = "g%d" % len(grammars)
-                dec.add_jsgf_string(name, "#JSGF V1.0;\ngrammar %s;\npublic <utt> = <w>+;\n<w> = %s;\n"
-                                    % (name, " | ".join(vocab)))
-                grammars[key] = name
-            dec.activate_search(name)
-            dec.start_utt()
-            dec.process_raw(audio, full_utt=True)
-            dec.end_utt()
-            hyp = dec.hyp()
-            if hyp is None:
-                say({"text": "", "confidence": 0.0})
-            else:
-                say({"text": hyp.hypstr, "confidence": float(dec.get_logmath().exp(hyp.prob))})
-        except Exception as e:  # noqa: BLE001
-            say({"error": "decoding failed: %s" % e})
 
 
 main()

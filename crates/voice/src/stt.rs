@@ -1,12 +1,12 @@
-//! Speech to text: the [`Recognizer`] trait, the vocabulary a tenant's menu gives the
-//! offline recognizer, and pocketsphinx run as a long-lived helper process.
+//! Speech to text: the [`Recognizer`] trait, the [`RecognitionStream`] of an utterance
+//! recognized while it is spoken, and the vocabulary a tenant's menu gives the offline
+//! recognizer (pocketsphinx, in [`crate::pocketsphinx`]).
 
 use crate::VoiceError;
 use async_trait::async_trait;
-use serde::Deserialize;
-use std::time::Duration;
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
-use tokio::process::{Child, ChildStdin, ChildStdout};
+use std::future::Future;
+use std::pin::Pin;
+use tokio::sync::{mpsc, oneshot, watch};
 
 /// What was heard.
 #[derive(Debug, Clone, PartialEq)]
@@ -29,6 +29,97 @@ pub trait Recognizer: Send + Sync {
 
     /// A short name for logs and `/health`.
     fn name(&self) -> &'static str;
+
+    /// Starts recognizing an utterance while it is spoken (partial hypotheses as it
+    /// goes, the final one soon after it ends), or `None` when the engine only takes
+    /// whole utterances. The vocabulary is a future so the caller need not wait for it
+    /// (it is read from the store) before audio can be pushed.
+    fn stream(&self, vocabulary: Vocabulary) -> Option<RecognitionStream> {
+        drop(vocabulary);
+        None
+    }
+}
+
+/// The words of a stream's grammar, when they are known.
+pub type Vocabulary = Pin<Box<dyn Future<Output = Vec<String>> + Send>>;
+
+/// One utterance being recognized as it is spoken. Pushing audio never waits (the
+/// engine's task takes it from an unbounded queue, which the caller's voice activity
+/// detection bounds to one utterance); dropping the stream without [`finish`] abandons
+/// it.
+///
+/// [`finish`]: RecognitionStream::finish
+pub struct RecognitionStream {
+    audio: mpsc::UnboundedSender<StreamInput>,
+    partial: watch::Receiver<String>,
+    result: oneshot::Receiver<Result<Transcript, VoiceError>>,
+}
+
+/// What the caller sends an engine's stream task.
+#[derive(Debug)]
+pub enum StreamInput {
+    Audio(Vec<i16>),
+    /// The utterance ended: decode what is left and answer the final transcript.
+    End,
+}
+
+/// The engine's side of a [`RecognitionStream`].
+pub struct StreamFeed {
+    /// The utterance's audio, then [`StreamInput::End`]; closed if the stream was
+    /// abandoned.
+    pub input: mpsc::UnboundedReceiver<StreamInput>,
+    /// The latest partial hypothesis.
+    pub partial: watch::Sender<String>,
+    /// The final transcript (or why there is none).
+    pub result: oneshot::Sender<Result<Transcript, VoiceError>>,
+}
+
+impl RecognitionStream {
+    /// A stream and the engine's end of it.
+    pub fn channel() -> (RecognitionStream, StreamFeed) {
+        let (audio, input) = mpsc::unbounded_channel();
+        let (ptx, partial) = watch::channel(String::new());
+        let (rtx, result) = oneshot::channel();
+        (
+            RecognitionStream {
+                audio,
+                partial,
+                result,
+            },
+            StreamFeed {
+                input,
+                partial: ptx,
+                result: rtx,
+            },
+        )
+    }
+
+    /// More of the utterance, 16 kHz PCM16 mono.
+    pub fn push(&self, pcm: &[i16]) {
+        if !pcm.is_empty() {
+            // A closed queue means the engine already failed; `finish` says why.
+            let _ = self.audio.send(StreamInput::Audio(pcm.to_vec()));
+        }
+    }
+
+    /// The partial hypotheses: `changed()` wakes on each new one, and errs once the
+    /// stream is done.
+    pub fn partials(&self) -> watch::Receiver<String> {
+        self.partial.clone()
+    }
+
+    /// Ends the utterance. The engine finishes decoding on its own (whether or not the
+    /// returned future is awaited at once), so the final transcript is ready as soon
+    /// as it can be.
+    pub fn finish(self) -> impl Future<Output = Result<Transcript, VoiceError>> + Send + 'static {
+        let _ = self.audio.send(StreamInput::End);
+        let result = self.result;
+        async move {
+            result
+                .await
+                .unwrap_or_else(|_| Err(VoiceError::Engine("recognizer: stream lost".into())))
+        }
+    }
 }
 
 /// Words any order needs, whatever the menu: quantities, politeness, confirmations.
@@ -68,164 +159,6 @@ pub fn vocabulary<'a>(phrases: impl IntoIterator<Item = &'a str>) -> Vec<String>
 /// Most words a grammar holds; a bigger menu is cut (ordering words come first).
 pub const MAX_WORDS: usize = 1_500;
 
-/// pocketsphinx through `recognizer.py` run by `python`. One helper serves every
-/// session, one utterance at a time (decoding an utterance takes ~0.1–1 s of one
-/// core); it is started on first use and restarted after any failure.
-pub struct Pocketsphinx {
-    python: String,
-    helper: tokio::sync::Mutex<Option<Helper>>,
-    timeout: Duration,
-}
-
-struct Helper {
-    _child: Child,
-    stdin: ChildStdin,
-    stdout: BufReader<ChildStdout>,
-}
-
-#[derive(Deserialize)]
-struct Reply {
-    #[serde(default)]
-    ready: bool,
-    #[serde(default)]
-    text: Option<String>,
-    #[serde(default)]
-    confidence: Option<f32>,
-    #[serde(default)]
-    error: Option<String>,
-}
-
-const SCRIPT: &str = include_str!("recognizer.py");
-
-/// The longest utterance sent to the helper (30 s).
-const MAX_AUDIO: usize = 16_000 * 30;
-
-impl Pocketsphinx {
-    pub fn new(python: impl Into<String>) -> Pocketsphinx {
-        Pocketsphinx {
-            python: python.into(),
-            helper: tokio::sync::Mutex::new(None),
-            timeout: Duration::from_secs(30),
-        }
-    }
-
-    /// Starts the helper if needed; `Ok` means pocketsphinx and its model load here.
-    pub async fn start(&self) -> Result<(), VoiceError> {
-        let mut h = self.helper.lock().await;
-        if h.is_none() {
-            *h = Some(self.spawn().await?);
-        }
-        Ok(())
-    }
-
-    async fn spawn(&self) -> Result<Helper, VoiceError> {
-        let mut child = tokio::process::Command::new(&self.python)
-            .args(["-c", SCRIPT])
-            .stdin(std::process::Stdio::piped())
-            .stdout(std::process::Stdio::piped())
-            .stderr(std::process::Stdio::null())
-            .kill_on_drop(true)
-            .spawn()
-            .map_err(|e| VoiceError::Unavailable(format!("{}: {e}", self.python)))?;
-        let (Some(stdin), Some(stdout)) = (child.stdin.take(), child.stdout.take()) else {
-            return Err(VoiceError::Engine("recognizer: no pipes".into()));
-        };
-        let mut helper = Helper {
-            _child: child,
-            stdin,
-            stdout: BufReader::new(stdout),
-        };
-        let hello = read_reply(&mut helper.stdout, self.timeout).await?;
-        if let Some(e) = hello.error {
-            return Err(VoiceError::Unavailable(e));
-        }
-        if !hello.ready {
-            return Err(VoiceError::Engine("recognizer: no ready line".into()));
-        }
-        Ok(helper)
-    }
-}
-
-async fn read_reply(
-    out: &mut BufReader<ChildStdout>,
-    timeout: Duration,
-) -> Result<Reply, VoiceError> {
-    let mut line = String::new();
-    let n = tokio::time::timeout(timeout, out.read_line(&mut line))
-        .await
-        .map_err(|_| VoiceError::Engine("recognizer: timed out".into()))??;
-    if n == 0 {
-        return Err(VoiceError::Unavailable("recognizer exited".into()));
-    }
-    serde_json::from_str(&line)
-        .map_err(|e| VoiceError::Engine(format!("recognizer said {line:?}: {e}")))
-}
-
-#[async_trait]
-impl Recognizer for Pocketsphinx {
-    async fn transcribe(
-        &self,
-        audio: &[i16],
-        vocabulary: &[String],
-    ) -> Result<Transcript, VoiceError> {
-        if vocabulary.is_empty() {
-            return Err(VoiceError::Format(
-                "the recognizer needs a vocabulary".into(),
-            ));
-        }
-        let audio = &audio[..audio.len().min(MAX_AUDIO)];
-        let mut guard = self.helper.lock().await;
-        if guard.is_none() {
-            *guard = Some(self.spawn().await?);
-        }
-        let Some(helper) = guard.as_mut() else {
-            return Err(VoiceError::Engine("recognizer: not started".into()));
-        };
-        let result = exchange(helper, audio, vocabulary, self.timeout).await;
-        match result {
-            Ok(r) => match (r.text, r.error) {
-                (_, Some(e)) => Err(VoiceError::Engine(format!("recognizer: {e}"))),
-                (Some(text), None) => Ok(Transcript {
-                    text,
-                    confidence: r.confidence,
-                }),
-                (None, None) => Err(VoiceError::Engine("recognizer: empty answer".into())),
-            },
-            Err(e) => {
-                // Out of step or dead: start afresh next time.
-                *guard = None;
-                Err(e)
-            }
-        }
-    }
-
-    fn name(&self) -> &'static str {
-        "pocketsphinx"
-    }
-}
-
-async fn exchange(
-    helper: &mut Helper,
-    audio: &[i16],
-    vocabulary: &[String],
-    timeout: Duration,
-) -> Result<Reply, VoiceError> {
-    let bytes = crate::frame::to_bytes(audio);
-    let mut req =
-        serde_json::to_vec(&serde_json::json!({"words": vocabulary, "bytes": bytes.len()}))
-            .map_err(|e| VoiceError::Engine(e.to_string()))?;
-    req.push(b'\n');
-    let send = async {
-        helper.stdin.write_all(&req).await?;
-        helper.stdin.write_all(&bytes).await?;
-        helper.stdin.flush().await
-    };
-    tokio::time::timeout(timeout, send)
-        .await
-        .map_err(|_| VoiceError::Engine("recognizer: timed out".into()))??;
-    read_reply(&mut helper.stdout, timeout).await
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,52 +181,5 @@ mod tests {
             "{v:?}"
         );
         assert!(v.contains(&"yes".to_string()) && v.contains(&"two".to_string()));
-    }
-
-    fn speech(text: &str) -> Vec<i16> {
-        let out = std::process::Command::new("espeak-ng")
-            .args(["--stdout", "-v", "en-us", text])
-            .output()
-            .expect("espeak-ng is installed (scripts/install-test-deps.sh)");
-        let w = crate::wav::read(&out.stdout).unwrap();
-        let mut pcm = vec![0i16; 4_000];
-        pcm.extend(crate::resample::resample_all(&w.samples, w.rate, 16_000).unwrap());
-        pcm.extend(vec![0i16; 4_000]);
-        pcm
-    }
-
-    #[tokio::test]
-    async fn pocketsphinx_hears_menu_words() {
-        let ps = Pocketsphinx::new("python3");
-        ps.start()
-            .await
-            .expect("pocketsphinx is installed (scripts/install-test-deps.sh)");
-        let vocab = vocabulary([
-            "Margherita Pizza",
-            "Pepperoni Pizza",
-            "Tiramisu",
-            "Caesar Salad",
-        ]);
-        let t = ps
-            .transcribe(&speech("I'd like a margherita pizza"), &vocab)
-            .await
-            .unwrap();
-        assert!(t.text.contains("margherita"), "{t:?}");
-        assert!(t.confidence.is_some_and(|c| (0.0..=1.0).contains(&c)));
-        let t = ps.transcribe(&speech("yes"), &vocab).await.unwrap();
-        assert!(t.text.contains("yes"), "{t:?}");
-        // Silence: nothing (or nearly nothing) heard, and no error.
-        let t = ps.transcribe(&vec![0i16; 16_000], &vocab).await.unwrap();
-        assert!(t.text.split_whitespace().count() <= 1, "{t:?}");
-    }
-
-    #[tokio::test]
-    async fn a_missing_python_is_unavailable_and_empty_vocabularies_refused() {
-        let ps = Pocketsphinx::new("/nonexistent/python3");
-        assert!(matches!(ps.start().await, Err(VoiceError::Unavailable(_))));
-        assert!(matches!(
-            ps.transcribe(&[0; 320], &[]).await,
-            Err(VoiceError::Format(_))
-        ));
     }
 }

@@ -88,6 +88,13 @@ impl Segmenter {
         self.speaking
     }
 
+    /// The utterance so far (pre-roll included) while speech is in progress: it only
+    /// grows until `SpeechStopped` hands it over, so a caller streaming it to a
+    /// recognizer can send what is past its last length.
+    pub fn utterance(&self) -> Option<&[i16]> {
+        self.speaking.then_some(self.audio.as_slice())
+    }
+
     /// Milliseconds of audio seen so far.
     pub fn clock_ms(&self) -> u64 {
         self.clock_ms

@@ -320,6 +320,9 @@ impl<'m> Lexicon<'m> {
             }
         }
         chosen.sort_by_key(|m| m.start);
+        for m in &mut chosen {
+            m.plural |= heard_plural(toks, m.end);
+        }
         chosen
     }
 
@@ -566,6 +569,20 @@ fn mod_words(item: &Item) -> Vec<ModWord> {
         }
     }
     out
+}
+
+/// Words after which a dish's trailing "is" ends the phrase.
+const AFTER_PLURAL_IS: &[&str] = &["and", "please", "thanks", "thank", "plus", "also"];
+
+/// Whether a dish ending before `end` is a plural as a speech recognizer writes it:
+/// "pizza is" for "pizzas" when nothing follows the "is" but the end of the clause,
+/// "and" or "please" ("two pizza is please"). A typed "the pizza is good" is not: a
+/// word that completes the "is" follows it.
+pub(crate) fn heard_plural(toks: &[String], end: usize) -> bool {
+    toks.get(end).is_some_and(|w| w == "is")
+        && toks
+            .get(end + 1)
+            .is_none_or(|w| is_punct(w) || AFTER_PLURAL_IS.contains(&w.as_str()))
 }
 
 #[cfg(test)]

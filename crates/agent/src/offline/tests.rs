@@ -325,3 +325,73 @@ fn financial_desk() {
 fn every_dish_name_is_recognised() {
     assert!(super::replies::names_every_item(&demo::restaurant_menu()));
 }
+
+/// What the offline recognizer writes for spoken counts and plurals ("two pizzas" is
+/// "to pizza is"), and typed sentences with the same words that must keep their
+/// meaning.
+#[test]
+fn recognizer_homophones_count_and_typed_text_keeps_its_meaning() {
+    for (said, want) in [
+        ("to margherita pizza is please", &["2 margherita"][..]),
+        ("to margarita pizza is", &["2 margherita"]),
+        ("i'd like to pepperoni pizza is", &["2 pepperoni"]),
+        ("can i get to margherita please", &["2 margherita"]),
+        ("too lasagna is please", &["2 lasagna"]),
+        ("one lasagna and to lemonade", &["1 lasagna", "2 lemonade"]),
+        (
+            "to pepperoni pizza is and a tiramisu",
+            &["1 tiramisu", "2 pepperoni"],
+        ),
+        ("for lemonade is please", &["4 lemonade"]),
+        // Typed: "to" before a verb, "is" completed by a word, a singular.
+        ("i want to add a caesar salad", &["1 caesar-salad"]),
+        ("i'd like to order a margherita", &["1 margherita"]),
+        ("i would like to get lasagna", &["1 lasagna"]),
+        ("i want to try the lasagna", &["1 lasagna"]),
+        ("a margherita pizza is fine", &["1 margherita"]),
+        ("a margherita pizza please", &["1 margherita"]),
+    ] {
+        assert_eq!(cart_after(&[said]), want, "{said:?}");
+    }
+    assert!(cart_after(&["the pizza is good"]).is_empty());
+    // "to" as a preposition before a dish: a change, not two of it.
+    for (lines, want) in [
+        (
+            &["a pepperoni pizza", "change it to margherita"][..],
+            &["1 margherita"][..],
+        ),
+        (
+            &[
+                "a pepperoni pizza",
+                "change the pepperoni to margherita please",
+            ],
+            &["1 margherita"],
+        ),
+        (
+            &["a pepperoni pizza", "switch to margherita"],
+            &["1 margherita"],
+        ),
+        (
+            &["a pepperoni pizza", "can i go to the margherita instead"],
+            &["1 margherita"],
+        ),
+        (
+            &["two lemonades", "change them to espressos"],
+            &["2 espresso"],
+        ),
+        (
+            &["a margherita", "add olives to margherita"],
+            &["1 margherita [Olives]"],
+        ),
+        (
+            &["a margherita", "add mushrooms to it too"],
+            &["1 margherita [Mushrooms]"],
+        ),
+        (
+            &["a lemonade", "add a tiramisu to my order"],
+            &["1 lemonade", "1 tiramisu"],
+        ),
+    ] {
+        assert_eq!(cart_after(lines), want, "{lines:?}");
+    }
+}

@@ -70,6 +70,11 @@ pub struct VoiceConfig {
     /// which must have the `pocketsphinx` package).
     pub espeak: String,
     pub python: String,
+    /// `VOICE_STT_STREAMS` (default 2, at most 16): how many pocketsphinx decoders may
+    /// run, each decoding one guest's utterance as it is spoken (~90 MB each, started
+    /// when first needed). A guest speaking while all are busy is decoded when one
+    /// frees, final transcript only.
+    pub stt_streams: usize,
     /// The realtime model relay-mode sessions talk to; set exactly when some tenant uses
     /// relay mode. `REALTIME_PROVIDER` (`openai` or `gemini`; by default whichever has a
     /// key, OpenAI first), then the provider's settings (see
@@ -123,6 +128,21 @@ impl VoiceConfig {
             };
             tenant_modes.insert(t.trim().to_string(), parse("VOICE_TENANT_MODES", m)?);
         }
+        let stt_streams = match get("VOICE_STT_STREAMS") {
+            None => DEFAULT_STT_STREAMS,
+            Some(v) => match v.trim().parse::<usize>() {
+                Ok(n) if (1..=stonepot_voice::pocketsphinx::MAX_STREAMS).contains(&n) => n,
+                _ => {
+                    return Err(ConfigError::Invalid {
+                        name: "VOICE_STT_STREAMS",
+                        problem: format!(
+                            "'{v}' is not a number of decoders from 1 to {}",
+                            stonepot_voice::pocketsphinx::MAX_STREAMS
+                        ),
+                    });
+                }
+            },
+        };
         let wants_cascade =
             mode == Mode::Cascade || tenant_modes.values().any(|m| *m == Mode::Cascade);
         if wants_cascade && !providers {
@@ -148,10 +168,14 @@ impl VoiceConfig {
             api_key,
             espeak: get("ESPEAK_PROGRAM").unwrap_or_else(|| "espeak-ng".into()),
             python: get("VOICE_PYTHON").unwrap_or_else(|| "python3".into()),
+            stt_streams,
             relay,
         })
     }
 }
+
+/// Decoders by default: two guests can speak at once with partial transcripts.
+const DEFAULT_STT_STREAMS: usize = 2;
 
 /// The realtime provider relay mode uses. Without a key it would fail on every guest's
 /// `start`, so start-up fails instead, naming the key.
@@ -210,6 +234,7 @@ impl Default for VoiceConfig {
             api_key: None,
             espeak: "espeak-ng".into(),
             python: "python3".into(),
+            stt_streams: DEFAULT_STT_STREAMS,
             relay: None,
         }
     }
@@ -239,7 +264,7 @@ impl Voice {
             program: config.espeak.clone(),
             ..Espeak::default()
         };
-        let pocketsphinx = Arc::new(Pocketsphinx::new(config.python.clone()));
+        let pocketsphinx = Arc::new(Pocketsphinx::new(config.python.clone(), config.stt_streams));
         let offline = Engines {
             recognizer: pocketsphinx.clone(),
             speaker: Arc::new(espeak.clone()),
@@ -361,6 +386,12 @@ mod tests {
         assert!(e.contains("SPEECH_STT_URL"), "{e}");
         let e = cfg(&[("VOICE_TENANT_MODES", "a")]).unwrap_err().to_string();
         assert!(e.contains("tenant=mode"), "{e}");
+        for bad in ["0", "17", "two"] {
+            let e = cfg(&[("VOICE_STT_STREAMS", bad)]).unwrap_err().to_string();
+            assert!(e.contains("VOICE_STT_STREAMS") && e.contains(bad), "{e}");
+        }
+        assert_eq!(cfg(&[]).unwrap().stt_streams, 2);
+        assert_eq!(cfg(&[("VOICE_STT_STREAMS", "3")]).unwrap().stt_streams, 3);
     }
 
     #[test]

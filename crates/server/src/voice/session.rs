@@ -1,12 +1,13 @@
 //! One socket's voice session: the state machine between the guest's audio and the
 //! spoken turns. Audio frames are validated, rate-limited, resampled to 16 kHz and run
-//! through voice activity detection; an utterance that ends starts a spoken turn
-//! ([`super::turn`]); speech that starts while the agent talks interrupts it (barge-in)
+//! through voice activity detection; an utterance is streamed to the recognizer from
+//! the moment speech starts (where the engine can: partial transcripts go out as it
+//! hears), and when it ends it starts a spoken turn ([`super::turn`]); speech that starts while the agent talks interrupts it (barge-in)
 //! unless the reply is an order read-back. In relay mode the frames go to the realtime
 //! model session instead ([`super::relay`]), after the same validation and rate limit.
 
 use super::relay::RelayVoice;
-use super::turn::{Playback, SpokenTurn};
+use super::turn::{Heard, Playback, SpokenTurn, forward_partials, vocabulary};
 use super::{Engines, Mode};
 use crate::app::App;
 use axum::extract::ws::Message;
@@ -15,9 +16,9 @@ use std::sync::{Arc, Mutex};
 use std::time::Instant;
 use stonepot_store::ConversationRecord;
 use stonepot_voice::resample::Resampler;
-use stonepot_voice::{SampleRate, Segmenter, VadConfig, VadEvent, frame};
+use stonepot_voice::{RecognitionStream, SampleRate, Segmenter, VadConfig, VadEvent, frame};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// What spoken turns send to the socket.
 pub enum VoiceOut {
@@ -59,6 +60,18 @@ pub struct VoiceSession {
     told_unavailable: bool,
     /// The realtime model session (relay mode, after `start`).
     relay: Option<RelayVoice>,
+    /// The utterance being spoken, when the recognizer hears it as it comes.
+    listening: Option<Listening>,
+}
+
+/// An utterance streamed to the recognizer while it is spoken. Dropped (the socket
+/// closed, `start` again), the stream is abandoned and its partials stop.
+struct Listening {
+    stream: RecognitionStream,
+    /// Samples of the segmenter's utterance pushed so far.
+    fed: usize,
+    partials: tokio::task::JoinHandle<()>,
+    stop: DropGuard,
 }
 
 /// The spoken turn running (or waiting for the previous one).
@@ -100,6 +113,7 @@ impl VoiceSession {
             dropped_ms: 0.0,
             told_unavailable: false,
             relay: None,
+            listening: None,
         }
     }
 
@@ -157,6 +171,7 @@ impl VoiceSession {
                     }
                 };
                 self.seg.reset();
+                self.listening = None;
                 vec![event(json!({
                     "type": "started",
                     "mode": self.mode.as_str(),
@@ -349,6 +364,7 @@ impl VoiceSession {
                     if let Some(m) = self.barge_in(arrived) {
                         replies.push(m);
                     }
+                    self.listen();
                 }
                 VadEvent::SpeechStopped { at_ms, audio } => {
                     replies.push(event(json!({"type": "speech_stopped", "atMs": at_ms})));
@@ -356,7 +372,31 @@ impl VoiceSession {
                 }
             }
         }
+        if let (Some(l), Some(u)) = (self.listening.as_mut(), self.seg.utterance()) {
+            l.stream.push(u.get(l.fed..).unwrap_or_default());
+            l.fed = u.len();
+        }
         replies
+    }
+
+    /// Speech started: stream it to the recognizer if the engine hears as it goes.
+    fn listen(&mut self) {
+        self.listening = None;
+        let Ok(engines) = &self.engines else {
+            return;
+        };
+        let words = Box::pin(vocabulary(self.app.clone(), self.conv.tenant_id.clone()));
+        let Some(stream) = engines.recognizer.stream(words) else {
+            return;
+        };
+        let stop = CancellationToken::new();
+        let partials = forward_partials(stream.partials(), self.out.clone(), stop.clone());
+        self.listening = Some(Listening {
+            stream,
+            fed: 0,
+            partials,
+            stop: stop.drop_guard(),
+        });
     }
 
     /// Speech started: stop the agent's audio now unless the reply may not be cut.
@@ -384,8 +424,22 @@ impl VoiceSession {
     /// An utterance ended: run it as a spoken turn (after the previous one, which the
     /// engine's per-conversation lock orders anyway).
     fn utterance(&mut self, audio: Vec<i16>) {
+        let listening = self.listening.take();
         let Ok(engines) = self.engines.clone() else {
             return;
+        };
+        let heard = match listening {
+            Some(l) => {
+                l.stream.push(audio.get(l.fed..).unwrap_or_default());
+                Heard::Stream {
+                    // The recognizer finishes on its own; the turn may start later.
+                    result: tokio::spawn(l.stream.finish()),
+                    partials: l.partials,
+                    stop: l.stop,
+                    audio,
+                }
+            }
+            None => Heard::Audio(audio),
         };
         let cancel = CancellationToken::new();
         let speech = cancel.child_token();
@@ -394,7 +448,7 @@ impl VoiceSession {
             app: self.app.clone(),
             conv: self.conv.clone(),
             engines,
-            audio,
+            heard,
             speech_end: Instant::now(),
             out: self.out.clone(),
             playback: self.playback.clone(),

@@ -1,4 +1,5 @@
-//! One spoken turn: the utterance is transcribed, the same agent turn as typed text
+//! One spoken turn: the utterance's final transcript (from the recognizer that heard it
+//! as it was spoken, or transcribed whole), the same agent turn as typed text
 //! runs on it, and its reply is spoken sentence by sentence while the model still
 //! writes, paced at real time so an interruption leaves little unplayed audio queued.
 //! At the end the turn's voice record (confidence, interruption, latency ledger) is
@@ -13,9 +14,9 @@ use std::time::{Duration, Instant};
 use stonepot_agent::turn::TurnEvent;
 use stonepot_store::ConversationRecord;
 use stonepot_voice::resample::Resampler;
-use stonepot_voice::{PIPELINE_RATE, SampleRate, Sentences, frame};
+use stonepot_voice::{PIPELINE_RATE, SampleRate, Sentences, Transcript, VoiceError, frame};
 use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use tokio_util::sync::{CancellationToken, DropGuard};
 
 /// How far ahead of real time reply audio is sent (the client's jitter buffer).
 const LEAD: Duration = Duration::from_millis(200);
@@ -43,11 +44,26 @@ pub struct Playback {
     pub first_played: Option<Instant>,
 }
 
+/// How the utterance is heard.
+pub enum Heard {
+    /// Transcribed whole by the turn.
+    Audio(Vec<i16>),
+    /// Recognized while spoken ([`super::session`] fed the stream): the final transcript
+    /// comes from `result`; `partials` forwards partial hypotheses until `stop` is
+    /// dropped. `audio` is transcribed whole if the stream fails.
+    Stream {
+        result: tokio::task::JoinHandle<Result<Transcript, VoiceError>>,
+        partials: tokio::task::JoinHandle<()>,
+        stop: DropGuard,
+        audio: Vec<i16>,
+    },
+}
+
 pub struct SpokenTurn {
     pub app: App,
     pub conv: ConversationRecord,
     pub engines: Engines,
-    pub audio: Vec<i16>,
+    pub heard: Heard,
     pub speech_end: Instant,
     pub out: mpsc::Sender<VoiceOut>,
     pub playback: Arc<Mutex<Playback>>,
@@ -73,34 +89,43 @@ impl SpokenTurn {
         let _ = self.out.send(VoiceOut::Event(v)).await;
     }
 
-    async fn vocabulary(&self) -> Vec<String> {
-        let menu = self
-            .app
-            .store
-            .menu(&self.conv.tenant_id)
-            .await
-            .unwrap_or_default();
-        let names =
-            menu.sections
-                .iter()
-                .map(|s| s.name.as_str())
-                .chain(menu.items.iter().flat_map(|i| {
-                    std::iter::once(i.name.as_str())
-                        .chain(i.aliases.iter().map(String::as_str))
-                        .chain(
-                            i.modifier_groups
-                                .iter()
-                                .flat_map(|g| g.modifiers.iter().map(|m| m.name.as_str())),
-                        )
-                }));
-        stonepot_voice::stt::vocabulary(names)
+    /// The final transcript: the stream's (once its partials have all gone out), or a
+    /// whole-utterance transcription — also when the stream failed, so a recognizer
+    /// that died mid-utterance costs time, not the guest's words.
+    async fn final_transcript(&mut self) -> Option<Result<Transcript, VoiceError>> {
+        let audio = match std::mem::replace(&mut self.heard, Heard::Audio(Vec::new())) {
+            Heard::Audio(audio) => audio,
+            Heard::Stream {
+                result,
+                partials,
+                stop,
+                audio,
+            } => {
+                let r = tokio::select! {
+                    r = result => r.unwrap_or_else(|e| Err(VoiceError::Engine(e.to_string()))),
+                    () = self.cancel.cancelled() => return None,
+                };
+                drop(stop);
+                let _ = partials.await;
+                match r {
+                    Err(e) if !matches!(e, VoiceError::Format(_)) => {
+                        tracing::warn!(conversation = %self.conv.id, error = %e, "streaming recognition failed; transcribing the utterance whole");
+                        audio
+                    }
+                    r => return Some(r),
+                }
+            }
+        };
+        let vocab = vocabulary(self.app.clone(), self.conv.tenant_id.clone()).await;
+        tokio::select! {
+            r = self.engines.recognizer.transcribe(&audio, &vocab) => Some(r),
+            () = self.cancel.cancelled() => None,
+        }
     }
 
-    pub async fn run(self) {
-        let vocab = self.vocabulary().await;
-        let heard = tokio::select! {
-            r = self.engines.recognizer.transcribe(&self.audio, &vocab) => r,
-            () = self.cancel.cancelled() => return,
+    pub async fn run(mut self) {
+        let Some(heard) = self.final_transcript().await else {
+            return;
         };
         let transcript_ms = ms(self.speech_end.elapsed());
         self.app
@@ -244,6 +269,61 @@ impl SpokenTurn {
             }
         }
     }
+}
+
+/// The words the recognizer listens for in `tenant`'s conversations: its menu's
+/// sections, items, aliases and modifiers, with the ordering words.
+pub async fn vocabulary(app: App, tenant: stonepot_domain::TenantId) -> Vec<String> {
+    let menu = app.store.menu(&tenant).await.unwrap_or_default();
+    let names = menu
+        .sections
+        .iter()
+        .map(|s| s.name.as_str())
+        .chain(menu.items.iter().flat_map(|i| {
+            std::iter::once(i.name.as_str())
+                .chain(i.aliases.iter().map(String::as_str))
+                .chain(
+                    i.modifier_groups
+                        .iter()
+                        .flat_map(|g| g.modifiers.iter().map(|m| m.name.as_str())),
+                )
+        }));
+    stonepot_voice::stt::vocabulary(names)
+}
+
+/// At most this often a partial transcript goes to the client (4 a second).
+const PARTIAL_EVERY: Duration = Duration::from_millis(250);
+
+/// Sends the recognizer's partial hypotheses as `transcript` events with `final:
+/// false`: only changed, non-empty ones, at most one per [`PARTIAL_EVERY`] (the newest
+/// one then), until `stop` is cancelled or the stream ends.
+pub fn forward_partials(
+    mut partials: tokio::sync::watch::Receiver<String>,
+    out: mpsc::Sender<VoiceOut>,
+    stop: CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    tokio::spawn(async move {
+        let mut last = String::new();
+        loop {
+            tokio::select! {
+                r = partials.changed() => if r.is_err() { return },
+                () = stop.cancelled() => return,
+            }
+            let text = partials.borrow_and_update().trim().to_string();
+            if text.is_empty() || text == last {
+                continue;
+            }
+            let v = json!({"type": "transcript", "final": false, "text": text, "confidence": null});
+            last = text;
+            if out.send(VoiceOut::Event(v)).await.is_err() {
+                return;
+            }
+            tokio::select! {
+                () = tokio::time::sleep(PARTIAL_EVERY) => {}
+                () = stop.cancelled() => return,
+            }
+        }
+    })
 }
 
 /// How long an interrupted turn waits for the client's last `playout`.

@@ -413,6 +413,27 @@ impl Store {
         })
     }
 
+    /// Every recorded tool call of the conversation with its turn number, in order: what
+    /// an order needs to link its lines to the calls that added them, without the turns.
+    pub async fn tool_calls(&self, tenant: &TenantId, id: &str) -> Result<Vec<(u32, ToolCallRow)>> {
+        with_pool!(self, |p| {
+            let rows = sqlx::query(
+                "SELECT turn, call_id, position, name, arguments, ok, result FROM conversation_tool_calls \
+                 WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY turn, position",
+            )
+            .bind(tenant.as_str())
+            .bind(id)
+            .fetch_all(p)
+            .await?;
+            let mut out = Vec::with_capacity(rows.len());
+            for r in &rows {
+                let turn = u32::try_from(r.try_get::<i64, _>("turn")?).unwrap_or(0);
+                out.push((turn, tool_row(r)?));
+            }
+            Ok(out)
+        })
+    }
+
     /// The tenant's agent persona and instructions, if set.
     pub async fn agent_profile(&self, tenant: &TenantId) -> Result<Option<(String, String)>> {
         with_pool!(self, |p| {

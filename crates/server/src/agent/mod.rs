@@ -188,7 +188,13 @@ impl Engine {
         // Read under the lock: the previous turn may have changed the cart.
         let (conv, tenant, mut ws) = self.current(conversation).await?;
         let turn_no = self.store.begin_turn(&conv.tenant_id, &conv.id).await?;
-        let past = self.store.turns(&conv.tenant_id, &conv.id).await?;
+        // The first turn has no history to load (turn numbers are handed out by
+        // `begin_turn`, so no earlier turn can be stored).
+        let past = if turn_no <= 1 {
+            Vec::new()
+        } else {
+            self.store.turns(&conv.tenant_id, &conv.id).await?
+        };
         let keep = past.len().saturating_sub(HISTORY_TURNS);
         let history = turn::history(&past.iter().skip(keep).map(to_record).collect::<Vec<_>>());
         let profile = self.store.agent_profile(&tenant.id).await?;

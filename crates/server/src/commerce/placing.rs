@@ -131,19 +131,17 @@ async fn line_origins(
     conv: &ConversationRecord,
     quote: &Quote,
 ) -> ApiResult<BTreeMap<String, LineOrigin>> {
-    let turns = app.store.turns(&conv.tenant_id, &conv.id).await?;
+    let calls = app.store.tool_calls(&conv.tenant_id, &conv.id).await?;
     let mut found: BTreeMap<String, LineOrigin> = BTreeMap::new();
-    for t in &turns {
-        for c in &t.tool_calls {
-            if let Some(line) = c.result.get("added").and_then(Value::as_str) {
-                found.insert(
-                    line.to_string(),
-                    LineOrigin {
-                        turn: Some(t.turn),
-                        tool_call_id: Some(c.call_id.clone()),
-                    },
-                );
-            }
+    for (turn, c) in &calls {
+        if let Some(line) = c.result.get("added").and_then(Value::as_str) {
+            found.insert(
+                line.to_string(),
+                LineOrigin {
+                    turn: Some(*turn),
+                    tool_call_id: Some(c.call_id.clone()),
+                },
+            );
         }
     }
     Ok(quote

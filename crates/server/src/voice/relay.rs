@@ -9,7 +9,7 @@
 //! file adds is the socket's view of them: `playout` reports are per reply on the socket
 //! and cumulative for the relay, and the relay's audio chunks become whole frames.
 
-use super::relay_turns::{Cut, Tools, Turns, VoiceTurn, ms};
+use super::relay_turns::{Cut, Tools, TurnNo, Turns, VoiceTurn, ms};
 use super::session::VoiceOut;
 use crate::app::App;
 use serde_json::{Value, json};
@@ -157,7 +157,7 @@ struct Pump {
     turn: VoiceTurn,
     /// A finished turn waiting for the client's first `playout` of its reply: its number,
     /// the turn, and until when it waits.
-    closing: Option<(Option<u32>, VoiceTurn, tokio::time::Instant)>,
+    closing: Option<(Arc<TurnNo>, VoiceTurn, tokio::time::Instant)>,
     provider: &'static str,
     model: String,
     rate: SampleRate,
@@ -221,7 +221,7 @@ impl Pump {
         }
         self.store_closing();
         let last = std::mem::replace(&mut self.turn, VoiceTurn::new(self.provider, &self.model));
-        let number = self.turns.take().await;
+        let number = self.turns.take();
         self.turns.store_later(number, last);
         tracing::info!(conversation = %self.conv_id, provider = self.provider, "relay voice session ended");
     }
@@ -246,7 +246,7 @@ impl Pump {
     async fn next_turn(&mut self) {
         let last = std::mem::replace(&mut self.turn, VoiceTurn::new(self.provider, &self.model));
         self.awaiting_reply = false;
-        let number = self.turns.take().await;
+        let number = self.turns.take();
         self.store_closing();
         let l = &last.latency;
         if l.first_audio.is_some() && l.first_played.is_none() && last.interrupted.is_none() {
@@ -262,9 +262,12 @@ impl Pump {
         }
     }
 
-    /// The first sign of the model answering: the ledger's first token.
+    /// The first sign of the model answering: the ledger's first token. The turn will
+    /// be stored, so its number is asked for now (off the pump) to be known when the
+    /// reply's `assistant_done` names it.
     fn answered(&mut self) {
         self.turn.answered = true;
+        self.turns.reserve();
         if self.turn.latency.first_token.is_none()
             && let Some(d) = self.turn.since_speech()
         {
@@ -491,18 +494,20 @@ impl Pump {
         self.assistant_done(text).await;
     }
 
+    /// Closes a reply for the client. `turn` is the store's number for the turn when it
+    /// has given it (asked for when the model started answering), else null: waiting for
+    /// that write here would hold up every event behind it — the next `speech_started`
+    /// among them.
     async fn assistant_done(&mut self, text: String) {
-        let turn = self.turns.number().await.unwrap_or(0);
-        self.send(
-            TurnEvent::AssistantDone {
-                turn,
-                text,
-                model: self.model.clone(),
-                usage: Default::default(),
-            }
-            .to_json(),
-        )
-        .await;
+        let mut done = TurnEvent::AssistantDone {
+            turn: 0,
+            text,
+            model: self.model.clone(),
+            usage: Default::default(),
+        }
+        .to_json();
+        done["turn"] = self.turns.known().map_or(Value::Null, Value::from);
+        self.send(done).await;
     }
 
     async fn on_control(&mut self, c: Control) {

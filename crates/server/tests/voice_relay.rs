@@ -271,14 +271,20 @@ async fn openai_barge_in_stops_the_audio_and_truncates_the_reply_to_what_was_pla
     conn.send(
         json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 5, "item_id": "u2"}),
     );
-    // Audio the provider had already queued for the cancelled reply.
-    deltas(&mut conn, "r1", "a1", 5);
     let int = g.until("interrupted").await;
     let stop = sent_at.elapsed();
+    // Audio the provider had already queued for the cancelled reply.
+    deltas(&mut conn, "r1", "a1", 5);
     assert_eq!(int["heardMs"], 120, "{int}");
     assert_eq!(int["sentMs"], 300, "{int}");
-    // Generous for a loaded 2-core machine; the relay's own figure is in PERFORMANCE.md.
-    assert!(stop < Duration::from_millis(500), "barge-in took {stop:?}");
+    // The guest spoke the minimum (200 ms by default) before the relay interrupted; the
+    // margin is generous for a loaded 2-core machine (the tighter figures are in
+    // voice_relay_barge_in.rs and PERFORMANCE.md).
+    assert!(
+        stop >= Duration::from_millis(200),
+        "interrupted after {stop:?}"
+    );
+    assert!(stop < Duration::from_millis(700), "barge-in took {stop:?}");
     let cancel = conn.expect("response.cancel", &mut audio).await.unwrap();
     let trunc = conn
         .expect("conversation.item.truncate", &mut audio)
@@ -308,74 +314,6 @@ async fn openai_barge_in_stops_the_audio_and_truncates_the_reply_to_what_was_pla
     assert!(full.starts_with(heard.trim_end_matches('…')), "'{heard}'");
     let metrics = get(s.url("/metrics"), None).await.text().await.unwrap();
     assert!(metrics.contains("stonepot_voice_latency_seconds_count{stage=\"barge_in_stop\"} 1"));
-}
-
-/// Holds SQLite's write lock from a connection of its own (as a burst of other writers
-/// would) until the returned connection rolls back: every store write the server starts
-/// meanwhile waits.
-async fn hold_store_write_lock(s: &common::TestServer) -> sqlx::SqliteConnection {
-    use sqlx::Connection;
-    let path = s.running.app.store.sqlite_path().expect("a database file");
-    let mut c = sqlx::SqliteConnection::connect(&format!("sqlite://{}", path.display()))
-        .await
-        .unwrap();
-    sqlx::query("BEGIN IMMEDIATE")
-        .execute(&mut c)
-        .await
-        .unwrap();
-    c
-}
-
-#[tokio::test]
-async fn a_barge_in_reaches_the_guest_while_the_store_is_busy() {
-    // The store write that numbers the turn used to run on the socket's event pump when
-    // the interrupted reply was closed, holding back the `speech_started` behind it.
-    let mut fake = FakeServer::openai(Duration::from_secs(3600)).await.unwrap();
-    let s = server(&fake, "openai").await;
-    let (mut g, mut conn) = Guest::open(&s, &mut fake).await;
-    let mut audio = Vec::new();
-    conn.expect("session.update", &mut audio).await.unwrap();
-    conn.send(
-        json!({"type": "conversation.item.input_audio_transcription.completed",
-        "item_id": "u1", "content_index": 0, "transcript": "What did I order"}),
-    );
-    let mut lock = hold_store_write_lock(&s).await;
-    let locked_at = Instant::now();
-    conn.send(json!({"type": "response.created", "response": {"id": "r1"}}));
-    conn.send(
-        json!({"type": "response.output_audio_transcript.delta", "response_id": "r1",
-        "item_id": "a1", "delta": "Two margheritas and a lemonade"}),
-    );
-    deltas(&mut conn, "r1", "a1", 15);
-    while g.frames().len() < 15 {
-        g.next().await.expect("reply audio while the store is busy");
-    }
-    g.send(json!({"type": "playout", "playedMs": 100})).await;
-    tokio::time::sleep(Duration::from_millis(100)).await;
-    conn.send(
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 5, "item_id": "u2"}),
-    );
-    g.until("interrupted").await;
-    let started = g.until("speech_started").await;
-    assert!(started["atMs"].is_u64());
-    let waited = locked_at.elapsed();
-    assert!(
-        waited < Duration::from_millis(1500),
-        "the socket waited {waited:?} for the store"
-    );
-    let done = g.events("assistant_done");
-    assert_eq!(done.len(), 1, "{:?}", g.kinds());
-    assert!(
-        done[0]["turn"].is_null() || done[0]["turn"].is_u64(),
-        "{}",
-        done[0]
-    );
-    // Hold the lock a while longer, then let the writes through: the turn is stored.
-    tokio::time::sleep(Duration::from_millis(2000).saturating_sub(locked_at.elapsed())).await;
-    sqlx::query("ROLLBACK").execute(&mut lock).await.unwrap();
-    let turns = turns_when(&s, &g.id, |t| !t.is_empty()).await;
-    assert_eq!(turns[0]["userText"], "What did I order");
-    assert_eq!(turns[0]["voice"]["interrupted"], true, "{}", turns[0]);
 }
 
 #[tokio::test]

@@ -195,6 +195,15 @@ impl Relay {
                 }
             }
             ProviderEvent::Expired => return Some(Outcome::Rollover("session_expired".into())),
+            ProviderEvent::Error { code, message }
+                if code == "conversation_already_has_active_response" =>
+            {
+                // Expected now that speech does not cancel a reply by itself: OpenAI's
+                // automatic answer to speech that stopped during a reply (a blip, words
+                // over the read-back) is refused while the reply runs. The relay asks
+                // again when it matters (after a held reply), so this is no error.
+                tracing::debug!(provider = self.proto.name(), %message, "reply already under way");
+            }
             ProviderEvent::Error { code, message } => {
                 tracing::warn!(provider = self.proto.name(), %code, %message, "provider error");
                 self.emit(RelayEvent::Error {

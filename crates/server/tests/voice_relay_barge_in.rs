@@ -75,6 +75,13 @@ async fn openai_speech_shorter_than_the_minimum_does_not_interrupt_the_reply() {
     conn.send(
         json!({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 85, "item_id": "u2"}),
     );
+    // Its automatic answer to the cough is refused while the reply runs: no error for
+    // the guest.
+    conn.send(
+        json!({"type": "error", "error": {"type": "invalid_request_error",
+        "code": "conversation_already_has_active_response",
+        "message": "Conversation already has an active response in progress: r1."}}),
+    );
     // The reply goes on, past the minimum.
     deltas(&mut conn, "r1", "a1", 10);
     while g.frames().len() < 20 {
@@ -85,7 +92,7 @@ async fn openai_speech_shorter_than_the_minimum_does_not_interrupt_the_reply() {
     let end = g.until("audio_end").await;
     assert_eq!(end["sentMs"], 400, "the whole reply went out: {end}");
     let k = g.kinds();
-    for not in ["interrupted", "speech_started", "speech_stopped"] {
+    for not in ["interrupted", "speech_started", "speech_stopped", "error"] {
         assert!(!k.iter().any(|x| x == not), "{not} in {k:?}");
     }
     let to_provider = received(&mut conn, Duration::from_millis(200)).await;
@@ -117,9 +124,14 @@ async fn openai_speech_longer_than_the_minimum_interrupts_and_truncates_to_what_
     let decided = spoke + Duration::from_millis(200);
     let at = seen_at(&g, "interrupted").unwrap();
     assert!(at >= decided, "interrupted {:?} early", decided - at);
+    // An upper bound on the stop after the decision (it also counts the fake's own
+    // send): a few milliseconds here, against a 50 ms target. The bound leaves room for
+    // a loaded 2-core machine (77 ms was seen once with the test pinned to one core
+    // shared with three busy processes) and still fails on a stop that waits for
+    // anything (a store write, a frame period, the next provider event).
     let stop = at - decided;
     eprintln!("barge-in: stop {stop:?} after the 200 ms minimum");
-    assert!(stop < Duration::from_millis(50), "stop took {stop:?}");
+    assert!(stop < Duration::from_millis(150), "stop took {stop:?}");
     assert_eq!(int["heardMs"], 140, "{int}");
     assert_eq!(
         int["sentMs"], 340,

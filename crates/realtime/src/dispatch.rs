@@ -252,9 +252,17 @@ impl Relay {
                 self.cur_response = response_id;
             }
             self.emit(RelayEvent::AudioStart).await;
-        } else if item_id.is_some() && item_id != self.cur_item {
-            self.item_start = self.sent_samples;
-            self.cur_item = item_id;
+        } else {
+            if item_id.is_some() && item_id != self.cur_item {
+                self.item_start = self.sent_samples;
+                self.cur_item = item_id;
+            }
+            if std::mem::take(&mut self.hold_armed) {
+                // Audio after the held tool's result within one reply (Gemini answers a
+                // call without ending its turn; an OpenAI reply ends with its calls):
+                // the read-back has begun.
+                self.held = true;
+            }
         }
         let mut out = Vec::with_capacity(samples.len());
         if let Err(e) = self.down.push(&samples, &mut out) {

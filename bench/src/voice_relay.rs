@@ -110,7 +110,11 @@ fn config(provider: &str, url: &str) -> Result<RelayConfig> {
         },
         other => bail!("--provider must be openai or gemini, not {other}"),
     };
-    Ok(RelayConfig::new(p, "bench", Vec::new()))
+    let mut cfg = RelayConfig::new(p, "bench", Vec::new());
+    // The figure is the stop once the relay has decided to interrupt: the minimum
+    // speech before that decision (200 ms by default) is policy, not latency.
+    cfg.barge_in_min = Duration::ZERO;
+    Ok(cfg)
 }
 
 /// The fake's side of one session: records when each append arrived, sends 20 ms deltas

@@ -189,11 +189,20 @@ pub struct RelayConfig {
     pub replay_ms: u32,
     /// Characters of conversation re-injected into a fresh OpenAI session (newest kept).
     pub reinject_chars: usize,
+    /// How long the guest must speak over a playing reply before it is interrupted: a
+    /// cough or a word of assent shorter than this does not stop the reply. The relay
+    /// decides, not the provider (whose own barge-in is turned off).
+    pub barge_in_min: Duration,
+    /// Tools whose successful result makes the model's next reply in the turn not
+    /// interruptible (the order read-back after `quote_order`): speech over it is
+    /// answered once it has played.
+    pub hold_after: Vec<String>,
 }
 
 impl RelayConfig {
     /// A config with the defaults the server uses: 16 kHz client audio, a 5 s rollover
-    /// margin, 3 reconnect attempts, 5 s of replayable audio, 24 000 re-injected characters.
+    /// margin, 3 reconnect attempts, 5 s of replayable audio, 24 000 re-injected
+    /// characters, 200 ms of speech before a barge-in, every reply interruptible.
     pub fn new(
         provider: ProviderConfig,
         instructions: impl Into<String>,
@@ -209,6 +218,8 @@ impl RelayConfig {
             reconnect_attempts: 3,
             replay_ms: 5_000,
             reinject_chars: 24_000,
+            barge_in_min: Duration::from_millis(200),
+            hold_after: Vec::new(),
         }
     }
 

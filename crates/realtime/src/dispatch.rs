@@ -9,6 +9,7 @@ use crate::history::{Turn, heard_prefix};
 use crate::provider::ProviderEvent;
 use crate::session::{CallState, Outcome, Relay};
 use serde_json::{Value, json};
+use tokio::time::Instant;
 
 /// Finished reply ids remembered to recognise late events for them.
 const FINISHED_KEPT: usize = 16;
@@ -26,6 +27,7 @@ impl Relay {
                     .await;
                     return;
                 }
+                self.listen_for_barge_in(&out).await;
                 self.send_audio(out).await;
             }
             RelayInput::Playout { played_ms } => {
@@ -129,7 +131,13 @@ impl Relay {
             } => self.on_transcript(user, text, is_final, confidence).await,
             ProviderEvent::SpeechStarted => {
                 self.user_speaking = true;
-                if self.audio_active {
+                if self.audio_active && !self.held && !self.cfg.barge_in_min.is_zero() {
+                    // Over a reply: decided once the guest has spoken long enough
+                    // ([`Relay::decide_barge_in`]); their speech start is told then.
+                    self.barge_at = Some(Instant::now() + self.cfg.barge_in_min);
+                    return None;
+                }
+                if self.audio_active && !self.held {
                     self.barge_in().await;
                 }
                 self.emit(RelayEvent::SpeechStarted).await;
@@ -139,13 +147,24 @@ impl Relay {
                 // Server VAD answers the turn by itself, and that reply sees every tool
                 // output already sent.
                 self.needs_reply = false;
+                if self.barge_at.take().is_some() {
+                    // Shorter than the minimum over a reply (a cough, an "mm"): the reply
+                    // plays on, and the guest was never said to be speaking.
+                    tracing::debug!(provider = self.proto.name(), "speech too short to barge in");
+                    return None;
+                }
                 self.emit(RelayEvent::SpeechStopped).await;
             }
             ProviderEvent::InputCommitted => {
                 // The provider took the buffered audio as a turn: nothing left to replay.
                 self.replay.clear();
+                if self.held && self.reply_active {
+                    // Its automatic answer fails while a reply is being generated.
+                    self.answer_held = true;
+                }
             }
             ProviderEvent::Interrupted => {
+                // Only a provider still configured to cut replies itself sends this.
                 if self.audio_active {
                     self.barge_in().await;
                 }
@@ -176,6 +195,15 @@ impl Relay {
                 }
             }
             ProviderEvent::Expired => return Some(Outcome::Rollover("session_expired".into())),
+            ProviderEvent::Error { code, message }
+                if code == "conversation_already_has_active_response" =>
+            {
+                // Expected now that speech does not cancel a reply by itself: OpenAI's
+                // automatic answer to speech that stopped during a reply (a blip, words
+                // over the read-back) is refused while the reply runs. The relay asks
+                // again when it matters (after a held reply), so this is no error.
+                tracing::debug!(provider = self.proto.name(), %message, "reply already under way");
+            }
             ProviderEvent::Error { code, message } => {
                 tracing::warn!(provider = self.proto.name(), %code, %message, "provider error");
                 self.emit(RelayEvent::Error {
@@ -195,6 +223,10 @@ impl Relay {
         item_id: Option<String>,
         samples: Vec<i16>,
     ) {
+        if self.dropping {
+            // The rest of a reply cut locally, which the provider goes on generating.
+            return;
+        }
         if let Some(r) = &response_id {
             if self.cancelled.contains(r) {
                 // The rest of an interrupted reply: dropped, never played.
@@ -210,15 +242,27 @@ impl Relay {
             self.audio_active = true;
             self.reply_active = true;
             self.skip_assistant_final = false;
+            self.held = std::mem::take(&mut self.hold_armed);
+            if let Some(vad) = self.vad.as_mut() {
+                vad.reset();
+            }
             self.item_start = self.sent_samples;
             self.cur_item = item_id.clone();
             if response_id.is_some() {
                 self.cur_response = response_id;
             }
             self.emit(RelayEvent::AudioStart).await;
-        } else if item_id.is_some() && item_id != self.cur_item {
-            self.item_start = self.sent_samples;
-            self.cur_item = item_id;
+        } else {
+            if item_id.is_some() && item_id != self.cur_item {
+                self.item_start = self.sent_samples;
+                self.cur_item = item_id;
+            }
+            if std::mem::take(&mut self.hold_armed) {
+                // Audio after the held tool's result within one reply (Gemini answers a
+                // call without ending its turn; an OpenAI reply ends with its calls):
+                // the read-back has begun.
+                self.held = true;
+            }
         }
         let mut out = Vec::with_capacity(samples.len());
         if let Err(e) = self.down.push(&samples, &mut out) {
@@ -269,6 +313,43 @@ impl Relay {
         .await;
     }
 
+    /// A barge-in waiting for the guest to have spoken long enough: due now, it
+    /// interrupts the reply if one is still playing, then says the guest is speaking.
+    pub(crate) async fn decide_barge_in(&mut self) {
+        let Some(at) = self.barge_at else {
+            return;
+        };
+        if Instant::now() < at {
+            return;
+        }
+        self.barge_at = None;
+        if self.audio_active && !self.held {
+            self.barge_in().await;
+        }
+        self.emit(RelayEvent::SpeechStarted).await;
+    }
+
+    /// For a provider that reports no speech start: the relay's own detector hears the
+    /// guest's audio while an interruptible reply plays, and interrupts once they have
+    /// spoken `barge_in_min` (the detector's minimum speech).
+    async fn listen_for_barge_in(&mut self, audio: &[i16]) {
+        if !self.audio_active || self.held {
+            return;
+        }
+        let Some(vad) = self.vad.as_mut() else {
+            return;
+        };
+        let started = vad
+            .push(audio)
+            .iter()
+            .any(|e| matches!(e, stonepot_voice::VadEvent::SpeechStarted { .. }));
+        if started {
+            self.barge_in().await;
+            // The provider goes on generating the reply: drop it until it completes.
+            self.dropping = self.reply_active;
+        }
+    }
+
     /// The guest spoke over the model: the client stops now, the rest of the reply is
     /// dropped, and the model is told how much was heard.
     async fn barge_in(&mut self) {
@@ -294,10 +375,13 @@ impl Relay {
             .push(Turn::Assistant(heard_prefix(&said, heard, item_ms)));
         self.skip_assistant_final = true;
         self.cur_item = None;
+        self.held = false;
     }
 
     async fn on_turn_complete(&mut self, response_id: Option<String>) {
         self.reply_active = false;
+        self.dropping = false;
+        self.held = false;
         let cancelled = response_id
             .as_ref()
             .is_some_and(|r| self.cancelled.remove(r));
@@ -319,6 +403,11 @@ impl Relay {
         self.cur_item = None;
         if !cancelled {
             self.emit(RelayEvent::TurnComplete).await;
+        }
+        if std::mem::take(&mut self.answer_held) && !self.user_speaking {
+            // The guest spoke over a held reply: answer them now that it is over (if
+            // they are still speaking, the provider answers when they stop).
+            self.needs_reply = true;
         }
         self.maybe_request_reply().await;
     }
@@ -382,6 +471,10 @@ impl Relay {
         }
         self.ledger.insert(call_id.clone(), CallState::Done);
         self.running = self.running.saturating_sub(1);
+        if result.get("error").is_none() && self.cfg.hold_after.contains(&name) {
+            // The reply that follows (the order read back) may not be interrupted.
+            self.hold_armed = true;
+        }
         self.finish_call(call_id, name, result).await;
     }
 

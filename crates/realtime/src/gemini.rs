@@ -225,6 +225,9 @@ impl Protocol for GeminiProtocol {
             "inputAudioTranscription": {},
             "outputAudioTranscription": {},
             "sessionResumption": resumption,
+            // The relay decides barge-in (a minimum speech duration, replies that may not
+            // be cut): the guest's speech must not cut the model off by itself.
+            "realtimeInputConfig": {"activityHandling": "NO_INTERRUPTION"},
             // Without compression a native-audio session stops at ~15 minutes of context.
             "contextWindowCompression": {"slidingWindow": {}}
         });
@@ -246,6 +249,10 @@ impl Protocol for GeminiProtocol {
             now: vec![json!({ "setup": setup }).to_string()],
             after_ready,
         }
+    }
+
+    fn reports_speech(&self) -> bool {
+        false
     }
 
     fn audio_before_ready(&self) -> bool {
@@ -282,8 +289,8 @@ impl Protocol for GeminiProtocol {
     }
 
     fn interrupt(&self, _item: Option<&str>, _played_ms: u64, _reply_active: bool) -> Vec<String> {
-        // Gemini stops generating by itself on guest speech and keeps in its context only
-        // what it sent; there is no message to cut it further.
+        // Gemini has no message to cancel a reply or cut its memory of one: the relay
+        // stops the audio itself and drops the rest of the reply until `turnComplete`.
         Vec::new()
     }
 

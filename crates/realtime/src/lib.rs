@@ -3,10 +3,15 @@
 //! function calls come back — behind one provider-neutral interface, with the failure
 //! modes voice-agent users complain about designed out:
 //!
-//! - **Barge-in**: on the provider's speech-start (`input_audio_buffer.speech_started`,
-//!   Gemini `interrupted`) the session emits [`RelayEvent::Interrupted`] before anything
-//!   else, drops the rest of the reply, and truncates the model's memory of it to what the
-//!   client reported played ([`RelayHandle::playout`]; OpenAI `conversation.item.truncate`).
+//! - **Barge-in, decided here**: the providers' own interruption is off. Once the guest
+//!   has spoken [`RelayConfig::barge_in_min`] over a playing reply (OpenAI's
+//!   `speech_started` with no `speech_stopped` in time; for Gemini, which reports no
+//!   speech start, the relay's own voice activity detector), the session emits
+//!   [`RelayEvent::Interrupted`] before anything else, drops the rest of the reply, and
+//!   truncates the model's memory of it to what the client reported played
+//!   ([`RelayHandle::playout`]; OpenAI `response.cancel` + `conversation.item.truncate`).
+//!   Shorter speech (a cough) changes nothing, and a reply after a successful call of a
+//!   [`RelayConfig::hold_after`] tool (the order read-back) is never interrupted.
 //! - **Tool calls survive interruptions**: a call is recorded when proposed, run exactly
 //!   once per call id on its own task (never cancelled), and its result told to the model
 //!   even when the turn was interrupted or the connection replaced meanwhile.

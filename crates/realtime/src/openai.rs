@@ -69,7 +69,9 @@ impl OpenAiProtocol {
                             "prefix_padding_ms": 300,
                             "silence_duration_ms": 500,
                             "create_response": true,
-                            "interrupt_response": true
+                            // The relay decides barge-in (a minimum speech duration,
+                            // replies that may not be cut) and cancels the reply itself.
+                            "interrupt_response": false
                         }
                     },
                     "output": {
@@ -175,6 +177,10 @@ impl Protocol for OpenAiProtocol {
             now,
             after_ready: Vec::new(),
         }
+    }
+
+    fn reports_speech(&self) -> bool {
+        true
     }
 
     fn audio_before_ready(&self) -> bool {
@@ -479,6 +485,10 @@ mod tests {
         assert_eq!(
             msgs[0]["session"]["audio"]["input"]["turn_detection"]["type"],
             "server_vad"
+        );
+        assert_eq!(
+            msgs[0]["session"]["audio"]["input"]["turn_detection"]["interrupt_response"], false,
+            "the relay decides barge-in"
         );
         assert_eq!(msgs[2]["item"]["type"], "function_call");
         assert_eq!(msgs[3]["item"]["output"], "{\"ok\":true}");

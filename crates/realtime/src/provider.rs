@@ -109,6 +109,9 @@ pub trait Protocol: Send {
     fn resumes(&self) -> bool;
     /// Messages for a new connection: sent at once, and once it is ready.
     fn open(&mut self, ctx: &OpenContext<'_>) -> Opening;
+    /// Whether the provider reports the guest's speech start and stop (OpenAI's server
+    /// VAD does; Gemini Live does not, so the relay runs its own detector there).
+    fn reports_speech(&self) -> bool;
     /// Whether audio may be sent before [`ProviderEvent::Ready`].
     fn audio_before_ready(&self) -> bool;
     /// One chunk of guest audio at [`Protocol::input_rate`].

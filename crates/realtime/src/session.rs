@@ -137,6 +137,24 @@ pub(crate) struct Relay {
     pub assistant_text: String,
     pub skip_assistant_final: bool,
 
+    // Barge-in: the relay decides, not the provider.
+    /// The guest started speaking over the reply: interrupt at this instant unless
+    /// their speech stops first (a cough). Their `SpeechStarted` waits for the decision.
+    pub barge_at: Option<Instant>,
+    /// The reply playing may not be interrupted (it follows a successful call of a
+    /// [`RelayConfig::hold_after`] tool), and the next reply will be held.
+    pub held: bool,
+    pub hold_armed: bool,
+    /// The provider took guest speech as a turn while a held reply was being generated:
+    /// its own answer to it could not start then, so the relay asks once the reply ends.
+    pub answer_held: bool,
+    /// After a local barge-in on a provider that keeps generating (Gemini with its own
+    /// interruption off): the rest of that reply is dropped until it completes.
+    pub dropping: bool,
+    /// Speech detection for providers that report no speech start (Gemini), fed the
+    /// guest's audio while a reply plays; its minimum speech is `barge_in_min`.
+    pub vad: Option<stonepot_voice::Segmenter>,
+
     // Tools.
     pub ledger: HashMap<String, CallState>,
     pub running: usize,
@@ -195,6 +213,14 @@ pub async fn start(
     let (tx, inputs) = mpsc::channel(INPUT_QUEUE);
     let (events, events_rx) = mpsc::channel(EVENT_QUEUE);
     let (tool_tx, tool_rx) = mpsc::unbounded_channel();
+    let vad = (!proto.reports_speech()
+        && proto.input_rate() == stonepot_voice::frame::PIPELINE_RATE)
+        .then(|| {
+            stonepot_voice::Segmenter::new(stonepot_voice::VadConfig {
+                min_speech_ms: u32::try_from(cfg.barge_in_min.as_millis()).unwrap_or(u32::MAX),
+                ..Default::default()
+            })
+        });
     let relay = Relay {
         cfg,
         proto,
@@ -224,6 +250,12 @@ pub async fn start(
         finished: VecDeque::new(),
         assistant_text: String::new(),
         skip_assistant_final: false,
+        barge_at: None,
+        held: false,
+        hold_armed: false,
+        answer_held: false,
+        dropping: false,
+        vad,
         ledger: HashMap::new(),
         running: 0,
         unacked: Vec::new(),
@@ -489,7 +521,8 @@ impl Relay {
             if let Some(reason) = self.due_rollover() {
                 return Outcome::Rollover(reason);
             }
-            let wake = self
+            self.decide_barge_in().await;
+            let mut wake = self
                 .rollover
                 .as_ref()
                 .map(|p| {
@@ -500,6 +533,9 @@ impl Relay {
                     }
                 })
                 .unwrap_or_else(|| Instant::now() + Duration::from_secs(3600));
+            if let Some(at) = self.barge_at {
+                wake = wake.min(at);
+            }
             tokio::select! {
                 input = inputs.recv() => match input {
                     None | Some(RelayInput::Close) => return Outcome::Closed,
@@ -544,6 +580,10 @@ impl Relay {
         self.reply_active = false;
         self.user_speaking = false;
         self.needs_reply = false;
+        self.barge_at = None;
+        self.held = false;
+        self.answer_held = false;
+        self.dropping = false;
         self.cur_response = None;
         self.cur_item = None;
         self.down.reset();

@@ -271,14 +271,20 @@ async fn openai_barge_in_stops_the_audio_and_truncates_the_reply_to_what_was_pla
     conn.send(
         json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 5, "item_id": "u2"}),
     );
-    // Audio the provider had already queued for the cancelled reply.
-    deltas(&mut conn, "r1", "a1", 5);
     let int = g.until("interrupted").await;
     let stop = sent_at.elapsed();
+    // Audio the provider had already queued for the cancelled reply.
+    deltas(&mut conn, "r1", "a1", 5);
     assert_eq!(int["heardMs"], 120, "{int}");
     assert_eq!(int["sentMs"], 300, "{int}");
-    // Generous for a loaded 2-core machine; the relay's own figure is in PERFORMANCE.md.
-    assert!(stop < Duration::from_millis(500), "barge-in took {stop:?}");
+    // The guest spoke the minimum (200 ms by default) before the relay interrupted; the
+    // margin is generous for a loaded 2-core machine (the tighter figures are in
+    // voice_relay_barge_in.rs and PERFORMANCE.md).
+    assert!(
+        stop >= Duration::from_millis(200),
+        "interrupted after {stop:?}"
+    );
+    assert!(stop < Duration::from_millis(700), "barge-in took {stop:?}");
     let cancel = conn.expect("response.cancel", &mut audio).await.unwrap();
     let trunc = conn
         .expect("conversation.item.truncate", &mut audio)

@@ -44,8 +44,10 @@ pub fn tools() -> Vec<ToolSpec> {
     }]
 }
 
+/// OpenAI with no minimum speech before a barge-in: these tests time the stop itself
+/// (the minimum is the server's policy, tested in its voice_relay_barge_in tests).
 pub fn openai_config(url: &str) -> RelayConfig {
-    RelayConfig::new(
+    let mut cfg = RelayConfig::new(
         ProviderConfig::OpenAi {
             url: url.into(),
             model: "gpt-realtime".into(),
@@ -55,7 +57,9 @@ pub fn openai_config(url: &str) -> RelayConfig {
         },
         "You take orders.",
         tools(),
-    )
+    );
+    cfg.barge_in_min = Duration::ZERO;
+    cfg
 }
 
 pub fn gemini_config(url: &str, transparent: bool) -> RelayConfig {

@@ -80,6 +80,9 @@ pub struct VoiceConfig {
     /// key, OpenAI first), then the provider's settings (see
     /// [`stonepot_realtime::ProviderConfig::from_env`]).
     pub relay: Option<ProviderConfig>,
+    /// `VOICE_BARGE_IN_MIN_MS` (default 200, like the offline detector's 208 ms): how
+    /// long the guest must speak over a relay-mode reply before it is interrupted.
+    pub barge_in_min_ms: u64,
 }
 
 impl VoiceConfig {
@@ -157,6 +160,18 @@ impl VoiceConfig {
         } else {
             None
         };
+        let barge_in_min_ms = match get("VOICE_BARGE_IN_MIN_MS") {
+            None => 200,
+            Some(v) => v
+                .trim()
+                .parse::<u64>()
+                .ok()
+                .filter(|ms| *ms <= 2_000)
+                .ok_or_else(|| ConfigError::Invalid {
+                    name: "VOICE_BARGE_IN_MIN_MS",
+                    problem: format!("'{v}' is not a number of milliseconds from 0 to 2000"),
+                })?,
+        };
         Ok(VoiceConfig {
             mode,
             tenant_modes,
@@ -170,6 +185,7 @@ impl VoiceConfig {
             python: get("VOICE_PYTHON").unwrap_or_else(|| "python3".into()),
             stt_streams,
             relay,
+            barge_in_min_ms,
         })
     }
 }
@@ -236,6 +252,7 @@ impl Default for VoiceConfig {
             python: "python3".into(),
             stt_streams: DEFAULT_STT_STREAMS,
             relay: None,
+            barge_in_min_ms: 200,
         }
     }
 }
@@ -325,6 +342,11 @@ impl Voice {
         self.config.relay.as_ref()
     }
 
+    /// How long the guest must speak over a relay-mode reply to interrupt it.
+    pub fn barge_in_min(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.config.barge_in_min_ms)
+    }
+
     /// Whether espeak-ng and the pocketsphinx recognizer run here (probed once: the
     /// recognizer's helper is started, which also warms it for the first utterance).
     pub async fn local_engines(&self) -> (bool, bool) {
@@ -376,6 +398,20 @@ mod tests {
 
     #[test]
     fn bad_settings_are_named() {
+        let e = cfg(&[("VOICE_BARGE_IN_MIN_MS", "soon")])
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("VOICE_BARGE_IN_MIN_MS") && e.contains("soon"),
+            "{e}"
+        );
+        assert_eq!(cfg(&[]).unwrap().barge_in_min_ms, 200);
+        assert_eq!(
+            cfg(&[("VOICE_BARGE_IN_MIN_MS", "0")])
+                .unwrap()
+                .barge_in_min_ms,
+            0
+        );
         let e = cfg(&[("VOICE_MODE", "loud")]).unwrap_err().to_string();
         assert!(e.contains("VOICE_MODE") && e.contains("loud"), "{e}");
         let e = cfg(&[("VOICE_MODE", "cascade")]).unwrap_err().to_string();

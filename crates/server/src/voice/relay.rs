@@ -9,7 +9,7 @@
 //! file adds is the socket's view of them: `playout` reports are per reply on the socket
 //! and cumulative for the relay, and the relay's audio chunks become whole frames.
 
-use super::relay_turns::{Cut, Tools, Turns, VoiceTurn, ms};
+use super::relay_turns::{Cut, Tools, TurnNo, Turns, VoiceTurn, ms};
 use super::session::VoiceOut;
 use crate::app::App;
 use serde_json::{Value, json};
@@ -72,6 +72,9 @@ impl RelayVoice {
         let model = provider.model().to_string();
         let mut cfg = RelayConfig::new(provider, instructions, tools);
         cfg.client_rate = rate.hz();
+        cfg.barge_in_min = app.voice.barge_in_min();
+        // The order read back after a successful quote is heard whole (as offline).
+        cfg.hold_after = vec!["quote_order".to_string()];
         let turns = Turns::new(app.clone(), conv.clone());
         let runner = Arc::new(Tools {
             turns: turns.clone(),
@@ -92,6 +95,7 @@ impl RelayVoice {
             relay: handle.clone(),
             turns,
             turn: VoiceTurn::new(name, &model),
+            next: None,
             closing: None,
             provider: name,
             model,
@@ -155,9 +159,12 @@ struct Pump {
     relay: RelayHandle,
     turns: Arc<Turns>,
     turn: VoiceTurn,
+    /// The guest's next turn, gathered while a reply that may not be interrupted (the
+    /// read-back) plays on: it becomes the turn when that reply completes.
+    next: Option<VoiceTurn>,
     /// A finished turn waiting for the client's first `playout` of its reply: its number,
     /// the turn, and until when it waits.
-    closing: Option<(Option<u32>, VoiceTurn, tokio::time::Instant)>,
+    closing: Option<(Arc<TurnNo>, VoiceTurn, tokio::time::Instant)>,
     provider: &'static str,
     model: String,
     rate: SampleRate,
@@ -221,8 +228,13 @@ impl Pump {
         }
         self.store_closing();
         let last = std::mem::replace(&mut self.turn, VoiceTurn::new(self.provider, &self.model));
-        let number = self.turns.take().await;
+        let number = self.turns.take();
         self.turns.store_later(number, last);
+        if let Some(next) = self.next.take() {
+            // Words said over the last reply, never answered: kept in the transcript.
+            let number = self.turns.take();
+            self.turns.store_later(number, next);
+        }
         tracing::info!(conversation = %self.conv_id, provider = self.provider, "relay voice session ended");
     }
 
@@ -244,9 +256,13 @@ impl Pump {
     /// Ends the turn in progress (stored in the background) and starts the next. A turn
     /// whose reply is still playing waits for the client's first `playout` of it first.
     async fn next_turn(&mut self) {
-        let last = std::mem::replace(&mut self.turn, VoiceTurn::new(self.provider, &self.model));
+        let following = self
+            .next
+            .take()
+            .unwrap_or_else(|| VoiceTurn::new(self.provider, &self.model));
+        let last = std::mem::replace(&mut self.turn, following);
         self.awaiting_reply = false;
-        let number = self.turns.take().await;
+        let number = self.turns.take();
         self.store_closing();
         let l = &last.latency;
         if l.first_audio.is_some() && l.first_played.is_none() && last.interrupted.is_none() {
@@ -262,9 +278,12 @@ impl Pump {
         }
     }
 
-    /// The first sign of the model answering: the ledger's first token.
+    /// The first sign of the model answering: the ledger's first token. The turn will
+    /// be stored, so its number is asked for now (off the pump) to be known when the
+    /// reply's `assistant_done` names it.
     fn answered(&mut self) {
         self.turn.answered = true;
+        self.turns.reserve();
         if self.turn.latency.first_token.is_none()
             && let Some(d) = self.turn.since_speech()
         {
@@ -335,15 +354,22 @@ impl Pump {
             }
             RelayEvent::SpeechStarted => {
                 self.saw_speech_events = true;
-                // The guest speaking again ends the previous turn.
-                self.next_turn().await;
+                if self.audio_active {
+                    // Speech the relay let the reply play over (the read-back): what
+                    // the guest says is the next turn, which starts when it completes.
+                    self.next
+                        .get_or_insert_with(|| VoiceTurn::new(self.provider, &self.model));
+                } else {
+                    // The guest speaking again ends the previous turn.
+                    self.next_turn().await;
+                }
                 let at = self.at_ms();
                 self.send(json!({"type": "speech_started", "atMs": at}))
                     .await;
             }
             RelayEvent::SpeechStopped => {
                 self.saw_speech_events = true;
-                self.turn.speech_end = Some(Instant::now());
+                self.gathering().speech_end = Some(Instant::now());
                 let at = self.at_ms();
                 self.send(json!({"type": "speech_stopped", "atMs": at}))
                     .await;
@@ -407,7 +433,8 @@ impl Pump {
                     self.reply_done(said).await;
                 }
                 let guest_done = self.turn.user_final || !self.saw_speech_events;
-                if self.running == 0 && !self.awaiting_reply && guest_done && self.turn.answered {
+                let done = self.turn.answered && (guest_done || self.next.is_some());
+                if self.running == 0 && !self.awaiting_reply && done {
                     self.next_turn().await;
                 }
             }
@@ -447,6 +474,11 @@ impl Pump {
         }
     }
 
+    /// The turn the guest's words belong to: the next one while a held reply plays.
+    fn gathering(&mut self) -> &mut VoiceTurn {
+        self.next.as_mut().unwrap_or(&mut self.turn)
+    }
+
     async fn on_guest_words(&mut self, text: String, is_final: bool, confidence: Option<f32>) {
         if !self.saw_speech_events && self.turn.answered {
             // Gemini: the guest speaking after the model answered starts the next turn.
@@ -457,23 +489,25 @@ impl Pump {
                 .await;
             return;
         }
-        if self.turn.speech_end.is_none() {
+        let metrics = self.app.metrics.clone();
+        let turn = self.gathering();
+        if turn.speech_end.is_none() {
             // No speech-stopped event (Gemini): the transcript is the first sign.
-            self.turn.speech_end = Some(Instant::now());
+            turn.speech_end = Some(Instant::now());
         }
-        let latency = self.turn.since_speech().map(ms);
-        if self.turn.latency.transcript.is_none()
-            && let Some(d) = self.turn.since_speech()
+        let latency = turn.since_speech().map(ms);
+        if turn.latency.transcript.is_none()
+            && let Some(d) = turn.since_speech()
         {
-            self.turn.latency.transcript = Some(ms(d));
-            self.app.metrics.observe_voice("transcript", d);
+            turn.latency.transcript = Some(ms(d));
+            metrics.observe_voice("transcript", d);
         }
-        if !self.turn.user_text.is_empty() {
-            self.turn.user_text.push(' ');
+        if !turn.user_text.is_empty() {
+            turn.user_text.push(' ');
         }
-        self.turn.user_text.push_str(text.trim());
-        self.turn.user_final = true;
-        self.turn.confidence = confidence.or(self.turn.confidence);
+        turn.user_text.push_str(text.trim());
+        turn.user_final = true;
+        turn.confidence = confidence.or(turn.confidence);
         self.send(json!({
             "type": "transcript", "final": true, "text": text,
             "confidence": confidence, "latencyMs": latency,
@@ -491,18 +525,20 @@ impl Pump {
         self.assistant_done(text).await;
     }
 
+    /// Closes a reply for the client. `turn` is the store's number for the turn when it
+    /// has given it (asked for when the model started answering), else null: waiting for
+    /// that write here would hold up every event behind it — the next `speech_started`
+    /// among them.
     async fn assistant_done(&mut self, text: String) {
-        let turn = self.turns.number().await.unwrap_or(0);
-        self.send(
-            TurnEvent::AssistantDone {
-                turn,
-                text,
-                model: self.model.clone(),
-                usage: Default::default(),
-            }
-            .to_json(),
-        )
-        .await;
+        let mut done = TurnEvent::AssistantDone {
+            turn: 0,
+            text,
+            model: self.model.clone(),
+            usage: Default::default(),
+        }
+        .to_json();
+        done["turn"] = self.turns.known().map_or(Value::Null, Value::from);
+        self.send(done).await;
     }
 
     async fn on_control(&mut self, c: Control) {

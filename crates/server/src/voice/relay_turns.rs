@@ -5,22 +5,38 @@
 //! transcript.
 //!
 //! A turn's number is taken from the store only when something needs it (its first tool
-//! call, or storing it), so a cough the provider hears as speech leaves no empty turn.
+//! call, the model answering, or storing it), so a cough the provider hears as speech
+//! leaves no empty turn. Taking it is a durable write, and the event pump never waits for
+//! one: it asks for the number on a spawned task ([`Turns::reserve`]) as soon as the turn
+//! needs it and reads it later only if it is there ([`Turns::known`]), so no store write
+//! sits between the provider's events and the guest.
 
 use crate::app::App;
 use async_trait::async_trait;
 use serde_json::{Value, json};
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 use stonepot_realtime::{ToolCall, ToolRunner};
 use stonepot_store::{ConversationRecord, TurnRow};
-use tokio::sync::Mutex;
+use tokio::sync::OnceCell;
 
-/// The store number of the turn in progress, shared by the event pump (which starts and
-/// ends turns) and the tool runner (whose calls are recorded under it).
+/// The store number of one turn: taken at most once, by whoever needs it first (the
+/// pump's reservation, a tool call, or storing the turn); the others wait for that one
+/// write instead of making their own.
+#[derive(Default)]
+pub(super) struct TurnNo {
+    cell: OnceCell<u32>,
+    /// Something asked for the number: the turn is stored even if it has no words.
+    wanted: AtomicBool,
+}
+
+/// The turn in progress, shared by the event pump (which starts and ends turns) and the
+/// tool runner (whose calls are recorded under it). Held only to swap or count, never
+/// across a store call, so ending a turn never waits for a write.
 #[derive(Default)]
 struct Slot {
-    number: Option<u32>,
+    current: Arc<TurnNo>,
     /// Calls recorded in the turn so far (the next one's position).
     calls: u32,
 }
@@ -41,55 +57,69 @@ impl Turns {
         })
     }
 
+    fn slot(&self) -> std::sync::MutexGuard<'_, Slot> {
+        // The slot holds no invariant a panicking holder could break half-way.
+        self.slot.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// The number of turn `no`, taking it from the store if nobody has yet.
+    async fn resolve(&self, no: &TurnNo) -> Result<u32, crate::agent::EngineError> {
+        no.wanted.store(true, Ordering::Relaxed);
+        no.cell
+            .get_or_try_init(|| self.app.engine.begin_voice_turn(&self.conv))
+            .await
+            .copied()
+    }
+
     /// The turn in progress's number (taken from the store on first need) and the
-    /// position of a new call in it.
+    /// position of a new call in it. Runs on the call's own task.
     async fn claim_call(&self) -> Result<(u32, u32), crate::agent::EngineError> {
-        let mut slot = self.slot.lock().await;
-        let number = self.numbered(&mut slot).await?;
-        let position = slot.calls;
-        slot.calls += 1;
-        Ok((number, position))
+        let (no, position) = {
+            let mut slot = self.slot();
+            let position = slot.calls;
+            slot.calls += 1;
+            slot.current.wanted.store(true, Ordering::Relaxed);
+            (slot.current.clone(), position)
+        };
+        Ok((self.resolve(&no).await?, position))
     }
 
-    async fn numbered(&self, slot: &mut Slot) -> Result<u32, crate::agent::EngineError> {
-        match slot.number {
-            Some(n) => Ok(n),
-            None => {
-                let n = self.app.engine.begin_voice_turn(&self.conv).await?;
-                slot.number = Some(n);
-                Ok(n)
-            }
+    /// The turn in progress will be stored: take its number now, on its own task, so
+    /// that it is known by the time an event names it. Never waits.
+    pub fn reserve(self: &Arc<Self>) {
+        let no = self.slot().current.clone();
+        if no.wanted.swap(true, Ordering::Relaxed) {
+            return;
         }
-    }
-
-    /// The turn in progress's number (taken from the store on first need), for events
-    /// that name it; None when the store refused.
-    pub async fn number(&self) -> Option<u32> {
-        let mut slot = self.slot.lock().await;
-        match self.numbered(&mut slot).await {
-            Ok(n) => Some(n),
-            Err(e) => {
-                tracing::warn!(conversation = %self.conv.id, error = %e, "voice turn not opened");
-                None
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(e) = this.resolve(&no).await {
+                // Storing the turn tries again.
+                tracing::warn!(conversation = %this.conv.id, error = %e, "voice turn not opened");
             }
-        }
+        });
     }
 
-    /// Ends the turn in progress: its number, if one was taken. Calls from now on
-    /// belong to the next turn.
-    pub async fn take(&self) -> Option<u32> {
-        let mut slot = self.slot.lock().await;
-        let n = slot.number.take();
+    /// The turn in progress's number if the store has given it already (see
+    /// [`Turns::reserve`]); None while that write is still under way or failed.
+    pub fn known(&self) -> Option<u32> {
+        self.slot().current.cell.get().copied()
+    }
+
+    /// Ends the turn in progress: its number, taken or not. Calls from now on belong
+    /// to the next turn.
+    pub fn take(&self) -> Arc<TurnNo> {
+        let mut slot = self.slot();
         slot.calls = 0;
-        n
+        std::mem::take(&mut slot.current)
     }
 
-    /// Stores `turn` under `number` (from [`Turns::take`]; taking one when none was
-    /// needed before) unless it is empty. Logged, never raised: the socket has nothing
+    /// Stores `turn` under `number` (from [`Turns::take`]; taking it now when nothing
+    /// needed it before) unless it is empty. Logged, never raised: the socket has nothing
     /// to undo, and the tool calls — the part that changed state — were recorded when
     /// they ran.
-    pub fn store_later(self: &Arc<Self>, number: Option<u32>, turn: VoiceTurn) {
-        if number.is_none() && turn.is_empty() {
+    pub fn store_later(self: &Arc<Self>, number: Arc<TurnNo>, turn: VoiceTurn) {
+        if !number.wanted.load(Ordering::Relaxed) && turn.is_empty() {
             return;
         }
         let this = self.clone();
@@ -101,16 +131,9 @@ impl Turns {
         });
     }
 
-    async fn store(&self, number: Option<u32>, t: VoiceTurn) -> Result<(), String> {
+    async fn store(&self, number: Arc<TurnNo>, t: VoiceTurn) -> Result<(), String> {
         let app = &self.app;
-        let number = match number {
-            Some(n) => n,
-            None => app
-                .engine
-                .begin_voice_turn(&self.conv)
-                .await
-                .map_err(|e| e.to_string())?,
-        };
+        let number = self.resolve(&number).await.map_err(|e| e.to_string())?;
         // What the guest heard (the history the text agent replays), with the voice
         // record, in one write.
         let said = t.heard_text().unwrap_or_else(|| t.assistant_text());

@@ -238,3 +238,33 @@ pub async fn cart(s: &TestServer, id: &str) -> Vec<(String, u64)> {
         })
         .collect()
 }
+
+/// 16 kHz speech for `text` from espeak-ng, from its first loud sample on (so that a
+/// slice of it is speech from the start).
+pub fn speech(text: &str) -> Vec<i16> {
+    let out = std::process::Command::new("espeak-ng")
+        .args(["--stdout", "-v", "en-us", "-s", "160", text])
+        .output()
+        .expect("espeak-ng is installed (scripts/install-test-deps.sh)");
+    let w = stonepot_voice::wav::read(&out.stdout).unwrap();
+    let pcm = stonepot_voice::resample::resample_all(&w.samples, w.rate, 16_000).unwrap();
+    let first = pcm
+        .iter()
+        .position(|s| s.unsigned_abs() > 2_000)
+        .unwrap_or(0);
+    pcm[first..].to_vec()
+}
+
+impl Guest {
+    /// Sends 16 kHz audio as the microphone would: 20 ms frames in real time (the last
+    /// padded with silence).
+    pub async fn speak(&mut self, pcm: &[i16]) {
+        let mut tick = tokio::time::interval(Duration::from_millis(20));
+        for chunk in pcm.chunks(320) {
+            tick.tick().await;
+            let mut f = chunk.to_vec();
+            f.resize(320, 0);
+            self.frame(&f).await;
+        }
+    }
+}

@@ -131,13 +131,14 @@ impl Relay {
             } => self.on_transcript(user, text, is_final, confidence).await,
             ProviderEvent::SpeechStarted => {
                 self.user_speaking = true;
-                if self.audio_active && !self.held && !self.cfg.barge_in_min.is_zero() {
+                let over_reply = self.interruptible();
+                if over_reply && !self.cfg.barge_in_min.is_zero() {
                     // Over a reply: decided once the guest has spoken long enough
                     // ([`Relay::decide_barge_in`]); their speech start is told then.
                     self.barge_at = Some(Instant::now() + self.cfg.barge_in_min);
                     return None;
                 }
-                if self.audio_active && !self.held {
+                if over_reply {
                     self.barge_in().await;
                 }
                 self.emit(RelayEvent::SpeechStarted).await;
@@ -239,6 +240,7 @@ impl Relay {
             }
         }
         if !self.audio_active {
+            self.reply_audio_began();
             self.audio_active = true;
             self.reply_active = true;
             self.skip_assistant_final = false;
@@ -323,7 +325,7 @@ impl Relay {
             return;
         }
         self.barge_at = None;
-        if self.audio_active && !self.held {
+        if self.interruptible() {
             self.barge_in().await;
         }
         self.emit(RelayEvent::SpeechStarted).await;
@@ -333,7 +335,7 @@ impl Relay {
     /// guest's audio while an interruptible reply plays, and interrupts once they have
     /// spoken `barge_in_min` (the detector's minimum speech).
     async fn listen_for_barge_in(&mut self, audio: &[i16]) {
-        if !self.audio_active || self.held {
+        if !self.interruptible() {
             return;
         }
         let Some(vad) = self.vad.as_mut() else {
@@ -351,8 +353,13 @@ impl Relay {
     }
 
     /// The guest spoke over the model: the client stops now, the rest of the reply is
-    /// dropped, and the model is told how much was heard.
+    /// dropped, and the model is told how much was heard. Over a finished reply's tail
+    /// see [`Relay::barge_in_tail`].
     async fn barge_in(&mut self) {
+        if !self.audio_active {
+            self.barge_in_tail().await;
+            return;
+        }
         let rate = self.cfg.client_rate;
         let item_ms = duration_ms((self.sent_samples - self.item_start) as usize, rate);
         let start_ms = duration_ms(self.item_start as usize, rate);
@@ -379,6 +386,10 @@ impl Relay {
     }
 
     async fn on_turn_complete(&mut self, response_id: Option<String>) {
+        if self.audio_active {
+            // Before `held` is cleared: a held reply leaves no tail to interrupt.
+            self.keep_tail();
+        }
         self.reply_active = false;
         self.dropping = false;
         self.held = false;

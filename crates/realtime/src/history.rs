@@ -54,6 +54,23 @@ impl History {
         &self.turns
     }
 
+    /// Cuts the model's last reply to what the guest heard (`played_ms` of `total_ms`),
+    /// when the last reply is still the newest thing the guest or model said.
+    pub fn cut_last_reply(&mut self, played_ms: u64, total_ms: u64) {
+        let last = self
+            .turns
+            .iter()
+            .rposition(|t| matches!(t, Turn::User(_) | Turn::Assistant(_)));
+        if let Some(i) = last
+            && let Some(Turn::Assistant(text)) = self.turns.get_mut(i)
+        {
+            *text = heard_prefix(text, played_ms, total_ms);
+            if text.trim().is_empty() {
+                self.turns.remove(i);
+            }
+        }
+    }
+
     /// The newest turns that fit in `max_chars`, oldest first, never starting with a
     /// tool output whose call was cut off (a provider refuses an output with no call).
     pub fn tail(&self, max_chars: usize) -> &[Turn] {
@@ -120,6 +137,24 @@ mod tests {
         let t = h.tail(30);
         assert_eq!(t, &h.turns()[3..]);
         assert_eq!(h.tail(10_000).len(), 4);
+    }
+
+    #[test]
+    fn the_last_reply_is_cut_to_what_was_heard() {
+        let mut h = History::default();
+        h.push(Turn::User("what did I order".into()));
+        h.push(Turn::Assistant("one two three four".into()));
+        h.cut_last_reply(500, 1000);
+        assert_eq!(h.turns().last(), Some(&Turn::Assistant("one two".into())));
+        // Nothing heard: the reply is gone from what the model remembers.
+        h.cut_last_reply(0, 1000);
+        assert_eq!(
+            h.turns().last(),
+            Some(&Turn::User("what did I order".into()))
+        );
+        // The guest's own words are never cut.
+        h.cut_last_reply(0, 1000);
+        assert_eq!(h.turns().len(), 1);
     }
 
     #[test]

@@ -70,6 +70,7 @@ pub mod history;
 pub mod openai;
 pub mod provider;
 mod session;
+mod tail;
 #[cfg(feature = "testing")]
 pub mod testing;
 

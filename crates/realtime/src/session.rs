@@ -141,6 +141,10 @@ pub(crate) struct Relay {
     /// The guest started speaking over the reply: interrupt at this instant unless
     /// their speech stops first (a cough). Their `SpeechStarted` waits for the decision.
     pub barge_at: Option<Instant>,
+    /// When the reply under way first sent audio to the client, and a finished reply
+    /// the client may still be playing ([`crate::tail`]).
+    pub audio_began: Option<Instant>,
+    pub tail: Option<crate::tail::Tail>,
     /// The reply playing may not be interrupted (it follows a successful call of a
     /// [`RelayConfig::hold_after`] tool), and the next reply will be held.
     pub held: bool,
@@ -251,6 +255,8 @@ pub async fn start(
         assistant_text: String::new(),
         skip_assistant_final: false,
         barge_at: None,
+        audio_began: None,
+        tail: None,
         held: false,
         hold_armed: false,
         answer_held: false,
@@ -581,6 +587,9 @@ impl Relay {
         self.user_speaking = false;
         self.needs_reply = false;
         self.barge_at = None;
+        // The new connection has no item to truncate.
+        self.tail = None;
+        self.audio_began = None;
         self.held = false;
         self.answer_held = false;
         self.dropping = false;

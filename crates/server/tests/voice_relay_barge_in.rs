@@ -160,6 +160,97 @@ async fn openai_speech_longer_than_the_minimum_interrupts_and_truncates_to_what_
     );
 }
 
+/// An OpenAI reply r1 of `frames` frames sent at once (faster than real time, as real
+/// providers do) and completed, with the guest having played `played_ms` of it.
+async fn openai_reply_finished_but_playing(
+    g: &mut Guest,
+    conn: &mut FakeConn,
+    frames: usize,
+    played_ms: u64,
+) {
+    openai_reply_playing(g, conn, frames).await;
+    conn.send(
+        json!({"type": "response.output_audio_transcript.done", "response_id": "r1",
+        "item_id": "a1", "transcript": "Your order is two margheritas and one tiramisu"}),
+    );
+    conn.send(json!({"type": "response.done", "response": {"id": "r1", "status": "completed"}}));
+    g.until("audio_end").await;
+    g.send(json!({"type": "playout", "playedMs": played_ms}))
+        .await;
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    let _ = received(conn, Duration::from_millis(100)).await;
+}
+
+#[tokio::test]
+async fn openai_speech_over_a_finished_reply_still_playing_interrupts_it() {
+    let mut fake = FakeServer::openai(Duration::from_secs(3600)).await.unwrap();
+    let s = server(&fake, "openai").await;
+    let (mut g, mut conn) = Guest::open(&s, &mut fake).await;
+    // 3 s of reply, all of it at the kiosk, 600 ms of it played.
+    openai_reply_finished_but_playing(&mut g, &mut conn, 150, 600).await;
+
+    let spoke = Instant::now();
+    conn.send(
+        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 5, "item_id": "u2"}),
+    );
+    let int = g.until("interrupted").await;
+    let at = seen_at(&g, "interrupted").unwrap();
+    assert!(
+        at >= spoke + Duration::from_millis(200),
+        "a tail is interrupted only after the minimum speech too"
+    );
+    assert_eq!(int["heardMs"], 600, "{int}");
+    assert_eq!(int["sentMs"], 3000, "{int}");
+    let next = g.until_any(&["speech_started"]).await;
+    assert_eq!(next["type"], "speech_started");
+    // The finished reply is cut to what was heard; there is nothing to cancel.
+    let to_provider = received(&mut conn, Duration::from_millis(300)).await;
+    let trunc = to_provider
+        .iter()
+        .find(|r| r.kind() == "conversation.item.truncate")
+        .unwrap_or_else(|| panic!("no truncate in {:?}", kinds_of(&to_provider)));
+    assert_eq!(trunc.msg["item_id"], "a1");
+    assert_eq!(trunc.msg["audio_end_ms"], 600);
+    assert!(
+        !to_provider.iter().any(|r| r.kind() == "response.cancel"),
+        "{:?}",
+        kinds_of(&to_provider)
+    );
+}
+
+#[tokio::test]
+async fn openai_speech_after_a_reply_has_played_out_does_not_interrupt() {
+    let mut fake = FakeServer::openai(Duration::from_secs(3600)).await.unwrap();
+    let s = server(&fake, "openai").await;
+    let (mut g, mut conn) = Guest::open(&s, &mut fake).await;
+    // The kiosk reports the whole 400 ms reply played.
+    openai_reply_finished_but_playing(&mut g, &mut conn, 20, 400).await;
+
+    conn.send(
+        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 5, "item_id": "u2"}),
+    );
+    let started = g.until("speech_started").await;
+    assert_eq!(started["type"], "speech_started");
+    g.drain(Duration::from_millis(300)).await;
+    assert!(
+        !g.kinds().iter().any(|k| k == "interrupted"),
+        "{:?}",
+        g.kinds()
+    );
+    let to_provider = received(&mut conn, Duration::from_millis(200)).await;
+    assert!(
+        !to_provider
+            .iter()
+            .any(|r| r.kind() == "conversation.item.truncate"),
+        "{:?}",
+        kinds_of(&to_provider)
+    );
+}
+
+fn kinds_of(r: &[Received]) -> Vec<&str> {
+    r.iter().map(Received::kind).collect()
+}
+
 #[tokio::test]
 async fn openai_speech_over_the_read_back_does_not_interrupt_and_is_answered_after() {
     let mut fake = FakeServer::openai(Duration::from_secs(3600)).await.unwrap();

@@ -407,6 +407,24 @@ impl Pump {
                 )
                 .await;
             }
+            RelayEvent::Interrupted { played_ms } if !self.audio_active => {
+                // Over the tail of a finished reply the client is still playing: its
+                // turn has ended (waiting for its first `playout`, or stored); the
+                // client stops and drops what it holds.
+                let stopped = Instant::now();
+                let sent = self.reply_sent_ms;
+                if let Some((_, turn, _)) = self.closing.as_mut() {
+                    turn.interrupted = Some(Cut {
+                        heard_ms: played_ms,
+                        sent_ms: sent,
+                    });
+                }
+                self.send(json!({"type": "interrupted", "heardMs": played_ms, "sentMs": sent}))
+                    .await;
+                self.app
+                    .metrics
+                    .observe_voice("barge_in_stop", stopped.elapsed());
+            }
             RelayEvent::Interrupted { played_ms } => {
                 let stopped = Instant::now();
                 self.pending.clear();

@@ -164,7 +164,9 @@ impl Segmenter {
         } else if p < self.cfg.stop_threshold {
             self.run_ms = 0;
         }
-        if self.run_ms >= self.cfg.min_speech_ms {
+        // At least one speech frame, whatever the minimum: with `min_speech_ms` 0 (a relay
+        // told to interrupt at once) silence must still not count as speech.
+        if self.run_ms > 0 && self.run_ms >= self.cfg.min_speech_ms {
             self.speaking = true;
             self.quiet_ms = 0;
             let keep = samples_for(self.run_ms + self.cfg.preroll_ms);
@@ -220,6 +222,15 @@ mod tests {
             ev.extend(seg.push(f));
         }
         ev
+    }
+
+    #[test]
+    fn silence_is_not_speech_even_with_no_minimum() {
+        let mut s = Segmenter::new(VadConfig {
+            min_speech_ms: 0,
+            ..Default::default()
+        });
+        assert!(run(&mut s, &vec![0; 16_000]).is_empty());
     }
 
     #[test]

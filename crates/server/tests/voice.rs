@@ -352,11 +352,9 @@ async fn a_spoken_order_fills_the_cart_and_is_answered_aloud() {
         partials.iter().map(|p| &p["text"]).collect::<Vec<_>>()
     );
     assert!(t["text"].as_str().unwrap().contains("margherita"), "{t}");
-    assert!(
-        t["confidence"]
-            .as_f64()
-            .is_some_and(|c| (0.0..=1.0).contains(&c))
-    );
+    // The offline recognizer gives no posterior (its lattice pass is off): null, not a
+    // made-up 1.0.
+    assert!(t["confidence"].is_null(), "{t}");
     let call_ev = events(&got, "tool_call").next().unwrap();
     assert_eq!(call_ev["name"], "add_to_cart", "{call_ev}");
     // Reply audio: whole 20 ms frames at 16 kHz, more than a second of it.

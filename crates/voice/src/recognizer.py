@@ -12,7 +12,7 @@
 # Answers, each one JSON line:
 #   {"stream": id, "partial": "..."}            after an audio request, only when the
 #                                               hypothesis changed (and partials asked for)
-#   {"stream": id, "final": true, "text": "...", "confidence": p, "cmn": "..."}
+#   {"stream": id, "final": true, "text": "...", "confidence": null, "cmn": "..."}
 #   {"stream": id, "error": "..."}              exactly one of these two answers `end`
 # A stream that failed (no usable words, a decoding error) ignores its audio and answers
 # `end` with the error, so both sides stay in step without restarting the decoder.
@@ -173,11 +173,12 @@ class Recognizer:
                 self.dec.end_utt()
                 self.open = False
                 hyp = self.dec.hyp()
-                if hyp is None:
-                    text, p = "", 0.0
-                else:
-                    text, p = hyp.hypstr, float(self.dec.get_logmath().exp(hyp.prob))
-                say({"stream": stream, "final": True, "text": text, "confidence": p,
+                # `hyp.prob` is the hypothesis' posterior only after the lattice pass
+                # (bestpath), which is off because it cost seconds per utterance; without
+                # it pocketsphinx reports 1.0 for every hypothesis. Say "unknown" (null)
+                # rather than a made-up certainty.
+                text = "" if hyp is None else hyp.hypstr
+                say({"stream": stream, "final": True, "text": text, "confidence": None,
                      "cmn": self.dec.get_cmn()})
                 return
             except Exception as e:  # noqa: BLE001

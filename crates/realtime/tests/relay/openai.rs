@@ -353,6 +353,90 @@ async fn session_expiry_reconnects_with_the_conversation_and_the_uncommitted_aud
     assert!(!pending.is_empty());
 }
 
+/// Two hours of conversation on a provider that ends each connection after ten minutes:
+/// twelve rollovers, each with a turn and a tool call before it and guest audio the
+/// provider had not committed when the connection died. Nothing is lost or doubled: every
+/// call runs once, every fresh connection gets the whole conversation in order, and the
+/// uncommitted audio of each is replayed once.
+#[tokio::test]
+async fn a_two_hour_conversation_survives_twelve_rollovers_with_nothing_lost() {
+    let runner = Runner::new(Duration::from_millis(1));
+    let (mut fake, mut conn, relay, mut events) =
+        started(Duration::from_secs(3600), runner.clone()).await;
+    let mut audio = Vec::new();
+    conn.expect("session.update", &mut audio).await.unwrap();
+    for n in 0..12 {
+        conn.send(
+            json!({"type": "conversation.item.input_audio_transcription.completed",
+            "item_id": format!("u{n}"), "content_index": 0, "transcript": format!("Order {n}")}),
+        );
+        conn.send(json!({"type": "response.created", "response": {"id": format!("r{n}")}}));
+        conn.send(
+            json!({"type": "response.function_call_arguments.done", "call_id": format!("c{n}"),
+            "name": "add_item", "arguments": format!("{{\"item\":\"item {n}\"}}")}),
+        );
+        conn.send(
+            json!({"type": "response.output_audio_transcript.done", "response_id": format!("r{n}"),
+            "item_id": format!("a{n}"), "transcript": format!("Added item {n}.")}),
+        );
+        conn.send(
+            json!({"type": "response.done", "response": {"id": format!("r{n}"), "status": "completed"}}),
+        );
+        conn.expect("response.create", &mut audio).await.unwrap();
+        conn.send(json!({"type": "input_audio_buffer.committed", "item_id": format!("u{n}")}));
+        tokio::time::sleep(Duration::from_millis(30)).await;
+        let pending = stream(&relay, 1000 * n, 3, false).await;
+        let sent_before = conn.drain_audio(Duration::from_millis(150)).await;
+        assert_eq!(
+            sent_before.len(),
+            1440,
+            "rollover {n}: the audio went out first"
+        );
+        conn.send(
+            json!({"type": "error", "error": {"type": "invalid_request_error",
+            "code": "session_expired", "message": "Your session hit the maximum duration."}}),
+        );
+        conn = fake.next_conn().await.unwrap();
+        events
+            .until(|e| matches!(e, RelayEvent::RolledOver { .. }))
+            .await;
+        let mut msgs = Vec::new();
+        while let Some(r) = conn.recv(Duration::from_millis(200)).await {
+            msgs.push(r);
+        }
+        assert_eq!(msgs[0].kind(), "session.update", "rollover {n}");
+        let items: Vec<_> = msgs
+            .iter()
+            .filter(|r| r.kind() == "conversation.item.create")
+            .map(|r| r.msg["item"].clone())
+            .collect();
+        assert_eq!(items.len(), 4 * (n as usize + 1), "rollover {n}: {items:?}");
+        let said: Vec<String> = items
+            .iter()
+            .filter(|i| i["role"] == "user")
+            .map(|i| {
+                i["content"][0]["text"]
+                    .as_str()
+                    .unwrap_or_default()
+                    .to_string()
+            })
+            .collect();
+        let expected: Vec<String> = (0..=n).map(|k| format!("Order {k}")).collect();
+        assert_eq!(said, expected, "rollover {n}: the guest's turns, in order");
+        let calls: Vec<&str> = items
+            .iter()
+            .filter(|i| i["type"] == "function_call")
+            .filter_map(|i| i["call_id"].as_str())
+            .collect();
+        assert_eq!(calls.len(), n as usize + 1, "rollover {n}: {calls:?}");
+        let replayed: Vec<i16> = msgs.iter().filter_map(|r| r.audio()).flatten().collect();
+        // The same 24 kHz audio the dead connection got: replayed once, in order.
+        assert_eq!(replayed, sent_before, "rollover {n}");
+        assert_eq!(pending.len(), 960, "three 20 ms frames at 16 kHz");
+    }
+    assert_eq!(runner.count(), 12, "every call ran exactly once");
+}
+
 #[tokio::test]
 async fn announced_expiry_rolls_over_early_at_a_quiet_moment() {
     let (mut fake, _conn, _relay, mut events) =

@@ -27,7 +27,7 @@ impl Relay {
                     .await;
                     return;
                 }
-                self.listen_for_barge_in(&out).await;
+                self.listen_to_guest(&out).await;
                 self.send_audio(out).await;
             }
             RelayInput::Playout { played_ms } => {
@@ -245,9 +245,6 @@ impl Relay {
             self.reply_active = true;
             self.skip_assistant_final = false;
             self.held = std::mem::take(&mut self.hold_armed);
-            if let Some(vad) = self.vad.as_mut() {
-                vad.reset();
-            }
             self.item_start = self.sent_samples;
             self.cur_item = item_id.clone();
             if response_id.is_some() {
@@ -331,24 +328,29 @@ impl Relay {
         self.emit(RelayEvent::SpeechStarted).await;
     }
 
-    /// For a provider that reports no speech start: the relay's own detector hears the
-    /// guest's audio while an interruptible reply plays, and interrupts once they have
-    /// spoken `barge_in_min` (the detector's minimum speech).
-    async fn listen_for_barge_in(&mut self, audio: &[i16]) {
-        if !self.interruptible() {
-            return;
-        }
+    /// For a provider that reports no speech start or stop: the relay's own detector
+    /// hears the guest's audio. Speech over an interruptible reply (or its tail) barges
+    /// in once the guest has spoken `barge_in_min` (the detector's minimum speech); every
+    /// start and stop is reported as [`RelayEvent::GuestSpeech`].
+    async fn listen_to_guest(&mut self, audio: &[i16]) {
         let Some(vad) = self.vad.as_mut() else {
             return;
         };
-        let started = vad
-            .push(audio)
-            .iter()
-            .any(|e| matches!(e, stonepot_voice::VadEvent::SpeechStarted { .. }));
-        if started {
-            self.barge_in().await;
-            // The provider goes on generating the reply: drop it until it completes.
-            self.dropping = self.reply_active;
+        for e in vad.push(audio) {
+            match e {
+                stonepot_voice::VadEvent::SpeechStarted { .. } => {
+                    if self.interruptible() {
+                        self.barge_in().await;
+                        // The provider goes on generating the reply: drop it until it
+                        // completes.
+                        self.dropping = self.reply_active;
+                    }
+                    self.emit(RelayEvent::GuestSpeech { started: true }).await;
+                }
+                stonepot_voice::VadEvent::SpeechStopped { .. } => {
+                    self.emit(RelayEvent::GuestSpeech { started: false }).await;
+                }
+            }
         }
     }
 

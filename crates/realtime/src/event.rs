@@ -82,6 +82,12 @@ pub enum RelayEvent {
     },
     SpeechStarted,
     SpeechStopped,
+    /// The relay's own detector heard the guest start (`started`) or stop speaking, for a
+    /// provider that reports neither (Gemini Live): for the client's display and the
+    /// latency ledger. Turns still follow that provider's transcripts.
+    GuestSpeech {
+        started: bool,
+    },
     /// The model proposed a call; it is recorded and about to run (once).
     ToolCall(ToolCall),
     /// A call finished; its result is (or will be, after a rollover) told to the model.

@@ -155,8 +155,8 @@ pub(crate) struct Relay {
     /// After a local barge-in on a provider that keeps generating (Gemini with its own
     /// interruption off): the rest of that reply is dropped until it completes.
     pub dropping: bool,
-    /// Speech detection for providers that report no speech start (Gemini), fed the
-    /// guest's audio while a reply plays; its minimum speech is `barge_in_min`.
+    /// Speech detection for providers that report no speech start (Gemini), fed all of
+    /// the guest's audio; its minimum speech is `barge_in_min`.
     pub vad: Option<stonepot_voice::Segmenter>,
 
     // Tools.

@@ -409,11 +409,13 @@ async fn gemini_a_cough_does_not_interrupt_the_reply_and_speech_does() {
     g.speak(&voice[..1_920]).await;
     g.speak(&[0; 8_000]).await;
     g.drain(Duration::from_millis(100)).await;
-    assert!(
-        !g.kinds().iter().any(|x| x == "interrupted"),
-        "{:?}",
-        g.kinds()
-    );
+    for not in ["interrupted", "speech_started"] {
+        assert!(
+            !g.kinds().iter().any(|x| x == not),
+            "{not}: {:?}",
+            g.kinds()
+        );
+    }
     // The reply goes on.
     for _ in 0..5 {
         conn.send_audio("", "", &[900; 480]);
@@ -432,6 +434,15 @@ async fn gemini_a_cough_does_not_interrupt_the_reply_and_speech_does() {
     assert!(after >= Duration::from_millis(200), "{after:?}");
     assert!(after < Duration::from_millis(600), "{after:?}");
     assert_eq!(int["sentMs"], 900, "{int}");
+    // Gemini reports no speech: the relay's detector tells the client, as OpenAI's VAD
+    // does, right after the interruption.
+    g.seen_or_next("speech_started").await;
+    let k = g.kinds();
+    let i = k.iter().position(|x| x == "interrupted").unwrap();
+    assert!(
+        k[i..].iter().any(|x| x == "speech_started"),
+        "speech_started after interrupted: {k:?}"
+    );
     // Gemini goes on generating the reply (its own interruption is off): dropped.
     for _ in 0..5 {
         conn.send_audio("", "", &[900; 480]);
@@ -460,6 +471,9 @@ async fn gemini_a_cough_does_not_interrupt_the_reply_and_speech_does() {
         g.kinds()
     );
     assert_eq!(frames_after(&g, "interrupted"), 3, "{:?}", g.kinds());
+    // Quiet after the speech: the guest stopped speaking.
+    g.speak(&[0; 16_000]).await;
+    g.seen_or_next("speech_stopped").await;
 }
 
 #[tokio::test]

@@ -374,6 +374,19 @@ impl Pump {
                 self.send(json!({"type": "speech_stopped", "atMs": at}))
                     .await;
             }
+            RelayEvent::GuestSpeech { started } => {
+                // Gemini: the relay's detector, shown to the client. Turns still follow
+                // the transcripts (`saw_speech_events` stays false).
+                let at = self.at_ms();
+                if started {
+                    self.send(json!({"type": "speech_started", "atMs": at}))
+                        .await;
+                } else {
+                    self.gathering().speech_end = Some(Instant::now());
+                    self.send(json!({"type": "speech_stopped", "atMs": at}))
+                        .await;
+                }
+            }
             RelayEvent::ToolCall(call) => {
                 self.answered();
                 self.running += 1;

@@ -216,6 +216,16 @@ async fn openai_speech_over_a_finished_reply_still_playing_interrupts_it() {
         "{:?}",
         kinds_of(&to_provider)
     );
+    // The stored turn keeps what was heard, as for a reply cut while it was generated.
+    let turns = turns_when(&s, &g.id, |t| {
+        t.iter().any(|t| t["voice"]["interrupted"] == true)
+    })
+    .await;
+    let cut = turns
+        .iter()
+        .find(|t| t["voice"]["interrupted"] == true)
+        .unwrap();
+    assert_eq!(cut["voice"]["heardMs"], 600, "{cut}");
 }
 
 #[tokio::test]

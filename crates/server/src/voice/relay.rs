@@ -30,9 +30,13 @@ const CONTEXT_CHARS: usize = 4_000;
 const CONTROL_QUEUE: usize = 32;
 /// How long the pump waits for the relay to confirm its close after the socket went.
 const CLOSE_WAIT: Duration = Duration::from_secs(2);
-/// How long a finished turn whose audio the client has not reported playing yet waits
-/// for that report (the ledger's last figure) before it is stored without it.
+/// The least a finished turn with reply audio waits before it is stored, for the
+/// client's first `playout` (the ledger's last figure); a longer reply waits until it
+/// has played out.
 const PLAYED_WAIT: Duration = Duration::from_secs(2);
+/// Beyond a reply's length before it counts as played out: the client's jitter buffer
+/// and the network (as the relay's own tail, `stonepot_realtime`'s `tail`).
+const TAIL_SLACK: Duration = Duration::from_millis(250);
 
 enum Control {
     /// The client's `playout`: milliseconds played of the current reply.
@@ -105,6 +109,7 @@ impl RelayVoice {
             relay_samples: 0,
             base_ms: 0,
             reply_sent_ms: 0,
+            reply_began: None,
             audio_active: false,
             cut_reply: false,
             running: 0,
@@ -175,8 +180,10 @@ struct Pump {
     /// began in ms: the relay counts `playout` over the session, the socket per reply.
     relay_samples: u64,
     base_ms: u64,
-    /// Milliseconds of the current reply sent to the client (whole frames).
+    /// Milliseconds of the current reply sent to the client (whole frames), and when
+    /// its first frame went.
     reply_sent_ms: u64,
+    reply_began: Option<tokio::time::Instant>,
     audio_active: bool,
     /// The current reply was interrupted: its late transcript is not the guest's to see.
     cut_reply: bool,
@@ -264,9 +271,15 @@ impl Pump {
         self.awaiting_reply = false;
         let number = self.turns.take();
         self.store_closing();
-        let l = &last.latency;
-        if l.first_audio.is_some() && l.first_played.is_none() && last.interrupted.is_none() {
-            self.closing = Some((number, last, tokio::time::Instant::now() + PLAYED_WAIT));
+        if last.latency.first_audio.is_some() && last.interrupted.is_none() {
+            // Kept until the client has played the reply (its `playout` reaches the end,
+            // or the reply's length has passed): its first `playout` gives the ledger's
+            // `first_played`, and speech over its tail cuts what it stores.
+            let now = tokio::time::Instant::now();
+            let played_out = self.reply_began.map_or(now, |b| {
+                b + Duration::from_millis(self.reply_sent_ms) + TAIL_SLACK
+            });
+            self.closing = Some((number, last, played_out.max(now + PLAYED_WAIT)));
         } else {
             self.turns.store_later(number, last);
         }
@@ -310,6 +323,7 @@ impl Pump {
                 self.awaiting_reply = false;
                 self.pending.clear();
                 self.reply_sent_ms = 0;
+                self.reply_began = Some(tokio::time::Instant::now());
                 self.base_ms = duration_ms(self.relay_samples as usize, self.rate.hz());
                 self.send(json!({"type": "audio_start", "sampleRate": self.rate.hz()}))
                     .await;
@@ -432,6 +446,7 @@ impl Pump {
                         sent_ms: sent,
                     });
                 }
+                self.store_closing();
                 self.send(json!({"type": "interrupted", "heardMs": played_ms, "sentMs": sent}))
                     .await;
                 self.app
@@ -594,7 +609,10 @@ impl Pump {
                     turn.latency.first_played = Some(ms(d));
                     metrics.observe_voice("first_played", d);
                 }
-                self.store_closing();
+                if played >= self.reply_sent_ms {
+                    // All of it heard: nothing left to cut.
+                    self.store_closing();
+                }
             }
             Control::Text(text) => {
                 self.next_turn().await;

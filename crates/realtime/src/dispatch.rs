@@ -3,7 +3,6 @@
 //! calls recorded when proposed, run once on their own task, and acknowledged to the
 //! model even when the turn was interrupted or the connection replaced meanwhile.
 
-use crate::audio::duration_ms;
 use crate::event::{RelayEvent, RelayInput, Speaker, ToolCall};
 use crate::history::{Turn, heard_prefix};
 use crate::provider::ProviderEvent;
@@ -362,10 +361,7 @@ impl Relay {
             self.barge_in_tail().await;
             return;
         }
-        let rate = self.cfg.client_rate;
-        let item_ms = duration_ms((self.sent_samples - self.item_start) as usize, rate);
-        let start_ms = duration_ms(self.item_start as usize, rate);
-        let heard = self.played_ms.saturating_sub(start_ms).min(item_ms);
+        let (heard, item_ms) = self.heard(self.item_start, self.sent_samples);
         self.audio_active = false;
         self.down.reset();
         self.emit(RelayEvent::Interrupted { played_ms: heard })

@@ -80,3 +80,4 @@ pub use config::{
 };
 pub use event::{RelayError, RelayEvent, RelayInput, Speaker, ToolCall, ToolRunner};
 pub use session::{RelayHandle, start};
+pub use tail::PLAYER_SLACK;

@@ -25,9 +25,10 @@ pub(crate) struct Tail {
     until: Instant,
 }
 
-/// Beyond the reply's own length: the client's jitter buffer (80 ms in the kiosk) and
-/// the network, so a reply is not let go while its last words still play.
-const PLAYER_SLACK: Duration = Duration::from_millis(250);
+/// Beyond a reply's own length before it counts as played out: the client's jitter
+/// buffer (80 ms in the kiosk) and the network, so a reply is not let go while its last
+/// words still play. The server's socket waits as long before it stores the turn.
+pub const PLAYER_SLACK: Duration = Duration::from_millis(250);
 
 impl Relay {
     /// A reply's audio has begun: a new reply replaces any tail.
@@ -58,6 +59,18 @@ impl Relay {
         }
     }
 
+    /// Of the reply sent between client-rate samples `start` and `end` this session:
+    /// how many milliseconds the client reported playing, and its length.
+    pub(crate) fn heard(&self, start: u64, end: u64) -> (u64, u64) {
+        let rate = self.cfg.client_rate;
+        let len = duration_ms((end - start) as usize, rate);
+        let played = self
+            .played_ms
+            .saturating_sub(duration_ms(start as usize, rate))
+            .min(len);
+        (played, len)
+    }
+
     /// Whether the guest may still be hearing a finished reply (forgetting it once not).
     pub(crate) fn tail_playing(&mut self) -> bool {
         let rate = self.cfg.client_rate;
@@ -86,12 +99,7 @@ impl Relay {
         let Some(t) = self.tail.take() else {
             return;
         };
-        let rate = self.cfg.client_rate;
-        let item_ms = duration_ms((t.end - t.start) as usize, rate);
-        let heard = self
-            .played_ms
-            .saturating_sub(duration_ms(t.start as usize, rate))
-            .min(item_ms);
+        let (heard, item_ms) = self.heard(t.start, t.end);
         self.emit(RelayEvent::Interrupted { played_ms: heard })
             .await;
         for m in self.proto.interrupt(t.item.as_deref(), heard, false) {

@@ -10,7 +10,9 @@ mod common;
 mod relay_guest;
 
 use common::{get, start};
-use relay_guest::{Guest, KEY, cart, deltas, display, server, turns_when};
+use relay_guest::{
+    Guest, KEY, cart, deltas, display, openai_guest_turn, openai_heard, server, turns_when,
+};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use stonepot_realtime::testing::FakeServer;
@@ -62,10 +64,7 @@ async fn openai_audio_goes_up_and_comes_back_down_resampled_with_transcripts_and
         json!({"type": "conversation.item.input_audio_transcription.delta",
         "item_id": "u1", "content_index": 0, "delta": "Two margherita"}),
     );
-    conn.send(
-        json!({"type": "conversation.item.input_audio_transcription.completed",
-        "item_id": "u1", "content_index": 0, "transcript": "Two margherita pizzas please"}),
-    );
+    openai_heard(&mut conn, "u1", "Two margherita pizzas please");
     conn.send(
         json!({"type": "response.created", "response": {"id": "r1", "status": "in_progress"}}),
     );
@@ -151,16 +150,7 @@ async fn openai_function_calls_run_the_agents_tools_and_update_the_display() {
     let (mut g, mut conn) = Guest::open(&s, &mut fake).await;
     let mut audio = Vec::new();
     conn.expect("session.update", &mut audio).await.unwrap();
-    conn.send(
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u1"}),
-    );
-    conn.send(
-        json!({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900, "item_id": "u1"}),
-    );
-    conn.send(
-        json!({"type": "conversation.item.input_audio_transcription.completed",
-        "item_id": "u1", "content_index": 0, "transcript": "Two margheritas"}),
-    );
+    openai_guest_turn(&mut conn, "u1", "Two margheritas");
     conn.send(json!({"type": "response.created", "response": {"id": "r1"}}));
     let call = json!({"type": "function_call", "call_id": "c1", "name": "add_to_cart",
         "arguments": "{\"item\":\"margherita\",\"quantity\":2}"});
@@ -249,10 +239,7 @@ async fn openai_barge_in_stops_the_audio_and_truncates_the_reply_to_what_was_pla
     let (mut g, mut conn) = Guest::open(&s, &mut fake).await;
     let mut audio = Vec::new();
     conn.expect("session.update", &mut audio).await.unwrap();
-    conn.send(
-        json!({"type": "conversation.item.input_audio_transcription.completed",
-        "item_id": "u1", "content_index": 0, "transcript": "What did I order"}),
-    );
+    openai_heard(&mut conn, "u1", "What did I order");
     conn.send(json!({"type": "response.created", "response": {"id": "r1"}}));
     let full = "Your order is two margheritas and one tiramisu and a lemonade";
     conn.send(
@@ -323,16 +310,7 @@ async fn openai_session_expiry_reconnects_and_the_conversation_continues() {
     let (mut g, mut conn) = Guest::open(&s, &mut fake).await;
     let mut audio = Vec::new();
     conn.expect("session.update", &mut audio).await.unwrap();
-    conn.send(
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u1"}),
-    );
-    conn.send(
-        json!({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900, "item_id": "u1"}),
-    );
-    conn.send(
-        json!({"type": "conversation.item.input_audio_transcription.completed",
-        "item_id": "u1", "content_index": 0, "transcript": "One margherita"}),
-    );
+    openai_guest_turn(&mut conn, "u1", "One margherita");
     conn.send(json!({"type": "response.created", "response": {"id": "r1"}}));
     conn.send(
         json!({"type": "response.function_call_arguments.done", "call_id": "c1",

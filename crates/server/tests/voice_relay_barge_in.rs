@@ -9,7 +9,9 @@
 mod common;
 mod relay_guest;
 
-use relay_guest::{Got, Guest, deltas, server, speech, turns_when};
+use relay_guest::{
+    Got, Guest, deltas, openai_guest_turn, openai_heard, server, speech, turns_when,
+};
 use serde_json::{Value, json};
 use std::time::{Duration, Instant};
 use stonepot_realtime::testing::{FakeConn, FakeServer, Received};
@@ -44,10 +46,7 @@ fn frames_after(g: &Guest, kind: &str) -> usize {
 async fn openai_reply_playing(g: &mut Guest, conn: &mut FakeConn, frames: usize) {
     let mut audio = Vec::new();
     conn.expect("session.update", &mut audio).await.unwrap();
-    conn.send(
-        json!({"type": "conversation.item.input_audio_transcription.completed",
-        "item_id": "u1", "content_index": 0, "transcript": "What did I order"}),
-    );
+    openai_heard(conn, "u1", "What did I order");
     conn.send(json!({"type": "response.created", "response": {"id": "r1"}}));
     conn.send(
         json!({"type": "response.output_audio_transcript.delta", "response_id": "r1",
@@ -268,16 +267,7 @@ async fn openai_speech_over_the_read_back_does_not_interrupt_and_is_answered_aft
     let (mut g, mut conn) = Guest::open(&s, &mut fake).await;
     let mut audio = Vec::new();
     conn.expect("session.update", &mut audio).await.unwrap();
-    conn.send(
-        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": "u1"}),
-    );
-    conn.send(
-        json!({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900, "item_id": "u1"}),
-    );
-    conn.send(
-        json!({"type": "conversation.item.input_audio_transcription.completed",
-        "item_id": "u1", "content_index": 0, "transcript": "A margherita, that's all"}),
-    );
+    openai_guest_turn(&mut conn, "u1", "A margherita, that's all");
     for (r, call, name, args) in [
         ("r1", "c1", "add_to_cart", "{\"item\":\"margherita\"}"),
         ("r2", "c2", "quote_order", "{}"),
@@ -317,10 +307,7 @@ async fn openai_speech_over_the_read_back_does_not_interrupt_and_is_answered_aft
     conn.send(
         json!({"type": "input_audio_buffer.committed", "previous_item_id": "a3", "item_id": "u2"}),
     );
-    conn.send(
-        json!({"type": "conversation.item.input_audio_transcription.completed",
-        "item_id": "u2", "content_index": 0, "transcript": "And a lemonade"}),
-    );
+    openai_heard(&mut conn, "u2", "And a lemonade");
     while g.frames().len() < 35 {
         g.next().await.expect("the read-back plays on");
     }
@@ -567,10 +554,7 @@ async fn a_barge_in_reaches_the_guest_while_the_store_is_busy() {
     let (mut g, mut conn) = Guest::open(&s, &mut fake).await;
     let mut audio = Vec::new();
     conn.expect("session.update", &mut audio).await.unwrap();
-    conn.send(
-        json!({"type": "conversation.item.input_audio_transcription.completed",
-        "item_id": "u1", "content_index": 0, "transcript": "What did I order"}),
-    );
+    openai_heard(&mut conn, "u1", "What did I order");
     let mut lock = hold_store_write_lock(&s).await;
     let locked_at = Instant::now();
     conn.send(json!({"type": "response.created", "response": {"id": "r1"}}));

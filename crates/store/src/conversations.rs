@@ -361,19 +361,11 @@ impl Store {
 
     /// The transcript: every stored turn with its tool calls, oldest first.
     pub async fn turns(&self, tenant: &TenantId, id: &str) -> Result<Vec<TurnRow>> {
-        with_pool!(self, |p| {
+        let mut out = with_pool!(self, |p| {
             let rows = sqlx::query(
                 "SELECT turn, user_text, assistant_text, model, target, status, error, input_tokens, \
                  output_tokens, cached_tokens, cost_micros, ttft_ms, latency_ms, created_at, voice \
                  FROM conversation_turns WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY turn",
-            )
-            .bind(tenant.as_str())
-            .bind(id)
-            .fetch_all(p)
-            .await?;
-            let calls = sqlx::query(
-                "SELECT turn, call_id, position, name, arguments, ok, result FROM conversation_tool_calls \
-                 WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY turn, position",
             )
             .bind(tenant.as_str())
             .bind(id)
@@ -403,14 +395,14 @@ impl Store {
                         .transpose()?,
                 });
             }
-            for c in &calls {
-                let turn = u32::try_from(c.try_get::<i64, _>("turn")?).unwrap_or(0);
-                if let Some(t) = out.iter_mut().find(|t| t.turn == turn) {
-                    t.tool_calls.push(tool_row(c)?);
-                }
+            Ok::<_, StoreError>(out)
+        })?;
+        for (turn, call) in self.tool_calls(tenant, id).await? {
+            if let Some(t) = out.iter_mut().find(|t| t.turn == turn) {
+                t.tool_calls.push(call);
             }
-            Ok(out)
-        })
+        }
+        Ok(out)
     }
 
     /// Every recorded tool call of the conversation with its turn number, in order: what

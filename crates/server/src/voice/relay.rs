@@ -34,9 +34,6 @@ const CLOSE_WAIT: Duration = Duration::from_secs(2);
 /// client's first `playout` (the ledger's last figure); a longer reply waits until it
 /// has played out.
 const PLAYED_WAIT: Duration = Duration::from_secs(2);
-/// Beyond a reply's length before it counts as played out: the client's jitter buffer
-/// and the network (as the relay's own tail, `stonepot_realtime`'s `tail`).
-const TAIL_SLACK: Duration = Duration::from_millis(250);
 
 enum Control {
     /// The client's `playout`: milliseconds played of the current reply.
@@ -277,7 +274,7 @@ impl Pump {
             // `first_played`, and speech over its tail cuts what it stores.
             let now = tokio::time::Instant::now();
             let played_out = self.reply_began.map_or(now, |b| {
-                b + Duration::from_millis(self.reply_sent_ms) + TAIL_SLACK
+                b + Duration::from_millis(self.reply_sent_ms) + stonepot_realtime::PLAYER_SLACK
             });
             self.closing = Some((number, last, played_out.max(now + PLAYED_WAIT)));
         } else {
@@ -434,43 +431,38 @@ impl Pump {
                 )
                 .await;
             }
-            RelayEvent::Interrupted { played_ms } if !self.audio_active => {
-                // Over the tail of a finished reply the client is still playing: its
-                // turn has ended (waiting for its first `playout`, or stored); the
-                // client stops and drops what it holds.
-                let stopped = Instant::now();
-                let sent = self.reply_sent_ms;
-                if let Some((_, turn, _)) = self.closing.as_mut() {
-                    turn.interrupted = Some(Cut {
-                        heard_ms: played_ms,
-                        sent_ms: sent,
-                    });
-                }
-                self.store_closing();
-                self.send(json!({"type": "interrupted", "heardMs": played_ms, "sentMs": sent}))
-                    .await;
-                self.app
-                    .metrics
-                    .observe_voice("barge_in_stop", stopped.elapsed());
-            }
             RelayEvent::Interrupted { played_ms } => {
                 let stopped = Instant::now();
-                self.pending.clear();
-                self.audio_active = false;
-                self.cut_reply = true;
-                let sent = self.reply_sent_ms;
-                self.turn.interrupted = Some(Cut {
+                let cut = Cut {
                     heard_ms: played_ms,
-                    sent_ms: sent,
-                });
-                self.send(json!({"type": "interrupted", "heardMs": played_ms, "sentMs": sent}))
-                    .await;
+                    sent_ms: self.reply_sent_ms,
+                };
+                // Over the tail of a finished reply the client is still playing: its turn
+                // has ended and waits, as `closing`, until the reply has played out.
+                let in_tail = !self.audio_active;
+                if in_tail {
+                    if let Some((_, turn, _)) = self.closing.as_mut() {
+                        turn.interrupted = Some(cut);
+                    }
+                    self.store_closing();
+                } else {
+                    self.pending.clear();
+                    self.audio_active = false;
+                    self.cut_reply = true;
+                    self.turn.interrupted = Some(cut);
+                }
+                self.send(
+                    json!({"type": "interrupted", "heardMs": cut.heard_ms, "sentMs": cut.sent_ms}),
+                )
+                .await;
                 self.app
                     .metrics
                     .observe_voice("barge_in_stop", stopped.elapsed());
-                // Close the reply for clients that show it as it is written.
-                let said = self.turn.partial.clone();
-                self.assistant_done(said).await;
+                if !in_tail {
+                    // Close the reply for clients that show it as it is written.
+                    let said = self.turn.partial.clone();
+                    self.assistant_done(said).await;
+                }
             }
             RelayEvent::TurnComplete => {
                 if !self.cut_reply && !self.turn.partial.trim().is_empty() {

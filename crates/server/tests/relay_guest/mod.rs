@@ -190,6 +190,25 @@ impl Guest {
     }
 }
 
+/// OpenAI's final transcript of the guest's input item `item`.
+pub fn openai_heard(conn: &mut FakeConn, item: &str, text: &str) {
+    conn.send(
+        json!({"type": "conversation.item.input_audio_transcription.completed",
+        "item_id": item, "content_index": 0, "transcript": text}),
+    );
+}
+
+/// OpenAI's server VAD hears the guest speak for 900 ms, then its transcript of it.
+pub fn openai_guest_turn(conn: &mut FakeConn, item: &str, text: &str) {
+    conn.send(
+        json!({"type": "input_audio_buffer.speech_started", "audio_start_ms": 0, "item_id": item}),
+    );
+    conn.send(
+        json!({"type": "input_audio_buffer.speech_stopped", "audio_end_ms": 900, "item_id": item}),
+    );
+    openai_heard(conn, item, text);
+}
+
 /// `n` OpenAI audio deltas of 20 ms at 24 kHz.
 pub fn deltas(conn: &mut FakeConn, response: &str, item: &str, n: usize) {
     for _ in 0..n {

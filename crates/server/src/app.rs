@@ -17,9 +17,20 @@ use tower_http::limit::RequestBodyLimitLayer;
 use utoipa::OpenApi;
 use utoipa_axum::router::OpenApiRouter;
 
-/// Everything handlers share; cheap to clone.
+/// Everything a request handler reaches, shared: a handler's `State<App>` is one
+/// reference count, not a copy of each part.
 #[derive(Clone)]
-pub struct App {
+pub struct App(Arc<AppState>);
+
+impl std::ops::Deref for App {
+    type Target = AppState;
+    fn deref(&self) -> &AppState {
+        &self.0
+    }
+}
+
+/// The parts of an [`App`].
+pub struct AppState {
     pub config: Arc<Config>,
     pub store: Store,
     pub metrics: Arc<Metrics>,
@@ -211,7 +222,7 @@ impl App {
             },
         )
         .map_err(|e| anyhow::anyhow!(e))?;
-        Ok(App {
+        Ok(App(Arc::new(AppState {
             voice,
             alerts: Arc::new(alerts),
             verifier,
@@ -232,7 +243,7 @@ impl App {
             metrics,
             started: Instant::now(),
             started_at: jiff::Timestamp::now(),
-        })
+        })))
     }
 
     /// Whether `key` is an active key of `tenant` (any role).

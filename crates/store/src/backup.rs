@@ -4,9 +4,9 @@
 //! restore migrates a copy of the backup to the current schema and swaps every table's
 //! rows in one transaction. PostgreSQL: `pg_dump`/`pg_restore` in custom format.
 
+use crate::lite::query;
 use crate::pool::AnyPool;
 use crate::{Store, StoreError};
-use sqlx::Row;
 use std::path::{Path, PathBuf};
 use tokio::process::Command;
 
@@ -81,8 +81,9 @@ impl Store {
         }
         match &self.pool {
             AnyPool::Sqlite(p) => {
-                sqlx::query(&format!("VACUUM INTO {}", sql_string(out)))
-                    .execute(&**p)
+                // A whole copy of the database: on a thread of its own (see `on_side`).
+                let sql = format!("VACUUM INTO {}", sql_string(out));
+                p.on_side(move |c| c.execute_batch(&sql).map_err(crate::lite::to_sqlx))
                     .await?;
             }
             AnyPool::Postgres(_) => {
@@ -145,7 +146,7 @@ impl Store {
 
     async fn restore_sqlite(
         &self,
-        pool: &crate::conns::SqliteConns,
+        pool: &crate::lite::SqliteConns,
         from: &Path,
     ) -> Result<Vec<String>, BackupError> {
         // Work on a copy so the backup file itself is never modified, and bring the copy
@@ -164,7 +165,7 @@ impl Store {
                     why: e.to_string(),
                 })?;
             let has_schema = match &copy.pool {
-                AnyPool::Sqlite(cp) => sqlx::query(
+                AnyPool::Sqlite(cp) => query(
                     "SELECT COUNT(*) AS n FROM sqlite_master WHERE type = 'table' AND name = '_sqlx_migrations'",
                 )
                 .fetch_one(&**cp)
@@ -190,14 +191,14 @@ impl Store {
             copy.close().await;
 
             let mut conn = pool.acquire().await?;
-            sqlx::query("PRAGMA foreign_keys = OFF")
+            query("PRAGMA foreign_keys = OFF")
                 .execute(&mut *conn)
                 .await?;
-            sqlx::query(&format!("ATTACH DATABASE {} AS src", sql_string(&staging)))
+            query(&format!("ATTACH DATABASE {} AS src", sql_string(&staging)))
                 .execute(&mut *conn)
                 .await?;
             let copied = async {
-                let names: Vec<String> = sqlx::query(
+                let names: Vec<String> = query(
                     "SELECT name FROM main.sqlite_master WHERE type = 'table' \
                      AND name NOT LIKE 'sqlite_%' AND name <> '_sqlx_migrations' ORDER BY name",
                 )
@@ -206,12 +207,12 @@ impl Store {
                 .into_iter()
                 .map(|r| r.try_get("name"))
                 .collect::<Result<_, _>>()?;
-                sqlx::query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
+                query("BEGIN IMMEDIATE").execute(&mut *conn).await?;
                 let copy_all = async {
                     // Triggers (e.g. the display log's seq check) must not re-run on rows
                     // that are already consistent: drop them for the copy and recreate
                     // them in the same transaction.
-                    let triggers: Vec<(String, String)> = sqlx::query(
+                    let triggers: Vec<(String, String)> = query(
                         "SELECT name, sql FROM main.sqlite_master WHERE type = 'trigger'",
                     )
                     .fetch_all(&mut *conn)
@@ -220,13 +221,13 @@ impl Store {
                     .map(|r| Ok((r.try_get("name")?, r.try_get("sql")?)))
                     .collect::<Result<_, sqlx::Error>>()?;
                     for (name, _) in &triggers {
-                        sqlx::query(&format!("DROP TRIGGER main.\"{name}\""))
+                        query(&format!("DROP TRIGGER main.\"{name}\""))
                             .execute(&mut *conn)
                             .await?;
                     }
                     for t in &names {
                         let cols: Vec<String> =
-                            sqlx::query(&format!("SELECT name FROM pragma_table_info('{t}')"))
+                            query(&format!("SELECT name FROM pragma_table_info('{t}')"))
                                 .fetch_all(&mut *conn)
                                 .await?
                                 .into_iter()
@@ -237,35 +238,35 @@ impl Store {
                             .map(|c| format!("\"{c}\""))
                             .collect::<Vec<_>>()
                             .join(", ");
-                        sqlx::query(&format!("DELETE FROM main.\"{t}\""))
+                        query(&format!("DELETE FROM main.\"{t}\""))
                             .execute(&mut *conn)
                             .await?;
-                        sqlx::query(&format!(
+                        query(&format!(
                             "INSERT INTO main.\"{t}\" ({cols}) SELECT {cols} FROM src.\"{t}\""
                         ))
                         .execute(&mut *conn)
                         .await?;
                     }
                     for (_, sql) in &triggers {
-                        sqlx::query(sql).execute(&mut *conn).await?;
+                        query(sql).execute(&mut *conn).await?;
                     }
                     Ok::<_, sqlx::Error>(())
                 }
                 .await;
                 match copy_all {
-                    Ok(()) => sqlx::query("COMMIT").execute(&mut *conn).await?,
+                    Ok(()) => query("COMMIT").execute(&mut *conn).await?,
                     Err(e) => {
-                        sqlx::query("ROLLBACK").execute(&mut *conn).await?;
+                        query("ROLLBACK").execute(&mut *conn).await?;
                         return Err(e);
                     }
                 };
                 Ok::<_, sqlx::Error>(names)
             }
             .await;
-            sqlx::query("DETACH DATABASE src")
+            query("DETACH DATABASE src")
                 .execute(&mut *conn)
                 .await?;
-            sqlx::query("PRAGMA foreign_keys = ON")
+            query("PRAGMA foreign_keys = ON")
                 .execute(&mut *conn)
                 .await?;
             Ok(copied?)

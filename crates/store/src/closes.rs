@@ -143,12 +143,11 @@ impl Store {
     /// [`CloseSettings::default`]).
     pub async fn close_settings(&self, tenant: &TenantId) -> Result<Option<CloseSettings>> {
         with_pool!(self, |p| {
-            let row = sqlx::query(
-                "SELECT day_end, time_zone, cron FROM close_settings WHERE tenant_id = $1",
-            )
-            .bind(tenant.as_str())
-            .fetch_optional(p)
-            .await?;
+            let row =
+                query("SELECT day_end, time_zone, cron FROM close_settings WHERE tenant_id = $1")
+                    .bind(tenant.as_str())
+                    .fetch_optional(p)
+                    .await?;
             match row {
                 None => Ok(None),
                 Some(r) => {
@@ -173,7 +172,7 @@ impl Store {
     ) -> Result<()> {
         self.write(async || {
             with_pool!(self, |p| {
-                sqlx::query(
+                query(
                     "INSERT INTO close_settings (tenant_id, day_end, time_zone, cron, updated_at) \
                  VALUES ($1, $2, $3, $4, $5) \
                  ON CONFLICT (tenant_id) DO UPDATE SET day_end = excluded.day_end, \
@@ -200,7 +199,7 @@ impl Store {
         &self,
     ) -> Result<Vec<(TenantId, std::result::Result<CloseSettings, DayError>)>> {
         with_pool!(self, |p| {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT t.id, s.day_end, s.time_zone, s.cron FROM tenants t \
                  LEFT JOIN close_settings s ON s.tenant_id = t.id ORDER BY t.id",
             )
@@ -226,7 +225,7 @@ impl Store {
     /// When the tenant was created, or `None` for an unknown tenant.
     pub async fn tenant_created_at(&self, tenant: &TenantId) -> Result<Option<UnixMs>> {
         with_pool!(self, |p| {
-            let row = sqlx::query("SELECT created_at FROM tenants WHERE id = $1")
+            let row = query("SELECT created_at FROM tenants WHERE id = $1")
                 .bind(tenant.as_str())
                 .fetch_optional(p)
                 .await?;
@@ -248,7 +247,7 @@ impl Store {
         let (start, end) = (window.start_ms(), window.end_ms());
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT body FROM orders WHERE tenant_id = $1 AND created_at >= $2 AND created_at < $3",
             )
             .bind(tenant.as_str())
@@ -258,10 +257,10 @@ impl Store {
             .await?;
             let mut orders = Vec::with_capacity(rows.len());
             for r in &rows {
-                let body: &str = r.try_get("body")?;
-                orders.push(serde_json::from_str::<CloseOrder>(body)?);
+                let body: String = r.try_get("body")?;
+                orders.push(serde_json::from_str::<CloseOrder>(&body)?);
             }
-            let rows = sqlx::query(EVENTS_SQL)
+            let rows = query(EVENTS_SQL)
                 .bind(tenant.as_str())
                 .bind(start)
                 .bind(end)
@@ -290,7 +289,7 @@ impl Store {
         for _ in 0..3 {
             let outcome: Option<CloseSaved> = self.write::<_, StoreError>(async || Ok(with_pool!(self, |p| {
                 let mut tx = p.begin().await?;
-                let latest = sqlx::query(&select)
+                let latest = query(&select)
                     .bind(tenant.as_str())
                     .bind(new.business_date)
                     .fetch_optional(&mut *tx)
@@ -317,7 +316,7 @@ impl Store {
                     window_end: new.window_end,
                     created_at: now_ms(),
                 };
-                let inserted = sqlx::query(
+                let inserted = query(
                     "INSERT INTO closes (tenant_id, business_date, revision, report, csv, sha256, \
                      window_start, window_end, created_at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                 )
@@ -368,7 +367,7 @@ impl Store {
              AND ($3 < 0 OR revision = $3) ORDER BY revision DESC LIMIT 1"
         );
         with_pool!(self, |p| {
-            let row = sqlx::query(&sql)
+            let row = query(&sql)
                 .bind(tenant.as_str())
                 .bind(business_date)
                 .bind(revision.map_or(-1, i64::from))
@@ -385,7 +384,7 @@ impl Store {
         business_date: &str,
     ) -> Result<Vec<CloseRevision>> {
         with_pool!(self, |p| {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT revision, sha256, created_at FROM closes \
                  WHERE tenant_id = $1 AND business_date = $2 ORDER BY revision",
             )

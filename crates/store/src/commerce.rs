@@ -131,11 +131,10 @@ impl Store {
     /// service charge, tips allowed) and version 0 when none was set.
     pub async fn pricing_policy(&self, tenant: &TenantId) -> Result<(PricingPolicy, u64)> {
         with_pool!(self, |p| {
-            let row =
-                sqlx::query("SELECT policy, menu_version FROM tenant_pricing WHERE tenant_id = $1")
-                    .bind(tenant.as_str())
-                    .fetch_optional(p)
-                    .await?;
+            let row = query("SELECT policy, menu_version FROM tenant_pricing WHERE tenant_id = $1")
+                .bind(tenant.as_str())
+                .fetch_optional(p)
+                .await?;
             match row {
                 None => Ok((PricingPolicy::default(), 0)),
                 Some(r) => {
@@ -161,7 +160,7 @@ impl Store {
         let body = serde_json::to_string(policy)?;
         self.write(async || {
             with_pool!(self, |p| {
-                sqlx::query(
+                query(
                     "INSERT INTO tenant_pricing (tenant_id, policy, menu_version, updated_at) \
                  VALUES ($1, $2, 0, $3) \
                  ON CONFLICT (tenant_id) DO UPDATE SET policy = excluded.policy, \
@@ -184,7 +183,7 @@ impl Store {
         let default = serde_json::to_string(&PricingPolicy::default())?;
         self.write(async || {
             let v: i64 = with_pool!(self, |p| {
-                sqlx::query(
+                query(
                     "INSERT INTO tenant_pricing (tenant_id, policy, menu_version, updated_at) \
                  VALUES ($1, $2, 1, $3) \
                  ON CONFLICT (tenant_id) DO UPDATE SET \
@@ -217,7 +216,7 @@ impl Store {
         let body = serde_json::to_string(quote)?;
         self.write(async || {
         let inserted = with_pool!(self, |p| {
-            sqlx::query(
+            query(
                 "INSERT INTO quotes (tenant_id, id, conversation_id, hash, body, expires_at, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (tenant_id, id) DO NOTHING",
             )
@@ -235,7 +234,7 @@ impl Store {
         });
         if !inserted {
             let hash: Option<String> = with_pool!(self, |p| {
-                sqlx::query("SELECT hash FROM quotes WHERE tenant_id = $1 AND id = $2")
+                query("SELECT hash FROM quotes WHERE tenant_id = $1 AND id = $2")
                     .bind(tenant.as_str())
                     .bind(quote.id.as_str())
                     .fetch_optional(p)
@@ -257,13 +256,12 @@ impl Store {
     /// A quote of the tenant's by id.
     pub async fn quote(&self, tenant: &TenantId, id: &QuoteId) -> Result<Option<StoredQuote>> {
         with_pool!(self, |p| {
-            let row = sqlx::query(
-                "SELECT conversation_id, body FROM quotes WHERE tenant_id = $1 AND id = $2",
-            )
-            .bind(tenant.as_str())
-            .bind(id.as_str())
-            .fetch_optional(p)
-            .await?;
+            let row =
+                query("SELECT conversation_id, body FROM quotes WHERE tenant_id = $1 AND id = $2")
+                    .bind(tenant.as_str())
+                    .bind(id.as_str())
+                    .fetch_optional(p)
+                    .await?;
             match row {
                 None => Ok(None),
                 Some(r) => {
@@ -284,7 +282,7 @@ impl Store {
         conversation_id: &str,
     ) -> Result<Option<StoredQuote>> {
         with_pool!(self, |p| {
-            let row = sqlx::query(
+            let row = query(
                 "SELECT conversation_id, body FROM quotes \
                  WHERE tenant_id = $1 AND conversation_id = $2 \
                  ORDER BY created_at DESC, expires_at DESC, id DESC LIMIT 1",
@@ -331,7 +329,7 @@ impl Store {
         let now = now_ms();
         let inserted = self.write::<_, StoreError>(async || Ok(with_pool!(self, |p| {
                 let mut tx = p.begin().await?;
-                let fresh = sqlx::query(
+                let fresh = query(
                     "INSERT INTO orders (tenant_id, id, conversation_id, quote_id, status, version, \
                      total, currency, order_type, payment_method, body, created_at, updated_at) \
                      VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
@@ -356,7 +354,7 @@ impl Store {
                     == 1;
                 if fresh {
                     for (seq, from, to, actor, action, at) in &events {
-                        sqlx::query(
+                        query(
                             "INSERT INTO order_events (tenant_id, order_id, seq, from_status, to_status, \
                              actor, action, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                         )
@@ -412,7 +410,7 @@ impl Store {
     ) -> Result<Option<Order>> {
         let sql = format!("SELECT body FROM orders WHERE tenant_id = $1 AND {column} = $2");
         with_pool!(self, |p| {
-            let body: Option<String> = sqlx::query(&sql)
+            let body: Option<String> = query(&sql)
                 .bind(tenant.as_str())
                 .bind(value)
                 .fetch_optional(p)
@@ -432,7 +430,7 @@ impl Store {
         limit: u32,
     ) -> Result<Vec<Order>> {
         with_pool!(self, |p| {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT body FROM orders WHERE tenant_id = $1 AND ($2 IS NULL OR status = $2) \
                  ORDER BY created_at DESC, id DESC LIMIT $3",
             )
@@ -507,7 +505,7 @@ impl Store {
         self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let row = sqlx::query(self.locked_order_sql())
+            let row = query(self.locked_order_sql())
                 .bind(tenant.as_str())
                 .bind(order_id.as_str())
                 .fetch_optional(&mut *tx)
@@ -526,7 +524,7 @@ impl Store {
                 .apply(entry.clone())
                 .map_err(|e| stale(e.to_string()))?;
             let new_body = serde_json::to_string(&order)?;
-            let moved = sqlx::query(
+            let moved = query(
                 "UPDATE orders SET status = $3, version = $4, body = $5, updated_at = $6 \
                  WHERE tenant_id = $1 AND id = $2 AND version = $7 AND status = $8",
             )
@@ -545,7 +543,7 @@ impl Store {
                 tx.rollback().await?;
                 return Err(stale("another transition got in first".into()));
             }
-            let recorded = sqlx::query(
+            let recorded = query(
                 "INSERT INTO order_events (tenant_id, order_id, seq, from_status, to_status, \
                  actor, action, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -583,7 +581,7 @@ impl Store {
         order_id: &OrderId,
     ) -> Result<Vec<AuditEntry>> {
         with_pool!(self, |p| {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT seq, from_status, to_status, actor, action, at FROM order_events \
                  WHERE tenant_id = $1 AND order_id = $2 ORDER BY seq",
             )
@@ -610,7 +608,7 @@ impl Store {
     ) -> Result<Option<IdempotencyRecord>> {
         let cutoff = now_ms().saturating_sub(IDEMPOTENCY_TTL_MS);
         with_pool!(self, |p| {
-            let row = sqlx::query(
+            let row = query(
                 "SELECT method, path, body_hash, status, response, created_at FROM idempotency_keys \
                  WHERE scope = $1 AND key = $2 AND created_at > $3",
             )
@@ -650,7 +648,7 @@ impl Store {
         let cutoff = now_ms().saturating_sub(IDEMPOTENCY_TTL_MS);
         self.write(async || {
         with_pool!(self, |p| {
-            let n = sqlx::query(
+            let n = query(
                 "INSERT INTO idempotency_keys (scope, key, method, path, body_hash, status, response, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8) \
                  ON CONFLICT (scope, key) DO UPDATE SET method = excluded.method, path = excluded.path, \
@@ -685,7 +683,7 @@ impl Store {
     ) -> Result<bool> {
         self.write(async || {
         with_pool!(self, |p| {
-            let n = sqlx::query(
+            let n = query(
                 "UPDATE idempotency_keys SET status = $3, response = $4                  WHERE scope = $1 AND key = $2 AND status = 0 AND body_hash = $5",
             )
             .bind(scope)
@@ -706,7 +704,7 @@ impl Store {
     pub async fn idempotency_release(&self, scope: &str, key: &str, created_at: i64) -> Result<()> {
         self.write(async || {
         with_pool!(self, |p| {
-            sqlx::query(
+            query(
                 "DELETE FROM idempotency_keys WHERE scope = $1 AND key = $2 AND status = 0                  AND created_at = $3",
             )
             .bind(scope)
@@ -724,13 +722,11 @@ impl Store {
     pub async fn idempotency_purge(&self, older_than_ms: i64) -> Result<u64> {
         self.write(async || {
             with_pool!(self, |p| {
-                Ok(
-                    sqlx::query("DELETE FROM idempotency_keys WHERE created_at < $1")
-                        .bind(older_than_ms)
-                        .execute(p)
-                        .await?
-                        .rows_affected(),
-                )
+                Ok(query("DELETE FROM idempotency_keys WHERE created_at < $1")
+                    .bind(older_than_ms)
+                    .execute(p)
+                    .await?
+                    .rows_affected())
             })
         })
         .await

@@ -88,6 +88,22 @@ macro_rules! conversation_row {
     }};
 }
 
+/// Builds a [`ToolCallRow`] from a `tool_calls` row of either backend.
+macro_rules! tool_row {
+    ($r:expr) => {{
+        let r = $r;
+        let result: String = r.try_get("result")?;
+        ToolCallRow {
+            call_id: r.try_get("call_id")?,
+            position: u32::try_from(r.try_get::<i64, _>("position")?).unwrap_or(0),
+            name: r.try_get("name")?,
+            arguments: r.try_get("arguments")?,
+            ok: r.try_get("ok")?,
+            result: serde_json::from_str(&result)?,
+        }
+    }};
+}
+
 impl Store {
     /// Creates a conversation, or returns the existing one when the id is taken by the
     /// same tenant (`false` = it already existed). Another tenant's id is a conflict.
@@ -103,7 +119,7 @@ impl Store {
         self.write(async || {
         let now = now_ms();
         let inserted = with_pool!(self, |p| {
-            sqlx::query(
+            query(
                 "INSERT INTO conversations (id, tenant_id, category, user_id, language, cart, turns, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, 0, $7, $7) ON CONFLICT (id) DO NOTHING",
             )
@@ -152,7 +168,7 @@ impl Store {
     /// A conversation by id (any tenant: callers check the tenant before acting).
     pub async fn conversation(&self, id: &str) -> Result<Option<ConversationRecord>> {
         with_pool!(self, |p| {
-            let row = sqlx::query(
+            let row = query(
                 "SELECT id, tenant_id, category, user_id, language, cart, turns, created_at, updated_at \
                  FROM conversations WHERE id = $1",
             )
@@ -170,7 +186,7 @@ impl Store {
     pub async fn begin_turn(&self, tenant: &TenantId, id: &str) -> Result<u32> {
         self.write(async || {
             let n: i64 = with_pool!(self, |p| {
-                sqlx::query(
+                query(
                     "UPDATE conversations SET turns = turns + 1, updated_at = $3 \
                  WHERE id = $1 AND tenant_id = $2 RETURNING turns",
                 )
@@ -197,7 +213,7 @@ impl Store {
         call_id: &str,
     ) -> Result<Option<ToolCallRow>> {
         with_pool!(self, |p| {
-            let row = sqlx::query(
+            let row = query(
                 "SELECT call_id, position, name, arguments, ok, result FROM conversation_tool_calls \
                  WHERE tenant_id = $1 AND conversation_id = $2 AND turn = $3 AND call_id = $4",
             )
@@ -208,7 +224,7 @@ impl Store {
             .fetch_optional(p)
             .await?;
             Ok(match row {
-                Some(r) => Some(tool_row(&r)?),
+                Some(r) => Some(tool_row!(&r)),
                 None => None,
             })
         })
@@ -229,7 +245,7 @@ impl Store {
         let result = serde_json::to_string(&call.result)?;
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let fresh = sqlx::query(
+            let fresh = query(
                 "INSERT INTO conversation_tool_calls \
                  (conversation_id, turn, call_id, tenant_id, position, name, arguments, ok, result, created_at) \
                  VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) \
@@ -250,7 +266,7 @@ impl Store {
             .rows_affected()
                 == 1;
             if fresh && let Some(cart) = cart {
-                sqlx::query(
+                query(
                     "UPDATE conversations SET cart = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2",
                 )
                 .bind(id)
@@ -275,7 +291,7 @@ impl Store {
     ) -> Result<()> {
         self.write(async || {
         with_pool!(self, |p| {
-            let done = sqlx::query(
+            let done = query(
                 "UPDATE conversations SET cart = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2",
             )
             .bind(id)
@@ -298,7 +314,7 @@ impl Store {
         let voice = t.voice.as_ref().map(serde_json::to_string).transpose()?;
         self.write(async || {
         with_pool!(self, |p| {
-            sqlx::query(
+            query(
                 "INSERT INTO conversation_turns (conversation_id, turn, tenant_id, user_text, assistant_text, \
                  model, target, status, error, input_tokens, output_tokens, cached_tokens, cost_micros, \
                  ttft_ms, latency_ms, created_at, voice) \
@@ -342,7 +358,7 @@ impl Store {
     ) -> Result<bool> {
         let voice = serde_json::to_string(voice)?;
         let n = self.write(async || with_pool!(self, |p| {
-            let r = sqlx::query(
+            let r = query(
                 "UPDATE conversation_turns SET voice = $1, assistant_text = COALESCE($2, assistant_text) \
                  WHERE tenant_id = $3 AND conversation_id = $4 AND turn = $5",
             )
@@ -362,7 +378,7 @@ impl Store {
     /// The transcript: every stored turn with its tool calls, oldest first.
     pub async fn turns(&self, tenant: &TenantId, id: &str) -> Result<Vec<TurnRow>> {
         let mut out = with_pool!(self, |p| {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT turn, user_text, assistant_text, model, target, status, error, input_tokens, \
                  output_tokens, cached_tokens, cost_micros, ttft_ms, latency_ms, created_at, voice \
                  FROM conversation_turns WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY turn",
@@ -409,7 +425,7 @@ impl Store {
     /// an order needs to link its lines to the calls that added them, without the turns.
     pub async fn tool_calls(&self, tenant: &TenantId, id: &str) -> Result<Vec<(u32, ToolCallRow)>> {
         with_pool!(self, |p| {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT turn, call_id, position, name, arguments, ok, result FROM conversation_tool_calls \
                  WHERE tenant_id = $1 AND conversation_id = $2 ORDER BY turn, position",
             )
@@ -420,7 +436,7 @@ impl Store {
             let mut out = Vec::with_capacity(rows.len());
             for r in &rows {
                 let turn = u32::try_from(r.try_get::<i64, _>("turn")?).unwrap_or(0);
-                out.push((turn, tool_row(r)?));
+                out.push((turn, tool_row!(r)));
             }
             Ok(out)
         })
@@ -429,12 +445,11 @@ impl Store {
     /// The tenant's agent persona and instructions, if set.
     pub async fn agent_profile(&self, tenant: &TenantId) -> Result<Option<(String, String)>> {
         with_pool!(self, |p| {
-            let row = sqlx::query(
-                "SELECT persona, instructions FROM agent_profiles WHERE tenant_id = $1",
-            )
-            .bind(tenant.as_str())
-            .fetch_optional(p)
-            .await?;
+            let row =
+                query("SELECT persona, instructions FROM agent_profiles WHERE tenant_id = $1")
+                    .bind(tenant.as_str())
+                    .fetch_optional(p)
+                    .await?;
             Ok(match row {
                 Some(r) => Some((r.try_get("persona")?, r.try_get("instructions")?)),
                 None => None,
@@ -451,7 +466,7 @@ impl Store {
     ) -> Result<()> {
         self.write(async || {
         with_pool!(self, |p| {
-            sqlx::query(
+            query(
                 "INSERT INTO agent_profiles (tenant_id, persona, instructions, updated_at) VALUES ($1, $2, $3, $4) \
                  ON CONFLICT (tenant_id) DO UPDATE SET persona = excluded.persona, \
                  instructions = excluded.instructions, updated_at = excluded.updated_at",
@@ -466,22 +481,4 @@ impl Store {
         })
         }).await
     }
-}
-
-fn tool_row<R: Row>(r: &R) -> Result<ToolCallRow>
-where
-    for<'a> &'a str: sqlx::ColumnIndex<R>,
-    for<'a> String: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> i64: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-    for<'a> bool: sqlx::Decode<'a, R::Database> + sqlx::Type<R::Database>,
-{
-    let result: String = r.try_get("result")?;
-    Ok(ToolCallRow {
-        call_id: r.try_get("call_id")?,
-        position: u32::try_from(r.try_get::<i64, _>("position")?).unwrap_or(0),
-        name: r.try_get("name")?,
-        arguments: r.try_get("arguments")?,
-        ok: r.try_get("ok")?,
-        result: serde_json::from_str(&result)?,
-    })
 }

@@ -57,15 +57,15 @@ fn to_u64(v: i64) -> Result<u64> {
 /// Inserts one update on SQLite, whose triggers (migration 0003) check the seq and
 /// apply the component change the envelope's `key`/`op` name. `None` when the session
 /// was not at `seq - 1` (another writer moved it).
-async fn insert_sqlite<'e>(
-    exec: impl sqlx::SqliteExecutor<'e>,
+async fn insert_sqlite(
+    exec: impl crate::lite::Exec,
     session: &str,
     seq: i64,
     tenant: &TenantId,
     body: &str,
     now: i64,
 ) -> Result<Option<()>> {
-    let done = sqlx::query(
+    let done = crate::lite::query(
         "INSERT INTO display_updates (session_id, seq, tenant_id, body, created_at) \
          VALUES ($1, $2, $3, $4, $5)",
     )
@@ -132,7 +132,7 @@ impl Store {
         self.write(async || {
         let now = now_ms();
         with_pool!(self, |p| {
-            let done = sqlx::query(
+            let done = query(
                 "INSERT INTO display_sessions (id, tenant_id, category, init, seq, created_at, updated_at) \
                  VALUES ($1, $2, $3, $4, 0, $5, $5) ON CONFLICT (id) DO NOTHING",
             )
@@ -165,7 +165,7 @@ impl Store {
 
     pub async fn display_session(&self, id: &str) -> Result<Option<SessionRecord>> {
         with_pool!(self, |p| {
-            let row = sqlx::query(
+            let row = query(
                 "SELECT id, tenant_id, category, init, seq, created_at FROM display_sessions WHERE id = $1",
             )
             .bind(id)
@@ -231,7 +231,8 @@ impl Store {
         };
         self.write(async || match &self.pool {
             AnyPool::Sqlite(p) => {
-                let p: &crate::conns::SqliteConns = p;
+                use crate::lite::query;
+                let p: &crate::lite::SqliteConns = p;
                 // Triggers (migration 0003) check each seq and apply its component change
                 // inside the insert; `body` is the envelope whose `key`/`op` drive them.
                 if let ([body], None) = (bodies, trim_from) {
@@ -252,7 +253,7 @@ impl Store {
                     }
                 }
                 if let Some(upto) = trim_from {
-                    sqlx::query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
+                    query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
                         .bind(session)
                         .bind(upto)
                         .execute(&mut *tx)
@@ -262,6 +263,7 @@ impl Store {
                 Ok(last)
             }
             AnyPool::Postgres(p) => {
+                use sqlx::query;
                 let mut changes = Vec::with_capacity(bodies.len());
                 for body in bodies {
                     let envelope: serde_json::Value = serde_json::from_str(body)?;
@@ -277,7 +279,7 @@ impl Store {
                     });
                 }
                 let mut tx = p.begin().await?;
-                let moved = sqlx::query(
+                let moved = query(
                     "UPDATE display_sessions SET seq = $1, updated_at = $2 \
                      WHERE id = $3 AND tenant_id = $4 AND seq = $5",
                 )
@@ -294,7 +296,7 @@ impl Store {
                 }
                 for ((seq, body), change) in (expected_seq + 1..=last).zip(bodies).zip(changes) {
                     let seq = to_i64(seq)?;
-                    sqlx::query(
+                    query(
                         "INSERT INTO display_updates (session_id, seq, tenant_id, body, created_at) \
                          VALUES ($1, $2, $3, $4, $5)",
                     )
@@ -307,7 +309,7 @@ impl Store {
                     .await?;
                     match change {
                         Some(ComponentChange::Put { key, body }) => {
-                            sqlx::query(
+                            query(
                                 "INSERT INTO display_components (session_id, key, tenant_id, seq, body) \
                                  VALUES ($1, $2, $3, $4, $5) \
                                  ON CONFLICT (session_id, key) DO UPDATE SET seq = excluded.seq, body = excluded.body",
@@ -321,7 +323,7 @@ impl Store {
                             .await?;
                         }
                         Some(ComponentChange::Remove { key }) => {
-                            sqlx::query(
+                            query(
                                 "DELETE FROM display_components WHERE session_id = $1 AND key = $2 AND tenant_id = $3",
                             )
                             .bind(session)
@@ -334,7 +336,7 @@ impl Store {
                     }
                 }
                 if let Some(upto) = trim_from {
-                    sqlx::query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
+                    query("DELETE FROM display_updates WHERE session_id = $1 AND seq <= $2")
                         .bind(session)
                         .bind(upto)
                         .execute(&mut *tx)
@@ -355,7 +357,7 @@ impl Store {
         let now = now_ms();
         self.write(async || {
             with_pool!(self, |p| {
-                sqlx::query(
+                query(
                 "UPDATE display_sessions SET seq = $1, updated_at = $2 WHERE id = $3 AND seq = $4",
             )
             .bind(to)
@@ -379,7 +381,7 @@ impl Store {
     ) -> Result<Vec<UpdateRecord>> {
         let after = to_i64(after)?;
         with_pool!(self, |p| {
-            sqlx::query(
+            query(
                 "SELECT seq, body, created_at FROM display_updates \
                  WHERE session_id = $1 AND seq > $2 ORDER BY seq LIMIT $3",
             )
@@ -397,7 +399,7 @@ impl Store {
     /// The last `n` updates, oldest first.
     pub async fn display_updates_last(&self, session: &str, n: u32) -> Result<Vec<UpdateRecord>> {
         let mut v: Vec<UpdateRecord> = with_pool!(self, |p| {
-            sqlx::query(
+            query(
                 "SELECT seq, body, created_at FROM display_updates \
                  WHERE session_id = $1 ORDER BY seq DESC LIMIT $2",
             )
@@ -416,11 +418,10 @@ impl Store {
     /// The smallest retained seq (None when the log is empty).
     pub async fn display_oldest_seq(&self, session: &str) -> Result<Option<u64>> {
         with_pool!(self, |p| {
-            let row =
-                sqlx::query("SELECT MIN(seq) AS s FROM display_updates WHERE session_id = $1")
-                    .bind(session)
-                    .fetch_one(p)
-                    .await?;
+            let row = query("SELECT MIN(seq) AS s FROM display_updates WHERE session_id = $1")
+                .bind(session)
+                .fetch_one(p)
+                .await?;
             let v: Option<i64> = row.try_get("s")?;
             v.map(to_u64).transpose()
         })
@@ -429,7 +430,7 @@ impl Store {
     /// The session's current components, in the order they were last set.
     pub async fn display_components(&self, session: &str) -> Result<Vec<ComponentRecord>> {
         with_pool!(self, |p| {
-            sqlx::query(
+            query(
                 "SELECT key, seq, body FROM display_components WHERE session_id = $1 ORDER BY seq",
             )
             .bind(session)
@@ -450,7 +451,7 @@ impl Store {
     /// How many display sessions exist.
     pub async fn display_session_count(&self) -> Result<i64> {
         with_pool!(self, |p| {
-            let r = sqlx::query("SELECT COUNT(*) AS n FROM display_sessions")
+            let r = query("SELECT COUNT(*) AS n FROM display_sessions")
                 .fetch_one(p)
                 .await?;
             Ok(r.try_get("n")?)

@@ -56,12 +56,12 @@ impl Store {
             let t = tenant.as_str();
             with_pool!(self, |p| {
                 let mut tx = p.begin().await?;
-                sqlx::query("DELETE FROM fin_records WHERE tenant_id = $1")
+                query("DELETE FROM fin_records WHERE tenant_id = $1")
                     .bind(t)
                     .execute(&mut *tx)
                     .await?;
                 for (pos, (kind, id, parent, body)) in all.iter().enumerate() {
-                    sqlx::query(
+                    query(
                         "INSERT INTO fin_records (tenant_id, kind, id, parent_id, position, body) \
                      VALUES ($1, $2, $3, $4, $5, $6)",
                     )
@@ -84,7 +84,7 @@ impl Store {
     /// The tenant's book (empty when it has none).
     pub async fn book(&self, tenant: &TenantId) -> Result<Book> {
         let bodies: Vec<(String, String)> = with_pool!(self, |p| {
-            sqlx::query("SELECT kind, body FROM fin_records WHERE tenant_id = $1 ORDER BY position")
+            query("SELECT kind, body FROM fin_records WHERE tenant_id = $1 ORDER BY position")
                 .bind(tenant.as_str())
                 .fetch_all(p)
                 .await?

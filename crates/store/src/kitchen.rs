@@ -42,7 +42,7 @@ impl Store {
             let fired = self
                 .write::<_, StoreError>(async || {
                     Ok(with_pool!(self, |p| {
-                        sqlx::query(
+                        query(
                             "INSERT INTO kitchen_tickets (tenant_id, order_id, number, fired_at) \
                      SELECT $1, $2, COALESCE(MAX(number), 0) + 1, $3 FROM kitchen_tickets \
                      WHERE tenant_id = $1 \
@@ -80,7 +80,7 @@ impl Store {
     /// The order's ticket, if it has fired.
     pub async fn ticket(&self, tenant: &TenantId, order: &OrderId) -> Result<Option<Ticket>> {
         with_pool!(self, |p| {
-            let row = sqlx::query(
+            let row = query(
                 "SELECT number, fired_at FROM kitchen_tickets WHERE tenant_id = $1 AND order_id = $2",
             )
             .bind(tenant.as_str())
@@ -102,7 +102,7 @@ impl Store {
     /// kitchen or ready), oldest first, with their orders.
     pub async fn open_tickets(&self, tenant: &TenantId) -> Result<Vec<(Ticket, Order)>> {
         with_pool!(self, |p| {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT k.order_id, k.number, k.fired_at, o.body FROM kitchen_tickets k \
                  JOIN orders o ON o.tenant_id = k.tenant_id AND o.id = k.order_id \
                  WHERE k.tenant_id = $1 AND o.status IN ('confirmed', 'paid', 'in_kitchen', 'ready') \
@@ -133,7 +133,7 @@ impl Store {
     pub async fn record_receipt(&self, tenant: &TenantId, receipt: &Receipt) -> Result<bool> {
         self.write(async || {
             with_pool!(self, |p| {
-                Ok(sqlx::query(
+                Ok(query(
                 "INSERT INTO order_receipts (tenant_id, order_id, path, sha256, bytes, written_at) \
                  VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (tenant_id, order_id) DO NOTHING",
             )
@@ -155,7 +155,7 @@ impl Store {
     /// The order's receipt, if one was written.
     pub async fn receipt(&self, tenant: &TenantId, order: &OrderId) -> Result<Option<Receipt>> {
         with_pool!(self, |p| {
-            let row = sqlx::query(
+            let row = query(
                 "SELECT path, sha256, bytes, written_at FROM order_receipts \
                  WHERE tenant_id = $1 AND order_id = $2",
             )

@@ -7,12 +7,12 @@
 mod backup;
 mod closes;
 mod commerce;
-mod conns;
 mod conversations;
 mod display;
 mod durable;
 mod finance;
 mod kitchen;
+mod lite;
 mod menu;
 mod payments;
 mod pool;
@@ -94,15 +94,23 @@ pub(crate) fn now_ms() -> i64 {
 }
 
 /// Runs `$body` with `$p` bound to whichever concrete pool the store has, so one piece
-/// of SQL code serves both backends with full static typing.
+/// of SQL code serves both backends with full static typing. In `$body`, `query` is
+/// the backend's statement builder: sqlx's for PostgreSQL, [`lite::query`] (same shape,
+/// SQLite on the calling thread) for SQLite.
 macro_rules! with_pool {
     ($store:expr, |$p:ident| $body:expr) => {
         match &$store.pool {
             $crate::pool::AnyPool::Sqlite($p) => {
-                let $p: &$crate::conns::SqliteConns = $p;
+                #[allow(unused_imports)]
+                use $crate::lite::query;
+                let $p: &$crate::lite::SqliteConns = $p;
                 $body
             }
-            $crate::pool::AnyPool::Postgres($p) => $body,
+            $crate::pool::AnyPool::Postgres($p) => {
+                #[allow(unused_imports)]
+                use sqlx::query;
+                $body
+            }
         }
     };
 }

@@ -11,6 +11,7 @@
 use crate::{Result, Store, StoreError, now_ms, with_pool};
 use serde::{Deserialize, Serialize};
 use sqlx::Row;
+use std::sync::Arc;
 use stonepot_domain::TenantId;
 use stonepot_domain::commerce::PricingPolicy;
 use stonepot_domain::menu::{
@@ -120,7 +121,7 @@ macro_rules! item_row {
 /// The tenant's item `$id` read through `$ex` (a pool or `&mut *tx`), if there is one.
 macro_rules! item_by_id {
     ($ex:expr, $tenant:expr, $id:expr) => {
-        match sqlx::query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
+        match query(&format!("{SELECT_ITEM} WHERE tenant_id = $1 AND id = $2"))
             .bind($tenant)
             .bind($id)
             .fetch_optional($ex)
@@ -136,7 +137,7 @@ macro_rules! item_by_id {
 macro_rules! bump {
     ($tx:expr, $tenant:expr) => {{
         let policy = serde_json::to_string(&PricingPolicy::default())?;
-        let v: i64 = sqlx::query(BUMP)
+        let v: i64 = query(BUMP)
             .bind($tenant)
             .bind(policy)
             .bind(now_ms())
@@ -183,16 +184,16 @@ impl Store {
                     current: version - 1,
                 });
             }
-            sqlx::query("DELETE FROM menu_items WHERE tenant_id = $1")
+            query("DELETE FROM menu_items WHERE tenant_id = $1")
                 .bind(t)
                 .execute(&mut *tx)
                 .await?;
-            sqlx::query("DELETE FROM menu_sections WHERE tenant_id = $1")
+            query("DELETE FROM menu_sections WHERE tenant_id = $1")
                 .bind(t)
                 .execute(&mut *tx)
                 .await?;
             for s in &menu.sections {
-                sqlx::query(
+                query(
                     "INSERT INTO menu_sections (tenant_id, id, name, position) VALUES ($1, $2, $3, $4)",
                 )
                 .bind(t)
@@ -203,7 +204,7 @@ impl Store {
                 .await?;
             }
             for ((pos, item), body) in menu.items.iter().enumerate().zip(&bodies) {
-                sqlx::query(INSERT_ITEM)
+                query(INSERT_ITEM)
                     .bind(t)
                     .bind(&item.id)
                     .bind(&item.section_id)
@@ -224,7 +225,7 @@ impl Store {
     }
 
     /// The tenant's menu (empty when it has none), sections and items in order.
-    pub async fn menu(&self, tenant: &TenantId) -> Result<Menu> {
+    pub async fn menu(&self, tenant: &TenantId) -> Result<Arc<Menu>> {
         Ok(self.menu_with_version(tenant).await?.0)
     }
 
@@ -236,10 +237,10 @@ impl Store {
     /// bumps the version in its own transaction, a cached menu of the version the
     /// database holds now is exactly what a full read would return — on PostgreSQL
     /// across instances too, as the version is read from the database each time.
-    pub async fn menu_with_version(&self, tenant: &TenantId) -> Result<(Menu, u64)> {
+    pub async fn menu_with_version(&self, tenant: &TenantId) -> Result<(Arc<Menu>, u64)> {
         let t = tenant.as_str();
         let current: Option<i64> = with_pool!(self, |p| {
-            sqlx::query("SELECT menu_version FROM tenant_pricing WHERE tenant_id = $1")
+            query("SELECT menu_version FROM tenant_pricing WHERE tenant_id = $1")
                 .bind(t)
                 .fetch_optional(p)
                 .await?
@@ -252,6 +253,7 @@ impl Store {
             return Ok((menu, v));
         }
         let (menu, version) = self.read_menu(tenant).await?;
+        let menu = Arc::new(menu);
         if version > 0 {
             self.menus.put(t, version, &menu);
         }
@@ -262,7 +264,7 @@ impl Store {
     /// confirmation: one read of the pricing row gives the policy and the version, and
     /// the menu of that version comes from memory when cached (one statement where a
     /// menu read and a policy read took two).
-    pub async fn priced_menu(&self, tenant: &TenantId) -> Result<(Menu, PricingPolicy, u64)> {
+    pub async fn priced_menu(&self, tenant: &TenantId) -> Result<(Arc<Menu>, PricingPolicy, u64)> {
         let (policy, version) = self.pricing_policy(tenant).await?;
         if version > 0
             && let Some(menu) = self.menus.get(tenant.as_str(), version)
@@ -284,13 +286,13 @@ impl Store {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let version: Option<i64> =
-                sqlx::query("SELECT menu_version FROM tenant_pricing WHERE tenant_id = $1")
+                query("SELECT menu_version FROM tenant_pricing WHERE tenant_id = $1")
                     .bind(t)
                     .fetch_optional(&mut *tx)
                     .await?
                     .map(|r| r.try_get("menu_version"))
                     .transpose()?;
-            let sections = sqlx::query(
+            let sections = query(
                 "SELECT id, name, position FROM menu_sections WHERE tenant_id = $1 ORDER BY position, id",
             )
             .bind(t)
@@ -307,7 +309,7 @@ impl Store {
                 })
             })
             .collect::<Result<Vec<_>>>()?;
-            let items = sqlx::query(&format!(
+            let items = query(&format!(
                 "{SELECT_ITEM} WHERE tenant_id = $1 ORDER BY position, id"
             ))
             .bind(t)
@@ -340,12 +342,12 @@ impl Store {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
             let count: i64 =
-                sqlx::query("SELECT COUNT(*) AS n FROM menu_sections WHERE tenant_id = $1")
+                query("SELECT COUNT(*) AS n FROM menu_sections WHERE tenant_id = $1")
                     .bind(t)
                     .fetch_one(&mut *tx)
                     .await?
                     .try_get("n")?;
-            let updated = sqlx::query(
+            let updated = query(
                 "UPDATE menu_sections SET name = $3, position = $4 WHERE tenant_id = $1 AND id = $2",
             )
             .bind(t)
@@ -364,7 +366,7 @@ impl Store {
                     }
                     .into());
                 }
-                sqlx::query(
+                query(
                     "INSERT INTO menu_sections (tenant_id, id, name, position) VALUES ($1, $2, $3, $4)",
                 )
                 .bind(t)
@@ -391,7 +393,7 @@ impl Store {
             with_pool!(self, |p| {
                 let mut tx = p.begin().await?;
                 let version = bump!(tx, t);
-                let items: i64 = sqlx::query(
+                let items: i64 = query(
                     "SELECT COUNT(*) AS n FROM menu_items WHERE tenant_id = $1 AND section_id = $2",
                 )
                 .bind(t)
@@ -405,13 +407,12 @@ impl Store {
                         items,
                     });
                 }
-                let gone =
-                    sqlx::query("DELETE FROM menu_sections WHERE tenant_id = $1 AND id = $2")
-                        .bind(t)
-                        .bind(id)
-                        .execute(&mut *tx)
-                        .await?
-                        .rows_affected();
+                let gone = query("DELETE FROM menu_sections WHERE tenant_id = $1 AND id = $2")
+                    .bind(t)
+                    .bind(id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
                 if gone == 0 {
                     return Err(MenuEditError::NotFound {
                         kind: "section",
@@ -440,7 +441,7 @@ impl Store {
             let mut tx = p.begin().await?;
             let version = bump!(tx, t);
             let section =
-                sqlx::query("SELECT 1 AS one FROM menu_sections WHERE tenant_id = $1 AND id = $2")
+                query("SELECT 1 AS one FROM menu_sections WHERE tenant_id = $1 AND id = $2")
                     .bind(t)
                     .bind(&item.section_id)
                     .fetch_optional(&mut *tx)
@@ -455,7 +456,7 @@ impl Store {
             let before = item_by_id!(&mut *tx, t, &item.id);
             let now = now_ms();
             if before.is_some() {
-                sqlx::query(
+                query(
                     "UPDATE menu_items SET section_id = $3, name = $4, price = $5, available = $6, \
                      body = $7, updated_at = $8 WHERE tenant_id = $1 AND id = $2",
                 )
@@ -470,7 +471,7 @@ impl Store {
                 .execute(&mut *tx)
                 .await?;
             } else {
-                let row = sqlx::query(
+                let row = query(
                     "SELECT COUNT(*) AS n, COALESCE(MAX(position), -1) AS last FROM menu_items WHERE tenant_id = $1",
                 )
                 .bind(t)
@@ -485,7 +486,7 @@ impl Store {
                     }
                     .into());
                 }
-                sqlx::query(INSERT_ITEM)
+                query(INSERT_ITEM)
                     .bind(t)
                     .bind(&item.id)
                     .bind(&item.section_id)
@@ -524,7 +525,7 @@ impl Store {
                         kind: "item",
                         id: id.into(),
                     })?;
-                sqlx::query("DELETE FROM menu_items WHERE tenant_id = $1 AND id = $2")
+                query("DELETE FROM menu_items WHERE tenant_id = $1 AND id = $2")
                     .bind(t)
                     .bind(id)
                     .execute(&mut *tx)
@@ -554,7 +555,7 @@ impl Store {
                     kind: "item",
                     id: id.into(),
                 })?;
-            sqlx::query(
+            query(
                 "UPDATE menu_items SET available = $3, updated_at = $4 WHERE tenant_id = $1 AND id = $2",
             )
             .bind(t)
@@ -576,12 +577,14 @@ impl Store {
     }
 }
 
-/// Menus by tenant, each with the version it was read at (the latest only).
+/// Menus by tenant, each with the version it was read at (the latest only). A menu is
+/// shared, not copied: readers of one version get the same `Arc`, so what is derived
+/// from a menu (the offline agent's word index) can be kept per menu as well.
 #[derive(Debug, Default)]
-pub(crate) struct MenuCache(std::sync::Mutex<std::collections::HashMap<String, (u64, Menu)>>);
+pub(crate) struct MenuCache(std::sync::Mutex<std::collections::HashMap<String, (u64, Arc<Menu>)>>);
 
 impl MenuCache {
-    fn get(&self, tenant: &str, version: u64) -> Option<Menu> {
+    fn get(&self, tenant: &str, version: u64) -> Option<Arc<Menu>> {
         let map = self
             .0
             .lock()
@@ -591,7 +594,7 @@ impl MenuCache {
             .map(|(_, m)| m.clone())
     }
 
-    fn put(&self, tenant: &str, version: u64, menu: &Menu) {
+    fn put(&self, tenant: &str, version: u64, menu: &Arc<Menu>) {
         let mut map = self
             .0
             .lock()
@@ -600,7 +603,7 @@ impl MenuCache {
             // A slower reader must not replace a newer menu with its older one.
             Some((v, _)) if *v > version => {}
             _ => {
-                map.insert(tenant.to_string(), (version, menu.clone()));
+                map.insert(tenant.to_string(), (version, Arc::clone(menu)));
             }
         }
     }

@@ -200,7 +200,7 @@ const SESSION_COLUMNS: &str = "provider, session_id, tenant_id, order_id, attemp
 /// returns NotFound (rolling back). One statement: see [`Store::locked_order_sql`].
 macro_rules! lock_order {
     ($store:expr, $tx:expr, $tenant:expr, $order:expr) => {{
-        let row = sqlx::query($store.locked_order_sql())
+        let row = query($store.locked_order_sql())
             .bind($tenant.as_str())
             .bind($order.as_str())
             .fetch_optional(&mut *$tx)
@@ -220,7 +220,7 @@ macro_rules! write_order {
         let order: &Order = $order;
         let entry: Option<&stonepot_domain::commerce::AuditEntry> = $entry;
         let version = order.audit.last().map_or(0, |e| i64::from(e.seq));
-        let written = sqlx::query(
+        let written = query(
             "UPDATE orders SET status = $3, version = $4, body = $5, updated_at = $6 \
              WHERE tenant_id = $1 AND id = $2 AND version = $7",
         )
@@ -241,7 +241,7 @@ macro_rules! write_order {
             )));
         }
         if let Some(e) = entry {
-            sqlx::query(
+            query(
                 "INSERT INTO order_events (tenant_id, order_id, seq, from_status, to_status, \
                  actor, action, at) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
             )
@@ -273,7 +273,7 @@ impl Store {
              ON CONFLICT (provider, session_id) DO NOTHING"
             );
             let inserted = with_pool!(self, |p| {
-                let r = sqlx::query(&sql)
+                let r = query(&sql)
                     .bind(&s.provider)
                     .bind(&s.session_id)
                     .bind(&s.tenant_id)
@@ -316,7 +316,7 @@ impl Store {
             "SELECT {SESSION_COLUMNS} FROM checkout_sessions WHERE provider = $1 AND session_id = $2"
         );
         with_pool!(self, |p| {
-            let row = sqlx::query(&sql)
+            let row = query(&sql)
                 .bind(provider)
                 .bind(session_id)
                 .fetch_optional(p)
@@ -339,7 +339,7 @@ impl Store {
              WHERE tenant_id = $1 AND order_id = $2 ORDER BY attempt"
         );
         with_pool!(self, |p| {
-            let rows = sqlx::query(&sql)
+            let rows = query(&sql)
                 .bind(tenant.as_str())
                 .bind(order.as_str())
                 .fetch_all(p)
@@ -363,7 +363,7 @@ impl Store {
     ) -> Result<bool> {
         self.write(async || {
             with_pool!(self, |p| {
-                Ok(sqlx::query(
+                Ok(query(
                     "UPDATE checkout_sessions SET status = $3, \
                  payment_intent = COALESCE($4, payment_intent), updated_at = $5 \
                  WHERE provider = $1 AND session_id = $2",
@@ -400,7 +400,7 @@ impl Store {
         self.write(async || {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
-            let fresh = sqlx::query(
+            let fresh = query(
                 "INSERT INTO payment_events (provider, event_id, tenant_id, order_id, kind, amount, \
                  currency, received_at, outcome) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, 'received') \
                  ON CONFLICT (provider, event_id) DO NOTHING",
@@ -454,7 +454,7 @@ impl Store {
                     Settlement::Refused(e) => PaymentOutcome::Refused(e.to_string()),
                 },
             };
-            sqlx::query(
+            query(
                 "UPDATE payment_events SET outcome = $3 WHERE provider = $1 AND event_id = $2",
             )
             .bind(event.provider)
@@ -463,7 +463,7 @@ impl Store {
             .execute(&mut *tx)
             .await?;
             if let Some(s) = &event.session {
-                sqlx::query(
+                query(
                     "UPDATE checkout_sessions SET status = $3, \
                      payment_intent = COALESCE($4, payment_intent), updated_at = $5 \
                      WHERE provider = $1 AND session_id = $2",
@@ -492,7 +492,7 @@ impl Store {
         order: &OrderId,
     ) -> Result<Vec<PaymentEventRecord>> {
         with_pool!(self, |p| {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT provider, event_id, order_id, kind, amount, currency, received_at, outcome \
                  FROM payment_events WHERE tenant_id = $1 AND order_id = $2 \
                  ORDER BY received_at, event_id",
@@ -535,7 +535,7 @@ impl Store {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let (_, order) = lock_order!(self, tx, tenant, order_id);
-            let pending: i64 = sqlx::query(
+            let pending: i64 = query(
                 "SELECT CAST(COALESCE(SUM(amount), 0) AS BIGINT) AS held FROM refunds \
                  WHERE tenant_id = $1 AND order_id = $2 AND status = 'pending'",
             )
@@ -557,7 +557,7 @@ impl Store {
                 tx.rollback().await?;
                 return Ok(Err(e));
             }
-            let inserted = sqlx::query(
+            let inserted = query(
                 "INSERT INTO refunds (tenant_id, order_id, id, amount, provider, provider_ref, status, \
                  reason, created_at, updated_at) VALUES ($1, $2, $3, $4, $5, NULL, 'pending', $6, $7, $7)",
             )
@@ -604,7 +604,7 @@ impl Store {
         with_pool!(self, |p| {
             let mut tx = p.begin().await?;
             let (version, mut order) = lock_order!(self, tx, tenant, order_id);
-            let row = sqlx::query(
+            let row = query(
                 "SELECT amount, status FROM refunds WHERE tenant_id = $1 AND order_id = $2 AND id = $3",
             )
             .bind(tenant.as_str())
@@ -634,7 +634,7 @@ impl Store {
                 .apply(entry.clone())
                 .map_err(|e| StoreError::Conflict(e.to_string()))?;
             write_order!(tx, tenant, &order, version, Some(&entry));
-            sqlx::query(
+            query(
                 "UPDATE refunds SET status = 'succeeded', provider_ref = $4, updated_at = $5 \
                  WHERE tenant_id = $1 AND order_id = $2 AND id = $3",
             )
@@ -655,7 +655,7 @@ impl Store {
     pub async fn fail_refund(&self, tenant: &TenantId, refund_id: &str) -> Result<bool> {
         self.write(async || {
             with_pool!(self, |p| {
-                Ok(sqlx::query(
+                Ok(query(
                     "UPDATE refunds SET status = 'failed', updated_at = $3 \
                  WHERE tenant_id = $1 AND id = $2 AND status = 'pending'",
                 )
@@ -674,7 +674,7 @@ impl Store {
     /// An order's refunds, oldest first.
     pub async fn refunds(&self, tenant: &TenantId, order: &OrderId) -> Result<Vec<RefundRecord>> {
         with_pool!(self, |p| {
-            let rows = sqlx::query(
+            let rows = query(
                 "SELECT id, order_id, amount, provider, provider_ref, status, reason, created_at \
                  FROM refunds WHERE tenant_id = $1 AND order_id = $2 ORDER BY created_at, id",
             )

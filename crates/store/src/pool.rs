@@ -1,9 +1,9 @@
 //! Connecting, migrating and health-checking either backend.
 
-use crate::conns::SqliteConns;
+use crate::lite::SqliteConns;
 use crate::{Counts, Result, StoreError, with_pool};
 use sqlx::postgres::{PgConnectOptions, PgPool, PgPoolOptions};
-use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqliteSynchronous};
+use sqlx::sqlite::SqliteConnectOptions;
 use sqlx::{ConnectOptions, Row};
 use std::path::{Path, PathBuf};
 use std::str::FromStr;
@@ -41,10 +41,6 @@ pub struct Store {
     sqlite_path: Option<PathBuf>,
     /// The url as given, kept for `pg_dump`/`pg_restore`; never logged.
     url: String,
-    /// SQLite allows one writer at a time and makes the others sleep in its busy handler
-    /// (1, 2, 5 … 100 ms); queueing writers here instead, fairly and without sleeping,
-    /// keeps write latency at the cost of the commit itself.
-    write_lock: std::sync::Arc<tokio::sync::Mutex<()>>,
     /// The group commit of a SQLite database file (None for PostgreSQL and memory).
     durable: Option<std::sync::Arc<crate::durable::GroupCommit>>,
     /// Menus read, by version (see `menu_with_version`).
@@ -96,7 +92,6 @@ impl Store {
                 url_redacted,
                 sqlite_path: None,
                 url: url.to_string(),
-                write_lock: Default::default(),
                 durable: None,
                 menus: Default::default(),
                 tenants: Default::default(),
@@ -113,37 +108,17 @@ impl Store {
         {
             std::fs::create_dir_all(parent)?;
         }
-        let opts = SqliteConnectOptions::from_str(url)
-            .map_err(|e| StoreError::BadUrl(format!("{url_redacted}: {e}")))?
-            .create_if_missing(true)
-            .foreign_keys(true)
-            .busy_timeout(Duration::from_secs(5))
-            .log_statements(tracing::log::LevelFilter::Trace);
-        let (opts, max) = if file.is_some() {
-            // WAL + NORMAL: a commit appends to the WAL without syncing it; `write`
-            // then syncs the WAL once for every commit waiting (group commit), so an
-            // acknowledged commit survives power loss as with FULL, at one fsync per
-            // batch instead of one per transaction. Under NORMAL SQLite still syncs the
-            // WAL before each checkpoint and the database file after it.
-            // Checkpoints run from a background task (see `checkpoint`), not inside
-            // whichever commit happens to cross the WAL threshold.
-            let o = opts
-                .journal_mode(SqliteJournalMode::Wal)
-                .synchronous(SqliteSynchronous::Normal)
-                .pragma("wal_autocheckpoint", "0");
-            (o, 8)
-        } else {
-            // Each in-memory connection is its own database: keep exactly one for ever.
-            (opts, 1)
-        };
-        // Not sqlx's pool: it pings each connection's thread whenever a connection
-        // comes back, a second thread round trip per statement (see `conns`).
-        let pool = SqliteConns::open(opts, max, Duration::from_secs(5)).await?;
+        // Checked as sqlx would, so a malformed url is refused up front.
+        SqliteConnectOptions::from_str(url)
+            .map_err(|e| StoreError::BadUrl(format!("{url_redacted}: {e}")))?;
+        // A file gets a few connections (readers run beside the one writer); an
+        // in-memory database is private to its connection and gets exactly one. See
+        // `lite` for the settings and why SQLite runs on the calling thread.
+        let pool = SqliteConns::open(file.as_deref(), 8, Duration::from_secs(5))?;
         Ok(Store {
             pool: AnyPool::Sqlite(std::sync::Arc::new(pool)),
             url_redacted,
             url: url.to_string(),
-            write_lock: Default::default(),
             durable: file
                 .as_deref()
                 .map(|f| std::sync::Arc::new(crate::durable::GroupCommit::new(f))),
@@ -157,10 +132,7 @@ impl Store {
     pub async fn migrate(&self) -> Result<()> {
         match &self.pool {
             AnyPool::Sqlite(p) => {
-                let mut conn = p.acquire().await?;
-                sqlx::migrate!("./migrations/sqlite")
-                    .run(&mut *conn)
-                    .await?
+                crate::lite::migrate(p, &sqlx::migrate!("./migrations/sqlite")).await?
             }
             AnyPool::Postgres(p) => sqlx::migrate!("./migrations/postgres").run(p).await?,
         }
@@ -179,23 +151,20 @@ impl Store {
         &self.url_redacted
     }
 
-    /// Runs one write: on SQLite under the store's write lock, then (for a database
-    /// file) waits until the commit is on disk before returning, so a caller never
-    /// acknowledges a write a power cut could take back. The wait is a group commit
-    /// (see [`crate::durable`]): the lock is released first, so the next writers commit
-    /// while this one's sync runs, and one sync covers every commit made before it
-    /// started. PostgreSQL needs neither: its row locks order writers and its own
-    /// commit is durable.
+    /// Runs one write. On SQLite the writes run one at a time on one connection, batched
+    /// into shared transactions while writers queue (see `lite::writer`); the write
+    /// returns once its batch has committed and, for a database file, once that commit
+    /// is on disk, so a caller never acknowledges a write a power cut could take back.
+    /// The wait for the disk is a group commit (see [`crate::durable`]): one sync covers
+    /// every commit made before it started. PostgreSQL needs neither: its row locks
+    /// order writers and its own commit is durable.
     pub(crate) async fn write<T, E: From<StoreError>>(
         &self,
         f: impl AsyncFnOnce() -> Result<T, E>,
     ) -> Result<T, E> {
         match self.pool {
-            AnyPool::Sqlite(_) => {
-                let out = {
-                    let _lock = self.write_lock.lock().await;
-                    f().await
-                };
+            AnyPool::Sqlite(ref p) => {
+                let out = p.write(f).await;
                 if let Some(d) = &self.durable {
                     // A failed write may have committed part of its work (a retried
                     // insert after an earlier commit): sync in every case.
@@ -205,6 +174,15 @@ impl Store {
                 out
             }
             AnyPool::Postgres(_) => f().await,
+        }
+    }
+
+    /// (writes, commits) of SQLite's batched writes so far: how many writes one
+    /// transaction carried (see `lite::writer`). None on PostgreSQL.
+    pub fn write_batch_stats(&self) -> Option<(u64, u64)> {
+        match &self.pool {
+            AnyPool::Sqlite(p) => Some(p.batch_stats()),
+            AnyPool::Postgres(_) => None,
         }
     }
 
@@ -225,7 +203,7 @@ impl Store {
     /// A real round trip through the schema, for `/health`.
     pub async fn ping(&self) -> Result<()> {
         with_pool!(self, |p| {
-            sqlx::query("SELECT COUNT(*) AS n FROM tenants WHERE id = $1")
+            query("SELECT COUNT(*) AS n FROM tenants WHERE id = $1")
                 .bind("health-probe")
                 .fetch_one(p)
                 .await?;
@@ -239,7 +217,7 @@ impl Store {
                    (SELECT COUNT(*) FROM menu_items) AS items, \
                    (SELECT COUNT(*) FROM api_keys WHERE revoked_at IS NULL) AS keys";
         with_pool!(self, |p| {
-            let row = sqlx::query(sql).fetch_one(p).await?;
+            let row = query(sql).fetch_one(p).await?;
             Ok(Counts {
                 tenants: row.try_get("tenants")?,
                 menu_items: row.try_get("items")?,
@@ -253,34 +231,51 @@ impl Store {
     /// turned off to keep it out of the commit path. Usually a PASSIVE checkpoint, which
     /// never blocks writers; but under steady load a PASSIVE checkpoint never catches the
     /// WAL's end, so SQLite never starts the WAL over and it grows without bound (1.3 GB
-    /// in 35 s of the orders benchmark). Past [`WAL_RESET_BYTES`] the checkpoint runs
-    /// TRUNCATE inside the write slot instead: no commit can start meanwhile, readers
-    /// finish (the busy timeout waits for them), and the WAL starts again from zero.
+    /// in 35 s of the orders benchmark). Once the WAL holds more than
+    /// [`WAL_RESET_BYTES`] of frames the checkpoint runs RESTART inside the write slot:
+    /// no commit can start meanwhile, readers finish (its busy handler waits for them),
+    /// and the next commit writes the WAL from its start again, over the old frames. The
+    /// file keeps its size (SQLite's `journal_size_limit` trims it to the limit): writing
+    /// over allocated blocks is cheaper than growing a truncated file again, for the
+    /// commit and for each sync of it.
     pub async fn checkpoint(&self) -> Result<()> {
         self.checkpoint_past(WAL_RESET_BYTES).await
     }
 
-    /// [`Store::checkpoint`], resetting the WAL once it holds more than `limit` bytes.
+    /// [`Store::checkpoint`], starting the WAL over once its frames hold more than
+    /// `limit` bytes.
     pub async fn checkpoint_past(&self, limit: u64) -> Result<()> {
-        let (AnyPool::Sqlite(p), Some(path)) = (&self.pool, &self.sqlite_path) else {
+        let AnyPool::Sqlite(p) = &self.pool else {
             return Ok(());
         };
+        if self.sqlite_path.is_none() {
+            return Ok(());
+        }
         let p: &SqliteConns = p;
-        let mut wal = path.clone().into_os_string();
-        wal.push("-wal");
-        let size = std::fs::metadata(&wal).map(|m| m.len()).unwrap_or(0);
-        if size > limit {
-            self.write(async || {
-                sqlx::query("PRAGMA wal_checkpoint(TRUNCATE)")
-                    .execute(p)
-                    .await
-                    .map_err(StoreError::from)
+        // On a connection of its own on a blocking thread: a checkpoint copies pages and
+        // syncs the database file, which must not stall a runtime thread.
+        let in_use = p
+            .on_side(|c| {
+                let page: i64 = c
+                    .query_row("PRAGMA page_size", [], |r| r.get(0))
+                    .map_err(crate::lite::to_sqlx)?;
+                // (busy, frames in the WAL, frames checkpointed)
+                let frames: i64 = c
+                    .query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |r| r.get(1))
+                    .map_err(crate::lite::to_sqlx)?;
+                // Each frame is a page and a 24-byte header.
+                Ok(u64::try_from(frames.max(0) * (page + 24)).unwrap_or(u64::MAX))
             })
             .await?;
-        } else {
-            sqlx::query("PRAGMA wal_checkpoint(PASSIVE)")
-                .execute(p)
-                .await?;
+        if in_use > limit {
+            p.exclusive(async || {
+                p.on_side(|c| {
+                    c.query_row("PRAGMA wal_checkpoint(RESTART)", [], |_| Ok(()))
+                        .map_err(crate::lite::to_sqlx)
+                })
+                .await
+            })
+            .await?;
         }
         Ok(())
     }
@@ -291,7 +286,8 @@ impl Store {
     }
 }
 
-/// WAL size past which [`Store::checkpoint`] starts the WAL over.
+/// WAL frames (bytes) past which [`Store::checkpoint`] starts the WAL over; also the
+/// size SQLite trims the WAL file to when it starts over.
 pub const WAL_RESET_BYTES: u64 = 64 * 1024 * 1024;
 
 #[cfg(test)]

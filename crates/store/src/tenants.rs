@@ -73,7 +73,7 @@ impl Store {
                    currency = excluded.currency, timezone = excluded.timezone, theme = excluded.theme, \
                    updated_at = excluded.updated_at";
         with_pool!(self, |p| {
-            sqlx::query(sql)
+            query(sql)
                 .bind(t.id.as_str())
                 .bind(&t.name)
                 .bind(t.category.as_str())
@@ -109,10 +109,7 @@ impl Store {
     async fn read_tenant(&self, id: &TenantId) -> Result<Option<Tenant>> {
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants WHERE id = $1");
         with_pool!(self, |p| {
-            let row = sqlx::query(&sql)
-                .bind(id.as_str())
-                .fetch_optional(p)
-                .await?;
+            let row = query(&sql).bind(id.as_str()).fetch_optional(p).await?;
             row.map(|r| tenant_row!(r)).transpose()
         })
     }
@@ -121,7 +118,7 @@ impl Store {
     pub async fn tenants(&self) -> Result<Vec<Tenant>> {
         let sql = format!("SELECT {TENANT_COLUMNS} FROM tenants ORDER BY id");
         with_pool!(self, |p| {
-            let rows = sqlx::query(&sql).fetch_all(p).await?;
+            let rows = query(&sql).fetch_all(p).await?;
             rows.into_iter().map(|r| tenant_row!(r)).collect()
         })
     }
@@ -148,7 +145,7 @@ impl Store {
                    ON CONFLICT (tenant_id, key_hash) DO UPDATE SET revoked_at = NULL, \
                    label = excluded.label, role = excluded.role";
         with_pool!(self, |p| {
-            sqlx::query(sql)
+            query(sql)
                 .bind(tenant.as_str())
                 .bind(hash_api_key(key))
                 .bind(label)
@@ -168,7 +165,7 @@ impl Store {
         let sql = "SELECT key_hash, label, role, created_at, revoked_at FROM api_keys \
                    WHERE tenant_id = $1 ORDER BY created_at, key_hash";
         with_pool!(self, |p| {
-            sqlx::query(sql)
+            query(sql)
                 .bind(tenant.as_str())
                 .fetch_all(p)
                 .await?
@@ -198,7 +195,7 @@ impl Store {
             let sql = "UPDATE api_keys SET revoked_at = $1 \
                    WHERE tenant_id = $2 AND key_hash LIKE $3 AND revoked_at IS NULL";
             with_pool!(self, |p| {
-                let done = sqlx::query(sql)
+                let done = query(sql)
                     .bind(now_ms())
                     .bind(tenant.as_str())
                     .bind(&pattern)
@@ -222,7 +219,7 @@ impl Store {
             let sql = "UPDATE api_keys SET revoked_at = $1 \
                    WHERE tenant_id = $2 AND label = $3 AND revoked_at IS NULL AND key_hash <> $4";
             with_pool!(self, |p| {
-                let done = sqlx::query(sql)
+                let done = query(sql)
                     .bind(now_ms())
                     .bind(tenant.as_str())
                     .bind(label)
@@ -240,7 +237,7 @@ impl Store {
         let sql = "SELECT COUNT(*) AS n FROM api_keys \
                    WHERE tenant_id = $1 AND key_hash = $2 AND revoked_at IS NULL";
         with_pool!(self, |p| {
-            let row = sqlx::query(sql)
+            let row = query(sql)
                 .bind(tenant.as_str())
                 .bind(hash_api_key(key))
                 .fetch_one(p)
@@ -254,7 +251,7 @@ impl Store {
         let sql = "SELECT tenant_id FROM api_keys WHERE key_hash = $1 AND revoked_at IS NULL \
                    ORDER BY tenant_id";
         with_pool!(self, |p| {
-            sqlx::query(sql)
+            query(sql)
                 .bind(hash_api_key(key))
                 .fetch_all(p)
                 .await?
@@ -275,7 +272,7 @@ impl Store {
         let sql = "SELECT tenant_id, role FROM api_keys WHERE key_hash = $1 \
                    AND revoked_at IS NULL ORDER BY tenant_id";
         with_pool!(self, |p| {
-            sqlx::query(sql)
+            query(sql)
                 .bind(hash_api_key(key))
                 .fetch_all(p)
                 .await?

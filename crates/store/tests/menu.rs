@@ -144,7 +144,7 @@ async fn refusals_write_nothing(b: Backend) {
         s.delete_menu_section(&f.a, "no-such").await,
         Err(MenuEditError::NotFound { .. })
     ));
-    let mut broken = menu.clone();
+    let mut broken = (*menu).clone();
     broken.items.push(new_item("orphan", "nowhere", 100));
     assert!(s.replace_menu(&f.a, &broken).await.is_err());
     assert_eq!(

@@ -3,6 +3,7 @@
 //! with the guest's intent ("without basil", "extra cheese", "large").
 
 use super::text::{allowed, close, is_punct, is_stop, key, quantity_at};
+use std::sync::{Arc, Weak};
 use stonepot_domain::menu::{Item, Menu};
 
 /// How a phrase names an item; full names and aliases outrank a single word of a name.
@@ -150,12 +151,31 @@ const NOT_OPTIONS: &[&str] = &[
 /// The menu, prepared for matching.
 pub(crate) struct Lexicon<'m> {
     pub menu: &'m Menu,
+    index: Arc<Index>,
+}
+
+/// What matching needs from a menu: its phrases, section words and modifier words.
+pub(crate) struct Index {
     phrases: Vec<Phrase>,
     sections: Vec<(String, usize)>,
     mods: Vec<Vec<ModWord>>,
     /// Keys of every modifier word on the menu, with a display name.
     all_mod_words: Vec<(String, String)>,
 }
+
+impl std::ops::Deref for Lexicon<'_> {
+    type Target = Index;
+    fn deref(&self) -> &Index {
+        &self.index
+    }
+}
+
+/// Indexes of the menus in use, by menu: building one costs more than the rest of a
+/// turn's matching, and a menu version is one shared `Arc` for as long as it is current
+/// (the store's menu cache), so each is built once. An entry's `Weak` keeps its menu's
+/// allocation from being reused, so a pointer match is that same menu; entries whose
+/// menu is gone are dropped when another is added.
+static INDEXES: std::sync::Mutex<Vec<(Weak<Menu>, Arc<Index>)>> = std::sync::Mutex::new(Vec::new());
 
 fn words(s: &str) -> Vec<String> {
     s.to_lowercase()
@@ -177,8 +197,8 @@ fn joined_key(ws: &[String]) -> String {
     out
 }
 
-impl<'m> Lexicon<'m> {
-    pub(crate) fn new(menu: &'m Menu) -> Self {
+impl Index {
+    fn new(menu: &Menu) -> Self {
         let mut phrases = Vec::new();
         let name_words: Vec<Vec<String>> = menu.items.iter().map(|i| words(&i.name)).collect();
         for (idx, item) in menu.items.iter().enumerate() {
@@ -245,12 +265,37 @@ impl<'m> Lexicon<'m> {
                 list
             })
             .collect();
-        Lexicon {
-            menu,
+        Index {
             phrases,
             sections,
             mods,
             all_mod_words,
+        }
+    }
+}
+
+impl<'m> Lexicon<'m> {
+    /// The lexicon of a shared menu, its index built once per menu (see [`INDEXES`]).
+    pub(crate) fn shared(menu: &'m Arc<Menu>) -> Self {
+        let mut cache = INDEXES.lock().unwrap_or_else(|p| p.into_inner());
+        if let Some((_, index)) = cache.iter().find(|(w, _)| w.as_ptr() == Arc::as_ptr(menu)) {
+            return Lexicon {
+                menu,
+                index: Arc::clone(index),
+            };
+        }
+        let index = Arc::new(Index::new(menu));
+        cache.retain(|(w, _)| w.strong_count() > 0);
+        cache.push((Arc::downgrade(menu), Arc::clone(&index)));
+        Lexicon { menu, index }
+    }
+
+    /// The lexicon of a menu, indexed afresh.
+    #[cfg(test)]
+    pub(crate) fn new(menu: &'m Menu) -> Self {
+        Lexicon {
+            menu,
+            index: Arc::new(Index::new(menu)),
         }
     }
 
@@ -598,6 +643,28 @@ mod tests {
             .iter()
             .filter_map(|m| lex.item(m.item).map(|i| i.id.clone()))
             .collect()
+    }
+
+    #[test]
+    fn a_shared_menu_is_indexed_once_and_a_changed_one_again() {
+        let menu = Arc::new(demo::restaurant_menu());
+        let a = Lexicon::shared(&menu);
+        let b = Lexicon::shared(&menu);
+        assert!(Arc::ptr_eq(&a.index, &b.index));
+        // A new version of the menu (another Arc) gets its own index, which knows
+        // the dish the old one did not.
+        let mut changed = demo::restaurant_menu();
+        let mut dish = changed.items[0].clone();
+        dish.id = "zucchini-fritti".into();
+        dish.name = "Zucchini Fritti".into();
+        dish.aliases.clear();
+        changed.items.push(dish);
+        let changed = Arc::new(changed);
+        let c = Lexicon::shared(&changed);
+        assert!(!Arc::ptr_eq(&a.index, &c.index));
+        let toks = tokenize("zucchini fritti please");
+        assert!(a.items(&toks).is_empty());
+        assert_eq!(c.items(&toks).len(), 1);
     }
 
     #[test]

@@ -327,7 +327,7 @@ impl Engine {
     ) -> Result<Workspace, EngineError> {
         Ok(match conv.category {
             Category::Restaurant => Workspace::Restaurant {
-                menu: Arc::new(self.store.menu(&tenant.id).await?),
+                menu: self.store.menu(&tenant.id).await?,
                 cart: serde_json::from_str(&conv.cart).map_err(StoreError::from)?,
                 currency: tenant.currency,
                 quote: self.pending_quote(conv).await?,

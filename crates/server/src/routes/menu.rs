@@ -141,8 +141,8 @@ async fn get_menu(
     Ok(Json(MenuResponse {
         version,
         currency: tenant.currency.code().into(),
-        sections: menu.sections,
-        items: menu.items,
+        sections: menu.sections.clone(),
+        items: menu.items.clone(),
     }))
 }
 

@@ -39,7 +39,7 @@ pub(super) fn plan(ws: &Workspace, text: &str) -> Plan {
         return Plan::default();
     };
     let menu: Arc<Menu> = Arc::clone(menu);
-    let lex = Lexicon::new(&menu);
+    let lex = Lexicon::shared(&menu);
     let mut p = Planner {
         lex: &lex,
         sim: ws.clone(),

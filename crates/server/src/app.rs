@@ -87,7 +87,7 @@ struct ApiDoc;
 
 /// The two ways a caller proves who they are. Every operation lists what it accepts
 /// with the least role as the requirement's scope (`security(("bearer" = ["staff"]))`),
-/// or an empty requirement when it is public; `tests/access.rs` reads these to try
+/// or an empty requirement when it is public; `tests/integration/access.rs` reads these to try
 /// every endpoint with other tenants' credentials and too-weak roles.
 struct SecuritySchemes;
 

@@ -2,7 +2,7 @@
 //! stalled peers, auth, every 4xx, and restarts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{TestServer, client, error_code, get_json, start, start_in};
 use futures::{SinkExt, StreamExt};

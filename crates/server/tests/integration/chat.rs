@@ -3,7 +3,7 @@
 //! bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{TestServer, error_code, get, post_json, start};
 use futures::{SinkExt, StreamExt};

@@ -6,8 +6,8 @@
 //! the request's log lines carry the same trace id.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod fake_openai;
+use crate::common;
+use crate::fake_openai;
 
 use axum::Router;
 use axum::body::Bytes;

@@ -1,7 +1,7 @@
 //! The HTTP surface against a real server on 127.0.0.1:0 (in-process, SQLite).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{client, error_code, get_json, start};
 use serde_json::{Value, json};

@@ -1,7 +1,7 @@
 //! The server on PostgreSQL: the same surface, and a 503 when the database disappears.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{client, get_json, start};
 use serde_json::Value;

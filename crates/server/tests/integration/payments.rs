@@ -4,8 +4,8 @@
 //! Stripe failing, and the official `stripe` Python package cross-checking signatures.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod fake_stripe;
+use crate::common;
+use crate::fake_stripe;
 
 use common::{TestServer, client, error_code, get, post_json, start};
 use fake_stripe::{FakeStripe, WEBHOOK_SECRET, deliver, signature, stripe_order};

@@ -2,7 +2,7 @@
 //! limiters). tests/scaleout.rs checks the same limits across two instances on NATS.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{TestServer, client, error_code, post_json, start};
 use serde_json::{Value, json};

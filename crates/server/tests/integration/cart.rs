@@ -3,7 +3,7 @@
 //! following, and taps racing agent turns without losing either's change.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{TestServer, client, error_code, get, get_json, post_json, start};
 use serde_json::{Value, json};

@@ -6,8 +6,8 @@
 //! paid at an amount other than its quote's total.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod fake_stripe;
+use crate::common;
+use crate::fake_stripe;
 
 use common::start;
 use fake_stripe::{FakeStripe, deliver, signature, tipped_order};

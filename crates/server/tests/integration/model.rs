@@ -3,8 +3,8 @@
 //! disconnect, and the OpenAI-compatible API driven by the official Python client.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod fake_openai;
+use crate::common;
+use crate::fake_openai;
 
 use common::{TestServer, client, get, post_json, start};
 use serde_json::{Value, json};

@@ -4,7 +4,7 @@
 //! scripts/nats.sh. Without them the tests skip (CI always sets them).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{Proc, client, spawn_server};
 use futures::{SinkExt, StreamExt};

@@ -4,7 +4,7 @@
 //! the API serves, and a missing bucket is an error, never a silently lost receipt.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{confirm, get, post_json, quote, say, start};
 use serde_json::{Value, json};

@@ -3,7 +3,7 @@
 //! input refused with nothing written, and tenant isolation.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{TestServer, client, confirm, error_code, get_json, post_json, quote, start};
 use futures::StreamExt;

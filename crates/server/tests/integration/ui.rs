@@ -1,7 +1,7 @@
 //! Themed display pages and the theme/cache admin API.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{client, error_code, get_json, start};
 use serde_json::{Value, json};

@@ -6,7 +6,7 @@
 //! refusals came from access checks and not from a broken request.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{TestServer, client, error_code, get, post_json, start};
 use futures::StreamExt;

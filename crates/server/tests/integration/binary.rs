@@ -1,7 +1,7 @@
 //! The `stonepot` binary itself: signals, subcommands, production refusals, smoke.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{bin, spawn_server};
 use std::io::{Read, Write};

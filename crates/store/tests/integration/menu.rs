@@ -3,8 +3,7 @@
 //! PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::Fixture;
 use stonepot_domain::menu::{Item, MAX_PRICE, Section};

@@ -6,8 +6,8 @@
 //! `goAway` and session expiry, malformed events.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod relay_guest;
+use crate::common;
+use crate::relay_guest;
 
 use common::{get, start};
 use relay_guest::{

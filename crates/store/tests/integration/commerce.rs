@@ -2,8 +2,7 @@
 //! PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::Fixture;
 use std::collections::BTreeMap;

@@ -4,7 +4,7 @@
 //! algorithm-confusion attempts.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::extract::State;

@@ -8,7 +8,7 @@
 //! Needs espeak-ng and the pocketsphinx wheel (scripts/install-test-deps.sh).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use axum::body::Bytes;
 use axum::http::HeaderMap;

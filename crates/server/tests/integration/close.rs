@@ -4,7 +4,7 @@
 //! the objects on disk, a fake Slack webhook, and bad input.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use axum::routing::post;
 use common::{TestServer, bin, confirm, error_code, get, post_json, quote, say, start};

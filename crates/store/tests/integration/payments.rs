@@ -3,8 +3,7 @@
 //! once on SQLite and once on PostgreSQL.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-#[macro_use]
-mod common;
+use crate::common;
 
 use common::Fixture;
 use std::collections::BTreeMap;

@@ -6,8 +6,8 @@
 //! (which reports neither: the relay's own detector hears the guest's espeak-ng speech).
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
-mod relay_guest;
+use crate::common;
+use crate::relay_guest;
 
 use relay_guest::{
     Got, Guest, deltas, openai_guest_turn, openai_heard, server, speech, turns_when,

@@ -4,7 +4,7 @@
 //! Sentry 429 pauses sending; 4xx answers are not reported.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use axum::Router;
 use axum::body::Bytes;

@@ -3,7 +3,7 @@
 //! quote, staff moves with guarded transitions.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-mod common;
+use crate::common;
 
 use common::{TestServer, confirm, error_code, get, post_json, quote, say, start};
 use serde_json::{Value, json};

@@ -45,18 +45,14 @@ const CARTS: &[&str] = &[
     "four margherita pizzas",
 ];
 
-/// Time spent in each of the five requests, summed over orders (µs).
-pub static STEP_US: [std::sync::atomic::AtomicU64; 5] = [
-    std::sync::atomic::AtomicU64::new(0),
-    std::sync::atomic::AtomicU64::new(0),
-    std::sync::atomic::AtomicU64::new(0),
-    std::sync::atomic::AtomicU64::new(0),
-    std::sync::atomic::AtomicU64::new(0),
-];
+/// Time each of the five requests took, per order (µs), for the phase being measured.
+static STEPS: std::sync::Mutex<[Vec<u32>; 5]> =
+    std::sync::Mutex::new([Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()]);
 
 fn step(i: usize, since: Instant) -> Instant {
-    if let Some(c) = STEP_US.get(i) {
-        c.fetch_add(since.elapsed().as_micros() as u64, Ordering::Relaxed);
+    let us = u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
+    if let Some(v) = STEPS.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
+        v.push(us);
     }
     Instant::now()
 }
@@ -151,12 +147,19 @@ async fn place(s: &mut TcpStream) -> Result<String> {
 fn report(name: &str, mut lat: Vec<Duration>, errors: usize, wall: Duration) {
     lat.sort();
     let n = lat.len();
+    let mut taken = std::mem::take(&mut *STEPS.lock().unwrap_or_else(|p| p.into_inner()));
     let steps: Vec<String> = ["session", "message", "quote", "confirm", "pay"]
         .iter()
-        .zip(STEP_US.iter())
-        .map(|(name, c)| {
-            let us = c.swap(0, Ordering::Relaxed);
-            format!("{name} {:.2}", us as f64 / 1000.0 / n.max(1) as f64)
+        .zip(taken.iter_mut())
+        .map(|(name, v)| {
+            v.sort_unstable();
+            let at = |q: f64| {
+                let i = ((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1));
+                f64::from(v.get(i).copied().unwrap_or(0)) / 1000.0
+            };
+            let mean =
+                v.iter().map(|&u| f64::from(u)).sum::<f64>() / 1000.0 / v.len().max(1) as f64;
+            format!("{name} {mean:.2}/{:.2}/{:.2}", at(0.50), at(0.99))
         })
         .collect();
     say(&format!(
@@ -168,11 +171,35 @@ fn report(name: &str, mut lat: Vec<Duration>, errors: usize, wall: Duration) {
         ms(pct(&lat, 0.999)),
         ms(lat.last().copied().unwrap_or_default()),
     ));
-    say(&format!("  mean ms per step: {}", steps.join(", ")));
+    say(&format!(
+        "  ms per step (mean/p50/p99): {}",
+        steps.join(", ")
+    ));
+}
+
+/// The server's store counters from `/metrics`: writes, commits and WAL syncs.
+async fn store_counters(addr: SocketAddr) -> Result<[f64; 3]> {
+    let mut s = TcpStream::connect(addr).await?;
+    let (st, body) = request(&mut s, "GET", "/metrics", None).await?;
+    if st != 200 {
+        bail!("metrics: {st}");
+    }
+    let text = String::from_utf8_lossy(&body);
+    let read = |name: &str| {
+        text.lines()
+            .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.parse::<f64>().ok())
+            .unwrap_or(0.0)
+    };
+    Ok([
+        read("stonepot_store_writes_total"),
+        read("stonepot_store_commits_total"),
+        read("stonepot_store_syncs_total"),
+    ])
 }
 
 async fn throughput(addr: SocketAddr, pid: u32, clients: usize, orders: usize) -> Result<()> {
     let next = Arc::new(AtomicUsize::new(0));
+    let counters0 = store_counters(addr).await?;
     let cpu0 = cpu_ticks(pid).unwrap_or(0);
     let t0 = Instant::now();
     let mut tasks = Vec::new();
@@ -218,6 +245,14 @@ async fn throughput(addr: SocketAddr, pid: u32, clients: usize, orders: usize) -
         "  server CPU {:.2} ms per order ({:.0}% of one core)",
         cpu_ms / placed as f64,
         cpu_ms / wall.as_secs_f64() / 10.0
+    ));
+    let counters = store_counters(addr).await?;
+    let per = |i: usize| (counters[i] - counters0[i]) / placed as f64;
+    say(&format!(
+        "  store per order: {:.1} writes, {:.1} commits, {:.1} WAL syncs",
+        per(0),
+        per(1),
+        per(2)
     ));
     Ok(())
 }

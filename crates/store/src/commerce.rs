@@ -312,6 +312,19 @@ impl Store {
     /// its creation entry) is recorded as its first events, in the same transaction.
     /// An order id already used for another quote is a conflict.
     pub async fn create_order(&self, tenant: &TenantId, order: &Order) -> Result<OrderCreated> {
+        self.create_order_with_cart(tenant, order, None).await
+    }
+
+    /// [`Store::create_order`], and when the order is new, the conversation's cart set to
+    /// `next_cart` (the emptied cart the guest's next order starts from) in the same
+    /// transaction: an order placed and the cart still holding its lines are never
+    /// both on disk, and placing costs one write.
+    pub async fn create_order_with_cart(
+        &self,
+        tenant: &TenantId,
+        order: &Order,
+        next_cart: Option<&str>,
+    ) -> Result<OrderCreated> {
         let body = serde_json::to_string(order)?;
         let mut events = Vec::with_capacity(order.audit.len());
         for e in &order.audit {
@@ -368,6 +381,24 @@ impl Store {
                         .bind(*at)
                         .execute(&mut *tx)
                         .await?;
+                    }
+                    if let Some(cart) = next_cart {
+                        let set = query(
+                            "UPDATE conversations SET cart = $3, updated_at = $4 \
+                             WHERE id = $1 AND tenant_id = $2",
+                        )
+                        .bind(order.conversation_id.as_str())
+                        .bind(tenant.as_str())
+                        .bind(cart)
+                        .bind(now)
+                        .execute(&mut *tx)
+                        .await?;
+                        if set.rows_affected() == 0 {
+                            return Err(StoreError::NotFound(format!(
+                                "conversation {}",
+                                order.conversation_id
+                            )));
+                        }
                     }
                     tx.commit().await?;
                 } else {

@@ -41,10 +41,10 @@ pub async fn open_board(app: &App, tenant: &TenantId) -> ApiResult<String> {
     Ok(id)
 }
 
-/// Fires the order's ticket if it is ready to cook and has none, and brings the
-/// board's card up to date; returns the order's ticket, if it has one. Safe to run any
-/// number of times, concurrently: the store fires the ticket once.
-pub async fn follow(app: &App, tenant: &TenantId, order: &Order) -> ApiResult<Option<Ticket>> {
+/// Fires the order's ticket if it is ready to cook and has none; returns the order's
+/// ticket, if it has one. Safe to run any number of times, concurrently: the store
+/// fires the ticket once. [`show_on_board`] then brings the board's card up to date.
+pub async fn ticket(app: &App, tenant: &TenantId, order: &Order) -> ApiResult<Option<Ticket>> {
     // Read first: most moves come after the ticket fired, and a read does not wait
     // for the write slot and its sync the way an (idle) insert attempt does.
     let mut ticket = app.store.ticket(tenant, &order.id).await?;
@@ -58,15 +58,23 @@ pub async fn follow(app: &App, tenant: &TenantId, order: &Order) -> ApiResult<Op
             None => app.store.ticket(tenant, &order.id).await?,
         };
     }
-    let Some(ticket) = ticket else {
-        return Ok(None);
-    };
+    Ok(ticket)
+}
+
+/// Shows the order's ticket on the kitchen board as the order now stands: its card
+/// while the order is open, none once it is closed.
+pub async fn show_on_board(
+    app: &App,
+    tenant: &TenantId,
+    order: &Order,
+    ticket: &Ticket,
+) -> ApiResult<()> {
     let board = board_id(tenant);
     let op = if order.status.is_open() {
         DisplayOp::put(
             "kitchen_ticket",
             order.id.as_str(),
-            ticket_data(&ticket, order),
+            ticket_data(ticket, order),
         )
     } else {
         DisplayOp::Remove {
@@ -83,9 +91,9 @@ pub async fn follow(app: &App, tenant: &TenantId, order: &Order) -> ApiResult<Op
         other => other,
     };
     match shown {
-        Ok(_) => Ok(Some(ticket)),
+        Ok(_) => Ok(()),
         // Removing a card that is already gone is what we wanted.
-        Err(crate::display::HubError::Invalid(_)) if !order.status.is_open() => Ok(Some(ticket)),
+        Err(crate::display::HubError::Invalid(_)) if !order.status.is_open() => Ok(()),
         Err(e) => Err(e.into()),
     }
 }

@@ -46,14 +46,29 @@ pub(crate) async fn after_placed(app: &App, tenant: &TenantId, order: Order) -> 
 /// (retried on the next run when object storage failed),
 /// the kitchen page and the guest's display show the status. A display that is gone does not undo the change.
 pub async fn after_move(app: &App, tenant: &TenantId, order: Order) -> ApiResult<Order> {
-    let ticket = super::kitchen::follow(app, tenant, &order).await?;
+    let ticket = super::kitchen::ticket(app, tenant, &order).await?;
+    // The board's card and the receipt are independent writes: made together, they
+    // share a commit and its sync. The guest's status is shown after both, so a guest
+    // who sees "paid" finds the receipt.
+    let board = async {
+        match &ticket {
+            Some(t) => super::kitchen::show_on_board(app, tenant, &order, t).await,
+            None => Ok(()),
+        }
+    };
     // The move is committed whatever happens to the receipt: a bucket that is away
     // must not turn a recorded payment into an error for the staff or the guest. The
     // receipt is written by the next run of this function (any later move, a repeated
     // payment event), as `ensure` fills in what is missing.
-    if let Err(e) = super::receipt::ensure(app, tenant, &order, ticket.map(|t| t.number)).await {
-        tracing::error!(order = %order.id, error = ?e, "receipt not stored yet; the order's next move retries it");
-    }
+    let receipt = async {
+        if let Err(e) =
+            super::receipt::ensure(app, tenant, &order, ticket.as_ref().map(|t| t.number)).await
+        {
+            tracing::error!(order = %order.id, error = ?e, "receipt not stored yet; the order's next move retries it");
+        }
+    };
+    let (shown, ()) = tokio::join!(board, receipt);
+    shown?;
     let _ = show_put(
         app,
         order.conversation_id.as_str(),

@@ -226,25 +226,33 @@ pub async fn confirm(
         .map_err(ApiError::internal)?;
     let order = Order::from_quote(id, &quote, c.order_type, c.payment, origin, now())
         .map_err(|e| ApiError::new(StatusCode::CONFLICT, e.code(), e.to_string()))?;
-    let created = app.store.create_order(&conv.tenant_id, &order).await?;
+    // The order holds the lines now: the guest's next order starts from an empty cart
+    // (line numbers keep counting, so origins stay unambiguous), stored with the order.
+    let mut next = cart.clone();
+    next.clear();
+    let text = serde_json::to_string(&next).map_err(StoreError::from)?;
+    let created = app
+        .store
+        .create_order_with_cart(&conv.tenant_id, &order, Some(&text))
+        .await?;
     let new = created.is_new();
     let order = created.into_order();
-    let mut next = cart;
-    if new {
-        // The order holds the lines now: start the guest's next order from an empty
-        // cart (line numbers keep counting, so origins stay unambiguous).
-        next.clear();
-        let text = serde_json::to_string(&next).map_err(StoreError::from)?;
-        app.store
-            .set_conversation_cart(&conv.tenant_id, &conv.id, &text)
-            .await?;
-        show(app, &conv.id, stonepot_agent::tools::cart_display(&next)).await?;
-    }
-    let order = super::moving::after_placed(app, &conv.tenant_id, order).await?;
+    // The guest's display shows the emptied cart while the kitchen gets its ticket and
+    // the order's status is shown: independent writes, so they share a commit.
+    let emptied = async {
+        if new {
+            show(app, &conv.id, stonepot_agent::tools::cart_display(&next)).await?;
+        }
+        ApiResult::Ok(())
+    };
+    let ((), order) = tokio::try_join!(
+        emptied,
+        super::moving::after_placed(app, &conv.tenant_id, order)
+    )?;
     Ok(Placed {
         order,
         new,
-        cart: next,
+        cart: if new { next } else { cart },
     })
 }
 

@@ -261,6 +261,10 @@ async fn session_stats(State(app): State<App>) -> ApiResult<Json<SessionStats>> 
 pub async fn metrics(State(app): State<App>) -> Response {
     let uptime = app.started.elapsed().as_secs_f64();
     let reads = app.hub.log().read_stats();
+    // SQLite's batched writes and group commit (absent on PostgreSQL): writes per
+    // commit and commits per sync are how much the batching saves.
+    let (writes, commits) = app.store.write_batch_stats().unwrap_or_default();
+    let (_, syncs) = app.store.group_commit_stats().unwrap_or_default();
     let text = app.metrics.render(&[
         (
             "stonepot_uptime_seconds",
@@ -291,6 +295,21 @@ pub async fn metrics(State(app): State<App>) -> Response {
             "stonepot_log_recent_hits_total",
             "Log reads answered from the recent entries held in memory.",
             reads.recent_hits as f64,
+        ),
+        (
+            "stonepot_store_writes_total",
+            "Store writes on SQLite (each in a savepoint of a batch).",
+            writes as f64,
+        ),
+        (
+            "stonepot_store_commits_total",
+            "SQLite commits, each carrying a batch of writes.",
+            commits as f64,
+        ),
+        (
+            "stonepot_store_syncs_total",
+            "fdatasync calls of the SQLite write-ahead log (each covers every commit before it).",
+            syncs as f64,
         ),
     ]);
     (

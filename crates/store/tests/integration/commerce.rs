@@ -17,6 +17,7 @@ both_backends!(
     pricing_policy_defaults_sets_and_bumps,
     quotes_round_trip_and_the_latest_wins,
     orders_round_trip_with_their_creation_event,
+    an_order_and_the_cart_it_empties_are_one_write,
     one_order_per_quote_under_a_race,
     transitions_compare_and_set_under_a_race,
     stale_and_foreign_transitions_are_refused,
@@ -159,6 +160,59 @@ async fn quotes_round_trip_and_the_latest_wins(b: Backend) {
         Err(StoreError::Conflict(_))
     ));
     assert_eq!(s.quote(&f.a, &q1.id).await.unwrap().unwrap().quote, q1);
+    f.done().await;
+}
+
+async fn an_order_and_the_cart_it_empties_are_one_write(b: Backend) {
+    let f = Fixture::new(b, "commerce").await;
+    let s = &f.store;
+    let full = r#"{"lines":"the guest's"}"#;
+    s.create_conversation(
+        CONV,
+        &f.a,
+        stonepot_domain::Category::Restaurant,
+        None,
+        "en",
+        full,
+    )
+    .await
+    .unwrap();
+    let cart = |s: &stonepot_store::Store| {
+        let s = s.clone();
+        async move { s.conversation(CONV).await.unwrap().unwrap().cart }
+    };
+    let q = quote_at(NOW, Tip::None);
+    s.save_quote(&f.a, CONV, &q).await.unwrap();
+    let o = order_from(&q, "ord-1");
+    let created = s
+        .create_order_with_cart(&f.a, &o, Some("{}"))
+        .await
+        .unwrap();
+    assert!(created.is_new());
+    assert_eq!(cart(s).await, "{}");
+
+    // A replay of the same quote finds the order and leaves the cart alone.
+    s.set_conversation_cart(&f.a, CONV, full).await.unwrap();
+    let again = s
+        .create_order_with_cart(&f.a, &order_from(&q, "ord-2"), Some("{}"))
+        .await
+        .unwrap();
+    assert_eq!(again, OrderCreated::Existing(o.clone()));
+    assert_eq!(cart(s).await, full);
+
+    // An order for a conversation that is not there is refused whole: no order, no
+    // event.
+    let q2 = quote_at(UnixMs(NOW.0 + 60_000), Tip::None);
+    let mut stray = order_from(&q2, "ord-3");
+    stray.conversation_id = SessionId::new("conv-gone").unwrap();
+    let refused = s.create_order_with_cart(&f.a, &stray, Some("{}")).await;
+    assert!(
+        matches!(refused, Err(StoreError::NotFound(_))),
+        "{refused:?}"
+    );
+    assert_eq!(s.order(&f.a, &stray.id).await.unwrap(), None);
+    assert!(s.order_events(&f.a, &stray.id).await.unwrap().is_empty());
+    assert_eq!(s.order_for_quote(&f.a, &q2.id).await.unwrap(), None);
     f.done().await;
 }
 

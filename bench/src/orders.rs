@@ -45,14 +45,13 @@ const CARTS: &[&str] = &[
     "four margherita pizzas",
 ];
 
-/// Time each of the five requests took, per order (µs), for the phase being measured.
-static STEPS: std::sync::Mutex<[Vec<u32>; 5]> =
+/// Time each of the five requests took, per order, for the phase being measured.
+static STEPS: std::sync::Mutex<[Vec<Duration>; 5]> =
     std::sync::Mutex::new([Vec::new(), Vec::new(), Vec::new(), Vec::new(), Vec::new()]);
 
 fn step(i: usize, since: Instant) -> Instant {
-    let us = u32::try_from(since.elapsed().as_micros()).unwrap_or(u32::MAX);
     if let Some(v) = STEPS.lock().unwrap_or_else(|p| p.into_inner()).get_mut(i) {
-        v.push(us);
+        v.push(since.elapsed());
     }
     Instant::now()
 }
@@ -153,13 +152,13 @@ fn report(name: &str, mut lat: Vec<Duration>, errors: usize, wall: Duration) {
         .zip(taken.iter_mut())
         .map(|(name, v)| {
             v.sort_unstable();
-            let at = |q: f64| {
-                let i = ((v.len() as f64 * q) as usize).min(v.len().saturating_sub(1));
-                f64::from(v.get(i).copied().unwrap_or(0)) / 1000.0
-            };
-            let mean =
-                v.iter().map(|&u| f64::from(u)).sum::<f64>() / 1000.0 / v.len().max(1) as f64;
-            format!("{name} {mean:.2}/{:.2}/{:.2}", at(0.50), at(0.99))
+            let mean = v.iter().sum::<Duration>() / u32::try_from(v.len().max(1)).unwrap_or(1);
+            format!(
+                "{name} {}/{}/{}",
+                ms(mean),
+                ms(pct(v, 0.50)),
+                ms(pct(v, 0.99))
+            )
         })
         .collect();
     say(&format!(

@@ -383,10 +383,7 @@ impl Store {
                         .await?;
                     }
                     if let Some(cart) = next_cart {
-                        let set = query(
-                            "UPDATE conversations SET cart = $3, updated_at = $4 \
-                             WHERE id = $1 AND tenant_id = $2",
-                        )
+                        let set = query(crate::conversations::SET_CART)
                         .bind(order.conversation_id.as_str())
                         .bind(tenant.as_str())
                         .bind(cart)

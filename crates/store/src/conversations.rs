@@ -104,6 +104,10 @@ macro_rules! tool_row {
     }};
 }
 
+/// Sets a conversation's cart: `$1` id, `$2` tenant, `$3` the cart's JSON, `$4` now.
+pub(crate) const SET_CART: &str =
+    "UPDATE conversations SET cart = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2";
+
 impl Store {
     /// Creates a conversation, or returns the existing one when the id is taken by the
     /// same tenant (`false` = it already existed). Another tenant's id is a conflict.
@@ -266,9 +270,7 @@ impl Store {
             .rows_affected()
                 == 1;
             if fresh && let Some(cart) = cart {
-                query(
-                    "UPDATE conversations SET cart = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2",
-                )
+                query(SET_CART)
                 .bind(id)
                 .bind(tenant.as_str())
                 .bind(cart)
@@ -290,22 +292,21 @@ impl Store {
         cart: &str,
     ) -> Result<()> {
         self.write(async || {
-        with_pool!(self, |p| {
-            let done = query(
-                "UPDATE conversations SET cart = $3, updated_at = $4 WHERE id = $1 AND tenant_id = $2",
-            )
-            .bind(id)
-            .bind(tenant.as_str())
-            .bind(cart)
-            .bind(now_ms())
-            .execute(p)
-            .await?;
-            if done.rows_affected() == 0 {
-                return Err(StoreError::NotFound(format!("conversation {id}")));
-            }
-            Ok(())
+            with_pool!(self, |p| {
+                let done = query(SET_CART)
+                    .bind(id)
+                    .bind(tenant.as_str())
+                    .bind(cart)
+                    .bind(now_ms())
+                    .execute(p)
+                    .await?;
+                if done.rows_affected() == 0 {
+                    return Err(StoreError::NotFound(format!("conversation {id}")));
+                }
+                Ok(())
+            })
         })
-        }).await
+        .await
     }
 
     /// Stores a finished (or failed, or cancelled) turn.
